@@ -1,0 +1,1 @@
+"""Avellaneda-Stoikov / GLFT market making toolkit."""
