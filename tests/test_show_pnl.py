@@ -1,0 +1,229 @@
+"""show_PnL on a Freqtrade trades database built with Freqtrade's own persistence layer.
+
+The figures are computed by hand below from three trades (all fees 1 bp = 0.0001):
+
+T1 long : buy 0.01 @ 100000 (t0), sell 0.01 @ 100020 (t0+60 s), funding paid 0.02
+          gross 0.2, fees 0.0001*(1000 + 1000.2) = 0.20002, PnL -0.02002 (a loss)
+T2 short: sell 0.02 @ 100030 (t0+120 s), buy 0.02 @ 99990 (t0+300 s), funding received 0.01
+          gross 0.8, fees 0.0001*(2000.6 + 1999.8) = 0.40004, PnL 0.40996 (a win)
+T3 long, open: buy 0.01 @ 99950 (t0+3600 s), fee 0.09995; marked at 100000 -> +0.5
+
+realised = -0.02002 + 0.40996 - 0.09995 = 0.28999, total = 0.78999, fees 0.70001,
+funding -0.01; captured spread T1 20/100000 = 2.0 bp, T2 40/100030 = 3.9988 bp.
+Inventory after each fill +0.01, 0, -0.02, 0, +0.01: now 0.01, largest 0.02.
+Equity after each fill (open inventory at the last fill price): -0.1, -0.02002, -0.22008,
+0.38994, 0.28999, then 0.78999 at the mark: max drawdown 0.22008 from the start (peak 0).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from asmm import pnl
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIR = "BTC/USDC:USDC"
+T0 = datetime(2025, 9, 1, 0, 0, 0)
+FEE = 0.0001
+
+
+def _order(n: int, side: str, amount: float, price: float, when: datetime, is_entry: bool,
+           trade_side: str):
+    from freqtrade.persistence import Order
+
+    ft_side = trade_side if is_entry else ("sell" if trade_side == "buy" else "buy")
+    assert ft_side == side
+    return Order(ft_order_side=side, ft_pair=PAIR, ft_is_open=False, ft_amount=amount,
+                 ft_price=price, order_id=f"dry-{n}", status="closed", symbol=PAIR,
+                 order_type="limit", side=side, price=price, average=price, amount=amount,
+                 filled=amount, remaining=0.0, cost=amount * price, order_date=when,
+                 order_filled_date=when)
+
+
+def _trade(is_short: bool, amount: float, entry: float, exit_: float | None, t_in: float,
+           t_out: float | None, funding: float, n: int):
+    """A futures trade the way the bot records it: orders appended, then update_trade."""
+    from freqtrade.enums import TradingMode
+    from freqtrade.persistence import Trade
+
+    side = "sell" if is_short else "buy"
+    opened = T0 + timedelta(seconds=t_in)
+    trade = Trade(pair=PAIR, base_currency="BTC", stake_currency="USDC", exchange="hyperliquid",
+                  stake_amount=amount * entry, amount=amount, amount_requested=amount,
+                  open_rate=entry, fee_open=FEE, fee_close=FEE, open_date=opened, is_open=True,
+                  is_short=is_short, leverage=1.0, trading_mode=TradingMode.FUTURES,
+                  interest_rate=0.0, strategy="AvellanedaStoikov", timeframe=1)
+    Trade.session.add(trade)
+    o = _order(n, side, amount, entry, opened, True, side)
+    trade.orders.append(o)
+    trade.update_trade(o)
+    if exit_ is not None:
+        trade.funding_fee_running = funding
+        o = _order(n + 1, "buy" if is_short else "sell", amount, exit_,
+                   T0 + timedelta(seconds=t_out), False, side)
+        trade.orders.append(o)
+        trade.update_trade(o)
+    Trade.commit()
+    return trade
+
+
+@pytest.fixture(scope="module")
+def trades_db(tmp_path_factory) -> Path:
+    from freqtrade.persistence import Trade, init_db
+
+    path = tmp_path_factory.mktemp("ftdb") / "tradesv3.dryrun.sqlite"
+    init_db(f"sqlite:///{path}")
+    try:
+        _trade(False, 0.01, 100000.0, 100020.0, 0, 60, -0.02, 1)
+        _trade(True, 0.02, 100030.0, 99990.0, 120, 300, 0.01, 3)
+        _trade(False, 0.01, 99950.0, None, 3600, None, 0.0, 5)
+        # Freqtrade's own profit of the closed trades agrees with the hand figures above.
+        closed = {t.id: t.close_profit_abs for t in Trade.get_trades([Trade.is_open.is_(False)])}
+        assert closed == {1: pytest.approx(-0.02002), 2: pytest.approx(0.40996)}
+    finally:
+        Trade.session.remove()
+    return path
+
+
+def _hand_cagr(days: float) -> float:
+    return (1000.78999 / 1000.0) ** (365.25 / days) - 1.0
+
+
+def test_summary_matches_hand_figures(trades_db):
+    book = pnl.load_db(trades_db)
+    book.marks = {PAIR: 100000.0}
+    book.capital = 1000.0
+    now = (T0 + timedelta(days=1)).replace(tzinfo=UTC).timestamp()
+    s = pnl.summarize(book, now)
+    assert s.realised == pytest.approx(0.28999, abs=1e-9)
+    assert s.unrealised == pytest.approx(0.5, abs=1e-9)
+    assert s.total == pytest.approx(0.78999, abs=1e-9)
+    assert s.fees == pytest.approx(0.70001, abs=1e-9)
+    assert s.funding == pytest.approx(-0.01, abs=1e-12)
+    assert (s.round_trips_long, s.round_trips_short) == (1, 1)
+    assert s.win_rate == 0.5
+    assert s.captured_bp == pytest.approx((2.0 + 40 / 100030 * 1e4) / 2, rel=1e-12)
+    assert s.inventory_now == pytest.approx(0.01)
+    assert s.inventory_max == pytest.approx(0.02)
+    assert s.max_drawdown == pytest.approx(0.22008, abs=1e-9)
+    assert s.max_drawdown_pct == pytest.approx(0.22008 / 1000.0, rel=1e-9)
+    assert s.days_running == pytest.approx(1.0)
+    assert s.cagr == pytest.approx(_hand_cagr(1.0), rel=1e-9)
+    assert list(s.curves.equity) == pytest.approx(
+        [-0.1, -0.02002, -0.22008, 0.38994, 0.28999, 0.78999], abs=1e-9)
+    # Our per-trade PnL reproduces Freqtrade's close_profit_abs.
+    for rt, t in zip(s.round_trips, sorted(book.trades, key=lambda t: t.trade_id), strict=False):
+        assert rt.pnl == pytest.approx(t.ft_profit, abs=1e-9)
+
+
+def test_marks_default_to_last_fill(trades_db):
+    s = pnl.summarize(pnl.load_db(trades_db), 0.0)
+    assert s.unrealised == 0.0  # T3 marked at its own entry price
+    assert math.isnan(s.cagr)  # no capital, no CAGR
+
+
+def test_two_bots_are_one_book_with_net_inventory(trades_db):
+    a = pnl.load_db(trades_db, name="a")
+    b = pnl.load_db(trades_db, name="b")
+    s = pnl.summarize(pnl.merge_books([a, b]), 0.0)
+    assert s.inventory_now == pytest.approx(0.02)
+    assert s.round_trips_long == 2 and s.fills == 10
+    assert s.total == pytest.approx(2 * 0.28999, abs=1e-9)
+
+
+def _cli(*args, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "show_PnL.py"), *args],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+
+
+def test_cli_table_json_and_png(trades_db, tmp_path):
+    png = tmp_path / "pnl.png"
+    r = _cli("--db", str(trades_db), "--capital", "1000", "--mark", "100000",
+             "--now", "2025-09-02T00:00:00", "--png", str(png), "--json")
+    assert r.returncode == 0, r.stderr
+    (fig,) = json.loads(r.stdout)
+    assert fig["total"] == pytest.approx(0.78999, abs=1e-9)
+    assert fig["cagr"] == pytest.approx(_hand_cagr(1.0), rel=1e-9)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = _cli("--db", str(trades_db), "--capital", "1000", "--mark", "100000", "--no-plot")
+    assert r.returncode == 0, r.stderr
+    for label in ("realised PnL", "unrealised PnL", "fees paid", "funding", "round trips",
+                  "win rate", "captured spread", "inventory now", "inventory max",
+                  "max drawdown", "CAGR", "days running", "0.7900"):
+        assert label in r.stdout, label
+
+
+def test_plot_keeps_previous_png_on_failure(trades_db, tmp_path, monkeypatch):
+    s = pnl.summarize(pnl.load_db(trades_db), 0.0)
+    png = pnl.plot(s, tmp_path / "p.png")
+    before = png.read_bytes()
+    import matplotlib.figure
+
+    def boom(*a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", boom)
+    with pytest.raises(OSError):
+        pnl.plot(s, png)
+    assert png.read_bytes() == before
+    assert list(tmp_path.iterdir()) == [png]
+
+
+def test_empty_db_is_a_clear_error(tmp_path):
+    from freqtrade.persistence import Trade, init_db
+
+    path = tmp_path / "empty.sqlite"
+    init_db(f"sqlite:///{path}")
+    Trade.session.remove()
+    r = _cli("--db", str(path))
+    assert r.returncode == 2
+    assert "no filled trades" in r.stderr
+
+
+def test_missing_and_foreign_db(tmp_path):
+    r = _cli("--db", str(tmp_path / "nope.sqlite"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+    assert not (tmp_path / "nope.sqlite").exists()  # the report never creates a database
+    junk = tmp_path / "junk.sqlite"
+    junk.write_text("not a database")
+    r = _cli("--db", str(junk))
+    assert r.returncode == 2 and "not a Freqtrade trades database" in r.stderr
+    assert junk.read_text() == "not a database"
+
+
+@pytest.fixture
+def unused_port() -> int:
+    """A port nothing listens on: bound once by us, then released."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_api(unused_port):
+    r = _cli("--url", f"http://127.0.0.1:{unused_port}", "--timeout", "5")
+    assert r.returncode == 2
+    assert "cannot reach the Freqtrade API" in r.stderr
+
+
+def test_no_source_given():
+    r = _cli(env={"PATH": ""})
+    assert r.returncode == 2 and "give either --url" in r.stderr
+
+
+def test_every_option_has_help():
+    sys.path.insert(0, str(ROOT))
+    try:
+        import show_PnL
+    finally:
+        sys.path.remove(str(ROOT))
+    for action in show_PnL.build_parser()._actions:
+        if action.dest != "help":
+            assert action.help, action.option_strings
