@@ -1,0 +1,297 @@
+"""Avellaneda–Stoikov / GLFT market making as a Freqtrade strategy (interface 3, futures).
+
+A thin adapter: every rule lives in :mod:`asmm.mm`, every price comes from
+:mod:`asmm.model` (through ``asmm.mm.model_quote``), parameters only through
+:class:`asmm.params.ParamsCache`. This file reads Freqtrade's state (order book, trades,
+config, current_time) and hands it over. Settings: the ``"asmm"`` block of the config
+(see :class:`asmm.mm.MMConfig` and the README section "Guards").
+
+Log lines starting ``asmm quote`` record every price sent with the exact inputs of the
+model (mid, q, tau, gamma, tick, touch), so any order can be recomputed from the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from datetime import datetime
+from pathlib import Path
+from typing import ClassVar
+
+from freqtrade.enums import RunMode
+from freqtrade.persistence import Order, PairLocks, Trade
+from freqtrade.strategy import DecimalParameter, IntParameter, IStrategy
+from pandas import DataFrame
+
+from asmm import mm
+from asmm.params import ParamsCache, ParamsError
+
+logger = logging.getLogger(__name__)
+
+
+class Avellaneda(IStrategy):
+    INTERFACE_VERSION = 3
+    timeframe = "1m"
+    can_short = True
+    # Exits come from custom_exit at the model's price, never from ROI or a stop-loss; the
+    # liquidation guard, the kill switch and the drawdown stop bound the risk instead.
+    minimal_roi: ClassVar[dict] = {"0": 100.0}
+    stoploss = -0.99
+    use_exit_signal = False
+    # The ping-pong side of the latest candle depends on the last fill, so signals are
+    # recomputed every loop, not only on a new candle.
+    process_only_new_candles = False
+    startup_candle_count = 150
+    order_types: ClassVar[dict] = {
+        "entry": "limit",
+        "exit": "limit",
+        "emergency_exit": "market",
+        "force_exit": "market",
+        "stoploss": "market",
+        "stoploss_on_exchange": False,
+    }
+
+    gamma_multiplier = DecimalParameter(0.25, 4.0, default=1.0, decimals=2, space="buy")
+    requote_ticks = IntParameter(0, 10, default=1, space="buy")
+    max_inventory_lots = IntParameter(1, 5, default=1, space="buy")
+    adx_threshold = IntParameter(15, 40, default=25, space="buy", optimize=False)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def bot_start(self, **kwargs) -> None:
+        self.mm = mm.MMConfig.from_dict(self.config.get("asmm"))
+        self.params_cache = ParamsCache(Path(self.mm.params_file))
+        self.gate = mm.Gate("asmm")
+        self.drawdown = mm.DrawdownGuard(self.mm.max_drawdown)
+        self.kill_since: datetime | None = None
+        self.last_entry_side: str | None = None
+        self.shared_error: str | None = None
+        self.net_q_others = 0.0
+        self.loop = 0
+        self._book: tuple[int, tuple[float, float, float]] | None = None
+        logger.info("asmm: mode=%s flat_side_rule=%s params=%s lot=%g",
+                    self.mm.mode, self.mm.flat_side_rule, self.mm.params_file,
+                    self.mm.lot_size)
+
+    def _live(self) -> bool:
+        return self.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN)
+
+    def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
+        self.loop += 1
+        pair = self.config["exchange"]["pair_whitelist"][0]
+        killed = Path(self.mm.kill_switch_file).exists() or any(
+            lock.reason and lock.reason.startswith(mm.KILL_LOCK_REASON)
+            for lock in PairLocks.get_pair_locks(pair, current_time))
+        if self.drawdown.update(self.wallets.get_starting_balance()
+                                + Trade.get_total_closed_profit()):
+            killed = True
+        if killed and self.kill_since is None:
+            self.kill_since = current_time
+            logger.warning("asmm: kill switch armed (file %s, a '%s' lock or the drawdown "
+                           "stop): exits at the model's price, at market after %g s",
+                           self.mm.kill_switch_file, mm.KILL_LOCK_REASON,
+                           self.mm.kill_timeout_seconds)
+        elif not killed and self.kill_since is not None:
+            self.kill_since = None
+            logger.warning("asmm: kill switch released")
+        if self.mm.mode != "pingpong" and self._live():
+            self._share_inventory(pair, current_time)
+
+    def _share_inventory(self, pair: str, now: datetime) -> None:
+        own = self._own_q(pair)
+        mm.write_bot_state(self.mm.shared_state_dir, self.mm.bot_id, pair, own, now)
+        try:
+            self.net_q_others = mm.read_net_inventory(
+                self.mm.shared_state_dir, pair, now, self.mm.state_max_age_seconds) - own
+            self.shared_error = None
+        except mm.SharedStateError as e:
+            self.shared_error = str(e)
+
+    # ------------------------------------------------------------------ inputs
+
+    def _own_q(self, pair: str) -> float:
+        trades = Trade.get_trades_proxy(pair=pair, is_open=True)
+        return sum(mm.inventory_lots(t.amount, t.is_short, self.mm.lot_size)
+                   for t in trades if t.nr_of_successful_entries > 0)
+
+    def _net_q(self, pair: str) -> float:
+        return self._own_q(pair) + (self.net_q_others if self.mm.mode != "pingpong" else 0.0)
+
+    def _touch(self, pair: str, proposed_rate: float) -> tuple[float, float, float]:
+        """(mid, best_bid, best_ask): the order book live, the candle in backtesting."""
+        if not self._live():
+            return proposed_rate, math.nan, math.nan
+        if self._book is None or self._book[0] != self.loop:
+            ob = self.dp.orderbook(pair, 1)
+            bid, ask = float(ob["bids"][0][0]), float(ob["asks"][0][0])
+            self._book = (self.loop, (0.5 * (bid + ask), bid, ask))
+        return self._book[1]
+
+    def _market(self, pair: str) -> tuple[float, float]:
+        market = self.dp.market(pair) or {}
+        tick = mm.tick_from_precision(market.get("precision", {}).get("price"), self.mm.tick)
+        fee = self.mm.maker_fee if self.mm.maker_fee is not None else market.get("maker", 0.0)
+        return tick, float(fee or 0.0)
+
+    def _quote(self, pair: str, now: datetime, proposed_rate: float) -> mm.Quote | None:
+        try:
+            params = self.params_cache.get(now)
+        except ParamsError:
+            return None
+        mid, best_bid, best_ask = self._touch(pair, proposed_rate)
+        tick, fee = self._market(pair)
+        return mm.model_quote(params, self.mm, mid=mid, q=self._net_q(pair), now=now, tick=tick,
+                              maker_fee=fee, gamma_multiplier=float(self.gamma_multiplier.value),
+                              max_inventory=float(self.max_inventory_lots.value),
+                              best_bid=best_bid, best_ask=best_ask)
+
+    def _block_reason(self, pair: str, now: datetime, dataframe: DataFrame | None = None
+                      ) -> str | None:
+        try:
+            self.params_cache.get(now)
+            params_error = None
+        except ParamsError as e:
+            params_error = str(e)
+        adx_value = None
+        if self.mm.adx_filter:
+            df = dataframe if dataframe is not None else \
+                self.dp.get_analyzed_dataframe(pair, self.timeframe)[0]
+            if len(df) and "adx" in df:
+                adx_value = float(df["adx"].iloc[-1])
+        return self.gate.set(mm.entry_block_reason(
+            params_error=params_error,
+            kill=mm.kill_phase(self.kill_since, now, self.mm.kill_timeout_seconds),
+            drawdown_tripped=self.drawdown.tripped, shared_state_error=self.shared_error,
+            adx_value=adx_value,
+            adx_threshold=float(self.adx_threshold.value) if self.mm.adx_filter else None),
+            logger)
+
+    def _log_quote(self, pair: str, kind: str, side: str, price: float, quote: mm.Quote | None,
+                   why: str) -> None:
+        logger.info("asmm quote pair=%s kind=%s side=%s price=%.10g why=%s %s", pair, kind, side,
+                    price, why, quote.log_fields() if quote else "")
+
+    # ------------------------------------------------------------------ signals
+
+    def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        if self.mm.adx_filter:
+            dataframe["adx"] = mm.adx_on_timeframe(dataframe, self.mm.adx_timeframe,
+                                                   self.mm.adx_period)
+        return dataframe
+
+    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        desired = mm.flat_side(self.mm.flat_side_rule, self.last_entry_side)
+        long_, short = mm.entry_signals(len(dataframe), self.mm.mode, desired)
+        if self.mm.adx_filter and "adx" in dataframe:
+            calm = (dataframe["adx"].fillna(0.0) <= self.adx_threshold.value).to_numpy()
+            long_, short = long_ * calm, short * calm
+        dataframe["enter_long"] = long_
+        dataframe["enter_short"] = short
+        return dataframe
+
+    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe["exit_long"] = 0
+        dataframe["exit_short"] = 0
+        return dataframe
+
+    # ------------------------------------------------------------------ entries
+
+    def confirm_trade_entry(self, pair: str, order_type: str, amount: float, rate: float,
+                            time_in_force: str, current_time: datetime, entry_tag: str | None,
+                            side: str, **kwargs) -> bool:
+        if self.mm.mode == "pingpong" and \
+                side != mm.flat_side(self.mm.flat_side_rule, self.last_entry_side):
+            return False
+        if self._block_reason(pair, current_time) is not None:
+            return False
+        quote = self._quote(pair, current_time, rate)
+        return quote is not None and math.isfinite(mm.entry_price(quote, side))
+
+    def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float,
+                            proposed_stake: float, min_stake: float | None, max_stake: float,
+                            leverage: float, entry_tag: str | None, side: str,
+                            **kwargs) -> float:
+        stake = self.mm.lot_size * current_rate / leverage
+        if min_stake is not None and stake < min_stake:
+            logger.error("asmm: lot_size %g is below the exchange minimum (stake %.4g < %.4g); "
+                         "raise asmm.lot_size", self.mm.lot_size, stake, min_stake)
+            return 0.0
+        return min(stake, max_stake)
+
+    def custom_entry_price(self, pair: str, trade: Trade | None, current_time: datetime,
+                           proposed_rate: float, entry_tag: str | None, side: str,
+                           **kwargs) -> float:
+        quote = self._quote(pair, current_time, proposed_rate)
+        price = mm.entry_price(quote, side) if quote else math.nan
+        if not math.isfinite(price):
+            # confirm_trade_entry refuses this entry; the proposed rate is never sent.
+            return proposed_rate
+        self._log_quote(pair, "entry", side, price, quote, "new")
+        return price
+
+    # ------------------------------------------------------------------ exits
+
+    def _exit_target(self, pair: str, trade: Trade, now: datetime, proposed_rate: float
+                     ) -> tuple[float, mm.Quote | None, str]:
+        mid, best_bid, best_ask = self._touch(pair, proposed_rate)
+        liq = mm.near_liquidation(mid, trade.liquidation_price, trade.is_short,
+                                  self.mm.liquidation_buffer)
+        phase = mm.kill_phase(self.kill_since, now, self.mm.kill_timeout_seconds)
+        quote = self._quote(pair, now, proposed_rate)
+        return mm.choose_exit_price(quote, trade.is_short, kill=phase, near_liquidation=liq,
+                                    best_bid=best_bid, best_ask=best_ask, fallback=proposed_rate)
+
+    def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
+                    current_profit: float, **kwargs) -> str | None:
+        mid, _, _ = self._touch(pair, current_rate)
+        if mm.near_liquidation(mid, trade.liquidation_price, trade.is_short,
+                               self.mm.liquidation_buffer):
+            return mm.EXIT_LIQUIDATION
+        if self.kill_since is not None:
+            return mm.EXIT_KILL
+        return mm.EXIT_QUOTE
+
+    def custom_exit_price(self, pair: str, trade: Trade, current_time: datetime,
+                          proposed_rate: float, current_profit: float, exit_tag: str | None,
+                          **kwargs) -> float:
+        price, quote, why = self._exit_target(pair, trade, current_time, proposed_rate)
+        self._log_quote(pair, "exit", "short" if trade.is_short else "long", price, quote, why)
+        return price
+
+    def adjust_order_price(self, trade: Trade, order: Order | None, pair: str,
+                           current_time: datetime, proposed_rate: float,
+                           current_order_rate: float, entry_tag: str | None, side: str,
+                           is_entry: bool, **kwargs) -> float | None:
+        tick, _ = self._market(pair)
+        if is_entry:
+            if self._block_reason(pair, current_time) is not None:
+                return None
+            quote = self._quote(pair, current_time, proposed_rate)
+            new = mm.entry_price(quote, side) if quote else math.nan
+            if not math.isfinite(new):
+                return None
+            why = "requote"
+        else:
+            new, quote, why = self._exit_target(pair, trade, current_time, proposed_rate)
+            if why in ("market", "liquidation"):
+                self._log_quote(pair, "exit", side, new, quote, why)
+                return new
+        if not mm.needs_requote(current_order_rate, new, tick, self.requote_ticks.value):
+            return current_order_rate
+        self._log_quote(pair, "entry" if is_entry else "exit", side, new, quote, why)
+        return new
+
+    def order_filled(self, pair: str, trade: Trade, order: Order, current_time: datetime,
+                     **kwargs) -> None:
+        if order.ft_order_side == trade.entry_side:
+            self.last_entry_side = "short" if trade.is_short else "long"
+        logger.info("asmm fill pair=%s side=%s order_side=%s price=%.10g amount=%g q_own=%.6g",
+                    pair, "short" if trade.is_short else "long", order.ft_order_side,
+                    order.safe_price, order.safe_filled, self._own_q(pair))
+        if self.mm.mode != "pingpong" and self._live():
+            self._share_inventory(pair, current_time)
+
+    def leverage(self, pair: str, current_time: datetime, current_rate: float,
+                 proposed_leverage: float, max_leverage: float, entry_tag: str | None, side: str,
+                 **kwargs) -> float:
+        return mm.clamp_leverage(self.mm.leverage, self.mm.max_leverage, max_leverage)
