@@ -1,0 +1,86 @@
+"""Counters, the status line and the heartbeat file the container healthcheck reads."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Stats:
+    """Counters shared by the websocket thread, the writer and the supervisor.
+
+    Each counter has a single writing thread except ``malformed`` (websocket thread for
+    undecodable text, writer for a decodable message of the wrong shape), hence the lock.
+    """
+
+    messages: dict[str, int] = field(default_factory=dict)  # data messages per channel
+    malformed: int = 0
+    dropped: int = 0
+    reconnects: int = 0
+    gaps: int = 0
+    last_data: float | None = None  # receive time (s) of the newest data message
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count_message(self, channel: str, t: float) -> None:
+        self.messages[channel] = self.messages.get(channel, 0) + 1
+        self.last_data = t
+
+    def count_malformed(self) -> int:
+        with self._lock:
+            self.malformed += 1
+            return self.malformed
+
+    def snapshot(self) -> dict:
+        return {"messages": dict(self.messages), "malformed": self.malformed,
+                "dropped": self.dropped, "reconnects": self.reconnects, "gaps": self.gaps,
+                "last_data": self.last_data}
+
+
+def status_line(prev: dict, cur: dict, seconds: float, queue_depth: int,
+                rows: dict[str, int]) -> str:
+    """One human line: messages/s per channel over the last ``seconds``, queue, totals."""
+    rates = ", ".join(
+        f"{ch} {(n - prev['messages'].get(ch, 0)) / seconds:.1f}/s"
+        for ch, n in sorted(cur["messages"].items())) or "no messages"
+    rows_txt = ", ".join(f"{k} {n:,}" for k, n in rows.items())
+    return (f"{rates} | queue {queue_depth} | rows {rows_txt} | gaps {cur['gaps']} | "
+            f"reconnects {cur['reconnects']} | malformed {cur['malformed']} | "
+            f"dropped {cur['dropped']}")
+
+
+def write_heartbeat(path: Path, payload: dict) -> None:
+    """Atomically replace the heartbeat file (temp + rename): readers never see half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(payload))
+    os.replace(tmp, path)
+
+
+def read_heartbeat(path: Path) -> dict | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def check_heartbeat(path: Path, now: float, max_age: float) -> tuple[bool, str]:
+    """Healthy when the writer wrote the heartbeat and data arrived within ``max_age`` s.
+
+    A collector that is alive but has received nothing for that long (a feed that keeps
+    failing to reconnect) is reported unhealthy too: its files are not growing.
+    """
+    hb = read_heartbeat(path)
+    if hb is None:
+        return False, f"no readable heartbeat at {path}"
+    age = now - float(hb.get("time", 0))
+    if age > max_age:
+        return False, f"heartbeat is {age:.0f} s old (writer stuck or collector down)"
+    last = hb.get("last_data")
+    if last is None or now - float(last) > max_age:
+        since = "ever" if last is None else f"{now - float(last):.0f} s"
+        return False, f"no market data for {since}"
+    return True, f"ok: heartbeat {age:.0f} s old, last data {now - float(last):.1f} s ago"

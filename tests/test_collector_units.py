@@ -1,0 +1,218 @@
+"""Collector parts without a network: day files, rotation, flushing, gaps, config, health."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asmm import hlproto
+from asmm.collector.config import ConfigError, from_env
+from asmm.collector.health import Stats, check_heartbeat, status_line, write_heartbeat
+from asmm.collector.service import backoff_delay
+from asmm.collector.writer import DayWriter, GapLog, WriterError, csv_to_parquet, format_row
+from asmm.marketdata import (
+    PRICES_COLUMNS,
+    TRADES_COLUMNS,
+    day_bounds,
+    orderbook_columns,
+    read_bbo,
+    read_gaps,
+    read_orderbooks,
+    read_trades,
+)
+
+COLUMNS = {"prices": PRICES_COLUMNS, "trades": TRADES_COLUMNS,
+           "orderbooks": orderbook_columns(2)}
+MIDNIGHT = day_bounds(date(2025, 9, 2))[0]
+
+
+def _bbo_lines(t: float, ex_ms: int, bid: float, ask: float) -> list[str]:
+    msg = hlproto.bbo_msg("BTC", ex_ms, (bid, 0.5, 1), (ask, 0.25, 2))
+    return [format_row(r) for r in hlproto.parse_bbo(msg, t)]
+
+
+def test_format_row_empty_fields_for_missing_values():
+    assert format_row((1.5, None, float("nan"), "bid", 7)) == "1.5,,,bid,7\n"
+
+
+def test_rows_round_trip_through_the_reader(tmp_path):
+    w = DayWriter(tmp_path, COLUMNS)
+    t0 = MIDNIGHT + 10.0
+    for i in range(5):
+        for line in _bbo_lines(t0 + i, int((t0 + i) * 1000), 100.0 + i, 101.0 + i):
+            w.write("prices", "BTC", t0 + i, line)
+    fills = [(100.5, 0.001, 1, int(t0 * 1000), 11), (100.0, 0.002, -1, int(t0 * 1000), 12)]
+    for row in hlproto.parse_trades(hlproto.trades_msg("BTC", fills), t0):
+        w.write("trades", "BTC", t0, format_row(row))
+    book = hlproto.l2book_msg("BTC", int(t0 * 1000), [(100.0, 1.0, 1)],
+                              [(101.0, 2.0, 1), (102.0, 3.0, 1)])
+    w.write("orderbooks", "BTC", t0, format_row(hlproto.parse_l2book(book, 2, t0, 1)))
+    w.close()
+    bbo = read_bbo(tmp_path, "BTC")
+    np.testing.assert_array_equal(bbo.bid, 100.0 + np.arange(5))
+    np.testing.assert_array_equal(bbo.ask, 101.0 + np.arange(5))
+    assert bbo.t_local[0] == t0
+    tr = read_trades(tmp_path, "BTC")
+    assert list(tr.trade_id) == [11, 12] and list(tr.side) == [1, -1]
+    np.testing.assert_array_equal(tr.size, [0.001, 0.002])
+    ob = read_orderbooks(tmp_path, "BTC")
+    assert ob.bid_px[0, 0] == 100.0 and math.isnan(ob.bid_px[0, 1])  # missing level -> NaN
+    np.testing.assert_array_equal(ob.ask_sz[0], [2.0, 3.0])
+
+
+def test_nothing_reaches_the_file_before_a_flush_then_whole_lines(tmp_path):
+    w = DayWriter(tmp_path, COLUMNS, flush_bytes=1 << 30)
+    t = MIDNIGHT + 5
+    for line in _bbo_lines(t, int(t * 1000), 100.0, 101.0):
+        w.write("prices", "BTC", t, line)
+    path = tmp_path / "prices_BTC_2025-09-02.csv"
+    assert path.read_text() == ",".join(PRICES_COLUMNS) + "\n"  # header only: rows buffered
+    w.flush()
+    text = path.read_text()
+    assert text.endswith("\n") and text.count("\n") == 3
+    w.close()
+
+
+def test_size_triggered_flush_writes_only_complete_lines(tmp_path):
+    w = DayWriter(tmp_path, COLUMNS, flush_bytes=200)
+    t = MIDNIGHT + 5
+    for i in range(49):  # 98 lines of ~45 bytes: flushed in runs of 5, 3 left buffered
+        for line in _bbo_lines(t + i, int((t + i) * 1000), 100.0 + i, 101.0 + i):
+            w.write("prices", "BTC", t + i, line)
+    text = (tmp_path / "prices_BTC_2025-09-02.csv").read_text()
+    # Not closed: whatever reached the file so far is whole lines (a kill -9 now loses only
+    # the buffer, never leaves half a row).
+    assert 1 < text.count("\n") < 1 + 98 and text.endswith("\n")
+    w.close()
+
+
+def test_utc_day_rollover_opens_new_files_and_never_goes_back(tmp_path):
+    w = DayWriter(tmp_path, COLUMNS)
+    before, after = MIDNIGHT - 0.5, MIDNIGHT + 0.5
+    for t in (before, after, before):  # the last: a clock stepping back over midnight
+        for line in _bbo_lines(t, int(t * 1000), 100.0, 101.0):
+            w.write("prices", "BTC", t, line)
+    w.close()
+    old = (tmp_path / "prices_BTC_2025-09-01.csv").read_text().splitlines()
+    new = (tmp_path / "prices_BTC_2025-09-02.csv").read_text().splitlines()
+    assert len(old) == 1 + 2 and len(new) == 1 + 4
+    assert w.files_closed == [tmp_path / "prices_BTC_2025-09-01.csv"]
+
+
+def test_parquet_conversion_of_a_finished_day(tmp_path):
+    w = DayWriter(tmp_path, COLUMNS, parquet=True)
+    for t in (MIDNIGHT - 2, MIDNIGHT - 1, MIDNIGHT + 1):
+        for line in _bbo_lines(t, int(t * 1000), 100.0, 101.0):
+            w.write("prices", "BTC", t, line)
+    w.close()  # waits for the conversion
+    assert not (tmp_path / "prices_BTC_2025-09-01.csv").exists()
+    assert (tmp_path / "prices_BTC_2025-09-01.parquet").exists()
+    assert (tmp_path / "prices_BTC_2025-09-02.csv").exists()  # current day stays CSV
+    bbo = read_bbo(tmp_path, "BTC")
+    assert len(bbo) == 3 and bbo.t[0] == int((MIDNIGHT - 2) * 1000)
+
+
+def test_parquet_conversion_skips_a_truncated_last_line(tmp_path):
+    p = tmp_path / "trades_BTC_2025-09-01.csv"
+    p.write_text(",".join(TRADES_COLUMNS) + "\n1.0,100.0,0.1,buy,5,1000\n1.0,100.0,0.1,bu")
+    out = csv_to_parquet(p)
+    tr = read_trades(tmp_path, "BTC")
+    assert out.suffix == ".parquet" and len(tr) == 1 and tr.trade_id[0] == 5
+
+
+def test_append_to_existing_day_removes_a_partial_last_line(tmp_path):
+    p = tmp_path / "prices_BTC_2025-09-02.csv"
+    t = MIDNIGHT + 1
+    p.write_text(",".join(PRICES_COLUMNS) + "\n" + _bbo_lines(t, int(t * 1000), 1, 2)[0][:-9])
+    w = DayWriter(tmp_path, COLUMNS)
+    for line in _bbo_lines(t + 1, int((t + 1) * 1000), 100.0, 101.0):
+        w.write("prices", "BTC", t + 1, line)
+    w.close()
+    # The crash's half line had all five fields, its time cut to "1756": removed, not read.
+    assert p.read_text().count("1756,") == 0
+    bbo = read_bbo(tmp_path, "BTC")
+    assert len(bbo) == 1 and bbo.bid[0] == 100.0 and bbo.quality.dropped == {}
+
+
+def test_header_mismatch_refuses_instead_of_mixing_layouts(tmp_path):
+    p = tmp_path / "orderbooks_BTC_2025-09-02.csv"
+    original = ",".join(orderbook_columns(5)) + "\n"
+    p.write_text(original)
+    w = DayWriter(tmp_path, COLUMNS)
+    with pytest.raises(WriterError, match="ORDERBOOK_DEPTH"):
+        w.write("orderbooks", "BTC", MIDNIGHT + 1, "x\n")
+    assert p.read_text() == original
+
+
+def test_gaps_file_is_what_read_gaps_expects(tmp_path):
+    g = GapLog(tmp_path)
+    g.record("BTC", 100.0, 105.5, "connection closed, then stale")
+    g.record("BTC", 200.0, 200.0, "empty: not recorded")
+    g.record("BTC", 300.0, 301.0, "no data for 2.0 s")
+    np.testing.assert_array_equal(read_gaps(tmp_path, "BTC"), [[100.0, 105.5], [300.0, 301.0]])
+    assert "connection closed; then stale" in (tmp_path / "gaps_BTC.csv").read_text()
+
+
+def test_config_from_env_and_overrides():
+    cfg = from_env({"SYMBOLS": "BTC, ETH", "ORDERBOOK_DEPTH": "5", "PARQUET": "yes",
+                    "FLUSH_SECONDS": "0.5"}, flush_seconds=2.0, output_dir=None)
+    assert cfg.symbols == ("BTC", "ETH") and cfg.orderbook_depth == 5 and cfg.parquet
+    assert cfg.flush_seconds == 2.0  # the flag wins
+    assert cfg.api_url == "https://api.hyperliquid.xyz"
+    assert cfg.heartbeat_path == Path("HL_data/.heartbeat.json")
+
+
+@pytest.mark.parametrize("env,match", [
+    ({"ORDERBOOK_DEPTH": "21"}, "ORDERBOOK_DEPTH"),
+    ({"ORDERBOOK_DEPTH": "ten"}, "ORDERBOOK_DEPTH='ten'"),
+    ({"SYMBOLS": ","}, "SYMBOLS is empty"),
+    ({"SYMBOLS": "BTC/USD"}, "invalid coin"),
+    ({"HL_API_URL": "api.hyperliquid.xyz"}, "HL_API_URL"),
+    ({"STALE_SECONDS": "0"}, "STALE_SECONDS"),
+    ({"ON_FULL": "ignore"}, "ON_FULL"),
+    ({"PARQUET": "maybe"}, "PARQUET"),
+])
+def test_config_rejects_bad_values_with_the_variable_name(env, match):
+    with pytest.raises(ConfigError, match=match):
+        from_env(env)
+
+
+def test_backoff_doubles_caps_and_jitters():
+    rng = random.Random(1)
+    d = [backoff_delay(a, 1.0, 30.0, rng) for a in range(8)]
+    for a, x in enumerate(d):
+        nominal = min(30.0, 2.0 ** a)
+        assert nominal / 2 <= x <= nominal
+    # Jitter: two collectors with different seeds do not reconnect in lockstep.
+    assert backoff_delay(3, 1.0, 30.0, random.Random(2)) != backoff_delay(
+        3, 1.0, 30.0, random.Random(3))
+
+
+def test_status_line_rates_and_counts():
+    s = Stats()
+    prev = s.snapshot()
+    for _ in range(120):
+        s.count_message("bbo", 1.0)
+    s.count_malformed()
+    line = status_line(prev, s.snapshot(), 60.0, 7, {"prices": 240})
+    assert "bbo 2.0/s" in line and "queue 7" in line and "malformed 1" in line
+    assert "prices 240" in line
+
+
+def test_heartbeat_check(tmp_path):
+    hb = tmp_path / "hb.json"
+    assert not check_heartbeat(hb, 1000.0, 60)[0]
+    write_heartbeat(hb, {"time": 1000.0, "last_data": 990.0})
+    assert json.loads(hb.read_text())["time"] == 1000.0
+    assert check_heartbeat(hb, 1010.0, 60)[0]
+    ok, why = check_heartbeat(hb, 1100.0, 60)
+    assert not ok and "heartbeat" in why
+    write_heartbeat(hb, {"time": 1100.0, "last_data": 990.0})
+    ok, why = check_heartbeat(hb, 1100.0, 60)
+    assert not ok and "no market data" in why
