@@ -21,3 +21,34 @@ def small_market(tmp_path_factory) -> tuple[Path, dict]:
     cfg = SynthConfig(days=2, seed=7, bbo_rate=1.0, A_bid=0.2, A_ask=0.2, l2_interval=10.0,
                       start=date(2025, 9, 1))
     return out, generate(cfg, out)
+
+
+@pytest.fixture
+def replay_exchange(tmp_path_factory):
+    """Factory: start ``asmm replay`` as a subprocess on a free port; stopped at teardown.
+
+    ``start = replay_exchange``, then
+    ``rp = start(data_dir, *extra_cli_args, coin="BTC", speed=1.0, timeout=60.0)``
+    where ``extra_cli_args`` are strings, e.g. ``"--start-at", "data", "--drop-after", "500",
+    "--record", str(path)``; ``speed`` may be ``"max"`` (unpaced; streaming then waits for one
+    WS subscription unless ``"--wait-subscriptions", "N"``). Returns once the server listens
+    (it prints its URL; no sleeping). The object (:class:`asmm.replay.process.ReplayProcess`)
+    has ``.url`` (http://127.0.0.1:PORT, for the SDK's ``base_url`` and ccxt's urls),
+    ``.ws_url``, ``.port``, ``.proc``, ``.stderr_path``, and helpers ``.info(body)``,
+    ``.sent()``, ``.clock()``, ``.drop()``, ``.stall(s)``, ``.wait_for(pred, timeout)``,
+    ``.log()`` and ``.stop()`` (SIGTERM; the record file is complete after it).
+    """
+    from asmm.replay.process import start_replay
+
+    started = []
+    log_dir = tmp_path_factory.mktemp("replay_logs")
+
+    def start(data_dir, *args, coin="BTC", speed=1.0, timeout=60.0):
+        rp = start_replay(data_dir, *args, coin=coin, speed=speed, log_dir=log_dir,
+                          timeout=timeout)
+        started.append(rp)
+        return rp
+
+    yield start
+    for rp in started:
+        rp.stop()

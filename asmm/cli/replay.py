@@ -1,0 +1,128 @@
+"""`asmm replay`: serve recorded or synthetic collector data as an offline Hyperliquid."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _speed(text: str) -> float:
+    if text in ("max", "0"):
+        return 0.0
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not v > 0 or v == float("inf"):
+        raise argparse.ArgumentTypeError(f"speed must be > 0 (or 'max'), got {text!r}")
+    return v
+
+
+def _count(text: str) -> int:
+    v = int(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "replay", help="serve collector data as an offline Hyperliquid (HTTP /info + WS /ws)",
+        description="Replay a recorded or synthetic market over the part of Hyperliquid's API "
+                    "that ccxt, Freqtrade and the Hyperliquid SDK use. On start prints one line "
+                    "'replay exchange listening on http://HOST:PORT' to stdout.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data-dir", required=True,
+                   help="collector data folder (daily or single-file layout, CSV or Parquet)")
+    p.add_argument("--coin", default="BTC", help="coin to serve (its files must be in --data-dir)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind")
+    p.add_argument("--port", type=int, default=8765, help="port to bind; 0 picks a free one")
+    p.add_argument("--speed", type=_speed, default=1.0,
+                   help="replay seconds per wall second; 'max' (or 0) = unpaced, as fast as "
+                        "subscribers read")
+    p.add_argument("--start-at", choices=["now", "data"], default="now",
+                   help="'now' shifts the data's times so its first event is published when "
+                        "streaming starts; 'data' keeps the recorded times")
+    p.add_argument("--loop", action="store_true",
+                   help="start over at the end of the data (times keep increasing)")
+    p.add_argument("--wait-subscriptions", type=_count, default=None,
+                   help="start streaming once this many WS data subscriptions are open "
+                        "(default: 1 when unpaced, else 0 = at once)")
+    p.add_argument("--sz-decimals", type=_count, default=5,
+                   help="size decimals in meta (ccxt amount step = 10^-N)")
+    p.add_argument("--max-leverage", type=int, default=40, help="maxLeverage in meta")
+    p.add_argument("--funding-rate", type=float, default=0.0,
+                   help="hourly funding rate served by fundingHistory/metaAndAssetCtxs")
+    p.add_argument("--account-value", type=float, default=10_000.0,
+                   help="USDC value of the (empty) account in clearinghouseState")
+    p.add_argument("--record", help="write every WebSocket message sent as a JSON line to this "
+                                    "new file (refuses to overwrite)")
+    p.add_argument("--drop-after", type=_count, default=0,
+                   help="fault: close each WebSocket after N data messages (0 = never)")
+    p.add_argument("--stall-every", type=_count, default=0,
+                   help="fault: after every N data messages a WebSocket gets nothing for "
+                        "--stall-seconds (0 = never)")
+    p.add_argument("--stall-seconds", type=float, default=0.0,
+                   help="fault: length of each stall, seconds")
+    p.add_argument("--malformed-every", type=_count, default=0,
+                   help="fault: after every N data messages send one malformed message "
+                        "(0 = never)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import asyncio
+    import signal
+    import sys
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from asmm.marketdata import DataError
+    from asmm.replay import Faults, Replay, ReplayConfig, ReplayServer, load_market
+    from asmm.replay.server import serve_forever
+
+    err = Console(stderr=True)
+    try:
+        cfg = ReplayConfig(speed=args.speed, start_at=args.start_at, loop=args.loop,
+                           sz_decimals=args.sz_decimals, max_leverage=args.max_leverage,
+                           funding_rate=args.funding_rate, account_value=args.account_value)
+        faults = Faults(drop_after=args.drop_after, stall_every=args.stall_every,
+                        stall_seconds=args.stall_seconds, malformed_every=args.malformed_every)
+    except ValueError as e:
+        err.print(f"[red]error:[/red] {e}")
+        return 2
+    if args.record and Path(args.record).exists():
+        err.print(f"[red]error:[/red] record file {args.record} exists; not overwriting it")
+        return 2
+    try:
+        market = load_market(args.data_dir, args.coin)
+    except DataError as e:
+        err.print(f"[red]error:[/red] {e}")
+        return 2
+    wait = args.wait_subscriptions
+    if wait is None:
+        wait = 1 if cfg.speed == 0 else 0
+
+    async def main() -> None:
+        import time
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        server = ReplayServer(Replay(market, cfg, time.time()), faults, args.record, wait,
+                              args.host, args.port)
+
+        def ready(port: int) -> None:
+            # The one stdout line: test fixtures in other processes read the port from it.
+            print(f"replay exchange listening on http://{args.host}:{port}", flush=True)
+
+        await serve_forever(server, stop, ready)
+
+    try:
+        asyncio.run(main())
+    except OSError as e:
+        err.print(f"[red]error:[/red] cannot serve on {args.host}:{args.port}: {e}")
+        return 2
+    sys.stdout.flush()
+    return 0

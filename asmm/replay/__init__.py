@@ -1,0 +1,17 @@
+"""The replay exchange: a recorded or synthetic market served over the subset of
+Hyperliquid's ``POST /info`` and WebSocket ``/ws`` protocol that ccxt, Freqtrade and the
+Hyperliquid SDK use. Message shapes live in :mod:`asmm.hlproto`.
+
+- :mod:`.market`: collector data as an event timeline and the market state after any event.
+- :mod:`.feed`: the replay clock, the position, and every answer at that position.
+- :mod:`.faults`: fault injection (drops, stalls, malformed messages).
+- :mod:`.server`: the aiohttp adapter.
+"""
+
+from .faults import Faults
+from .feed import InfoError, Replay, ReplayConfig
+from .market import Market, load_market
+from .server import ReplayServer
+
+__all__ = ["Faults", "InfoError", "Market", "Replay", "ReplayConfig", "ReplayServer",
+           "load_market"]

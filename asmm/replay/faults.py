@@ -1,0 +1,60 @@
+"""Fault injection for the replay exchange: what a flaky exchange does to a client.
+
+Counted per WebSocket connection, in *data* messages (bbo, trades, l2Book, candle):
+
+- ``drop_after`` N: the server closes the connection right after its N-th data message.
+- ``stall_every`` N / ``stall_seconds`` S: after every N-th data message the connection gets
+  nothing for S seconds (the socket stays open, pings are still answered); events published
+  meanwhile are never sent to it, as in a real feed outage.
+- ``malformed_every`` N: after every N-th data message one extra, malformed message follows.
+  It is valid JSON on the same channel and coin (so the Hyperliquid SDK routes it to the
+  subscriber's callback, where a parser must reject it) with an impossible value. Data
+  messages are never replaced, so "every data message sent is a row" still holds.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Faults:
+    drop_after: int = 0
+    stall_every: int = 0
+    stall_seconds: float = 0.0
+    malformed_every: int = 0
+
+    def __post_init__(self):
+        for name in ("drop_after", "stall_every", "malformed_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (0 = off), got {getattr(self, name)}")
+        if self.stall_seconds < 0:
+            raise ValueError(f"stall_seconds must be >= 0, got {self.stall_seconds}")
+        if self.stall_every and not self.stall_seconds:
+            raise ValueError("stall_every needs stall_seconds > 0")
+
+    @property
+    def any(self) -> bool:
+        return bool(self.drop_after or self.stall_every or self.malformed_every)
+
+
+BAD_NUMBER = "not-a-number"
+
+
+def corrupt(channel: str, msg: dict) -> dict:
+    """A malformed copy of a data message: same channel and coin, an unparseable price."""
+    bad = copy.deepcopy(msg)
+    data = bad["data"]
+    if channel == "trades":
+        data[0]["px"] = BAD_NUMBER
+    elif channel == "bbo":
+        side = data["bbo"][0] if data["bbo"][0] is not None else data["bbo"][1]
+        side["px"] = BAD_NUMBER
+    elif channel == "l2Book":
+        data["levels"] = BAD_NUMBER
+    elif channel == "candle":
+        data["o"] = BAD_NUMBER
+    else:
+        raise ValueError(f"no malformed form for channel {channel!r}")
+    return bad

@@ -1,0 +1,305 @@
+"""The replay exchange's state machine: a clock, a position in the market's event timeline,
+the WebSocket messages of each event and the ``POST /info`` answers at the current position.
+
+No networking here (the aiohttp adapter is :mod:`asmm.replay.server`), so every answer can be
+checked directly.
+
+Times: *data* time is the exchange time recorded in the files; *published* time is what the
+replay exchange says, ``data + shift_ms + loop * span_ms``: ``--start-at now`` shifts the data
+so its first event is published at the moment streaming starts, and each ``--loop`` pass
+moves on by the data's span so published times keep increasing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import hlproto as hp
+from .market import BBO, L2, TRADES, Market, candles
+
+log = logging.getLogger(__name__)
+
+DAY_MS = 86_400_000
+FUNDING_INTERVAL_MS = 3_600_000  # Hyperliquid pays funding hourly
+MAX_FUNDING_ROWS = 500           # rows per fundingHistory answer, as on Hyperliquid
+
+
+class InfoError(ValueError):
+    """A ``POST /info`` request the exchange rejects (HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class ReplayConfig:
+    """How to replay. ``speed`` is published seconds per wall second; 0 means unpaced (as
+    fast as subscribers read). ``start_at`` is ``"now"`` or ``"data"``."""
+
+    speed: float = 1.0
+    start_at: str = "now"
+    loop: bool = False
+    sz_decimals: int = 5
+    max_leverage: int = 40
+    funding_rate: float = 0.0        # per hour, fraction
+    account_value: float = 10_000.0  # USDC of the empty account
+    open_interest: float = 1_000.0   # coin
+
+    def __post_init__(self):
+        if self.speed < 0 or not math.isfinite(self.speed):
+            raise ValueError(f"speed must be >= 0 (0 = unpaced), got {self.speed}")
+        if self.start_at not in ("now", "data"):
+            raise ValueError(f"start_at must be 'now' or 'data', got {self.start_at!r}")
+
+
+class ReplayClock:
+    """Published time as a function of wall time (epoch seconds): starts at
+    ``pub0`` when started at ``wall0`` and runs ``speed`` times real time."""
+
+    def __init__(self, first_data_ms: int, speed: float, start_at: str, wall: float):
+        self.first_data_ms = int(first_data_ms)
+        self.speed = float(speed)
+        self.start_at = start_at
+        self.start(wall)
+
+    def start(self, wall: float) -> None:
+        self.wall0 = float(wall)
+        self.shift_ms = (round(wall * 1000) - self.first_data_ms) if self.start_at == "now" else 0
+        self.pub0 = self.first_data_ms + self.shift_ms
+
+    def pub_now(self, wall: float) -> float:
+        return self.pub0 + (wall - self.wall0) * 1000.0 * self.speed
+
+    def wall_at(self, pub_ms: float) -> float:
+        return self.wall0 + (pub_ms - self.pub0) / (1000.0 * self.speed)
+
+
+class Replay:
+    """Position in a market's timeline plus the answers at that position.
+
+    ``pos`` is the next event to send, ``loop`` the pass over the data. The market *state*
+    (book, candles, volume) is the one after the last event sent; before the first event it
+    is the first BBO.
+    """
+
+    def __init__(self, market: Market, cfg: ReplayConfig, wall: float):
+        self.market, self.cfg = market, cfg
+        self.clock = ReplayClock(int(market.ev_t[0]), cfg.speed, cfg.start_at, wall)
+        self.pos = 0
+        self.loop = 0
+        self.started = False
+        self.finished = False
+        self.sent_any = False
+
+    # ------------------------------------------------------------------ time and position
+
+    @property
+    def paced(self) -> bool:
+        return self.cfg.speed > 0
+
+    def offset_ms(self, loop: int | None = None) -> int:
+        return self.clock.shift_ms + (self.loop if loop is None else loop) * self.market.span_ms
+
+    def pub_time(self, pos: int | None = None) -> int:
+        """Published time of event ``pos`` (default: the next one) in the current loop."""
+        return int(self.market.ev_t[self.pos if pos is None else pos]) + self.offset_ms()
+
+    def start(self, wall: float) -> None:
+        self.clock.start(wall)
+        self.started = True
+
+    def state_pos(self) -> tuple[int, int]:
+        """``(event index, loop)`` of the market state: the last event sent."""
+        if self.pos > 0:
+            return self.pos - 1, self.loop
+        if self.loop > 0:
+            return self.market.n_events - 1, self.loop - 1
+        return 0, 0
+
+    def now_ms(self, wall: float) -> int:
+        """The replay clock: paced, it runs with wall time once started; unpaced, it is the
+        time of the last event sent."""
+        if self.paced and self.started:
+            return int(self.clock.pub_now(wall))
+        p, loop = self.state_pos()
+        return int(self.market.ev_t[p]) + self.offset_ms(loop)
+
+    def advance(self) -> None:
+        self.sent_any = True
+        self.pos += 1
+        if self.pos >= self.market.n_events:
+            if self.cfg.loop:
+                self.pos = 0
+                self.loop += 1
+            else:
+                self.pos = self.market.n_events - 1
+                self.finished = True
+
+    # ------------------------------------------------------------------ WebSocket messages
+
+    def event_message(self, pos: int) -> tuple[str, dict]:
+        """``(channel, message)`` of event ``pos`` in the current loop."""
+        m = self.market
+        kind, i = int(m.ev_kind[pos]), int(m.ev_idx[pos])
+        t = self.pub_time(pos)
+        if kind == TRADES:
+            s = m.fills(i)
+            ids = m.tr_id[s] + self.loop * m.tid_span
+            fills = zip(m.tr_px[s].tolist(), m.tr_sz[s].tolist(), m.tr_side[s].tolist(),
+                        [t] * (s.stop - s.start), ids.tolist(), strict=True)
+            return "trades", hp.trades_msg(m.coin, fills)
+        if kind == BBO:
+            return "bbo", hp.bbo_msg(m.coin, t, (m.bid[i], m.bid_sz[i], 1),
+                                     (m.ask[i], m.ask_sz[i], 1))
+        assert kind == L2
+        return "l2Book", hp.l2book_msg(m.coin, t, *m.l2_levels(i))
+
+    def is_trades(self, pos: int) -> bool:
+        return int(self.market.ev_kind[pos]) == TRADES
+
+    def candle_message(self, pos: int, interval: str) -> dict:
+        """The ``candle`` update after trades event ``pos``: the interval that contains it,
+        from the trades of the current pass published so far."""
+        iv = hp.INTERVAL_MS[interval]
+        t = self.pub_time(pos)
+        open_ms = (t // iv) * iv
+        m = self.market
+        off = self.offset_ms()
+        hi = int(m.grp_hi[int(m.ev_idx[pos])])
+        lo = int(np.searchsorted(m.tr_t[:hi], open_ms - off, side="left"))
+        px, sz = m.tr_px[lo:hi], m.tr_sz[lo:hi]
+        c = hp.candle(m.coin, interval, open_ms, px[0], px.max(), px.min(), px[-1],
+                      round(float(sz.sum()), 10), hi - lo)
+        return hp.candle_msg(c)
+
+    # ------------------------------------------------------------------ POST /info
+
+    def info(self, req: dict, wall: float):
+        """The answer to one ``POST /info`` body; raises :class:`InfoError` for a request
+        Hyperliquid would reject."""
+        if not isinstance(req, dict) or not isinstance(req.get("type"), str):
+            raise InfoError("request body must be a JSON object with a 'type'")
+        kind = req["type"]
+        handler = getattr(self, f"_info_{kind}", None)
+        if handler is None:
+            raise InfoError(f"unknown info type {kind!r}")
+        return handler(req, wall)
+
+    def _coin(self, coin) -> None:
+        if coin != self.market.coin:
+            raise InfoError(f"unknown coin {coin!r}; this replay serves {self.market.coin!r}")
+
+    def _meta(self) -> dict:
+        return hp.meta([(self.market.coin, self.cfg.sz_decimals, self.cfg.max_leverage)])
+
+    def _info_meta(self, req, wall):
+        return self._meta()
+
+    def _info_spotMeta(self, req, wall):
+        return hp.spot_meta()
+
+    def _info_spotMetaAndAssetCtxs(self, req, wall):
+        return hp.spot_meta_and_asset_ctxs()
+
+    def _info_perpDexs(self, req, wall):
+        return hp.perp_dexs()
+
+    def _info_exchangeStatus(self, req, wall):
+        return hp.exchange_status(self.now_ms(wall))
+
+    def _info_clearinghouseState(self, req, wall):
+        return hp.clearinghouse_state(self.now_ms(wall), self.cfg.account_value)
+
+    def _info_allMids(self, req, wall):
+        p, _ = self.state_pos()
+        return hp.all_mids({self.market.coin: self.market.mid(p)})
+
+    def _info_metaAndAssetCtxs(self, req, wall):
+        m = self.market
+        p, _ = self.state_pos()
+        bid, _, ask, _ = m.top(p)
+        mid = 0.5 * (bid + ask)
+        t = int(m.ev_t[p])
+        prev = m.mid(max(m.position_at(t - DAY_MS), 0))
+        lo = int(np.searchsorted(m.tr_t, t - DAY_MS, side="right"))
+        hi = int(m.fills_upto[p])
+        notional = float(np.dot(m.tr_px[lo:hi], m.tr_sz[lo:hi])) if hi > lo else 0.0
+        ctx = hp.asset_ctx(mid, mid, bid, ask, self.cfg.funding_rate, prev,
+                           self.cfg.open_interest, round(notional, 2))
+        return hp.meta_and_asset_ctxs(self._meta(), [ctx])
+
+    def _info_l2Book(self, req, wall):
+        self._coin(req.get("coin"))
+        p, _ = self.state_pos()
+        bids, asks = self.market.book(p)
+        return hp.l2book_data(self.market.coin, self.now_ms(wall), bids, asks)
+
+    def _info_fundingHistory(self, req, wall):
+        self._coin(req.get("coin"))
+        now = self.now_ms(wall)
+        start = _int_field(req, "startTime", 0)
+        end = min(_int_field(req, "endTime", now), now)
+        first = max(start, self.pub_first_ms())
+        t0 = -(-first // FUNDING_INTERVAL_MS) * FUNDING_INTERVAL_MS
+        times = range(t0, end + 1, FUNDING_INTERVAL_MS)
+        return hp.funding_history(self.market.coin, list(times)[:MAX_FUNDING_ROWS],
+                                  self.cfg.funding_rate)
+
+    def pub_first_ms(self) -> int:
+        """Published time of the data's first event (first pass)."""
+        return int(self.market.ev_t[0]) + self.clock.shift_ms
+
+    def _info_candleSnapshot(self, req, wall):
+        r = req.get("req")
+        if not isinstance(r, dict):
+            raise InfoError("candleSnapshot needs a 'req' object")
+        self._coin(r.get("coin"))
+        interval = r.get("interval")
+        if interval not in hp.INTERVAL_MS:
+            raise InfoError(f"unsupported candle interval {interval!r}; "
+                            f"one of {', '.join(hp.INTERVAL_MS)}")
+        iv = hp.INTERVAL_MS[interval]
+        now = self.now_ms(wall)
+        start = _int_field(r, "startTime", 0)
+        end = min(_int_field(r, "endTime", now), now)
+        # Only the latest MAX_CANDLES intervals, and none before the market existed.
+        start = max(start, (end // iv - hp.MAX_CANDLES + 1) * iv, self.pub_first_ms())
+        if start > end:
+            return []
+        t, px, sz, prev = self._published_trades(start, end)
+        rows = candles(t, px, sz, iv, start, end, prev)
+        # Volumes are float sums: round off the binary noise (sizes have <= 8 decimals).
+        return [hp.candle(self.market.coin, interval, t, o, h, lo, c, round(v, 10), n)
+                for t, o, h, lo, c, v, n in rows]
+
+    def _published_trades(self, start: int, end: int):
+        """Trades sent so far with published time in ``[start - interval, end]`` across
+        loops, and the price before ``start`` (last earlier trade, else the first mid)."""
+        m = self.market
+        p, cur_loop = self.state_pos()
+        parts_t, parts_px, parts_sz = [], [], []
+        prev = m.mid(0)
+        for loop in range(cur_loop + 1):
+            off = self.offset_ms(loop)
+            hi = int(m.fills_upto[p]) if loop == cur_loop else m.tr_t.size
+            if not self.sent_any:
+                hi = 0
+            lo_prev = int(np.searchsorted(m.tr_t[:hi], start - off, side="left"))
+            if lo_prev > 0:
+                prev = float(m.tr_px[lo_prev - 1])
+            b = int(np.searchsorted(m.tr_t[:hi], end - off, side="right"))
+            parts_t.append(m.tr_t[lo_prev:b] + off)
+            parts_px.append(m.tr_px[lo_prev:b])
+            parts_sz.append(m.tr_sz[lo_prev:b])
+        return (np.concatenate(parts_t), np.concatenate(parts_px), np.concatenate(parts_sz),
+                prev)
+
+
+def _int_field(d: dict, key: str, default: int) -> int:
+    v = d.get(key)
+    if v is None:
+        return int(default)
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise InfoError(f"{key} must be an integer millisecond time, got {v!r}")
+    return int(v)
