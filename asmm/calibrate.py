@@ -62,6 +62,7 @@ class CalibrationConfig:
     gamma_min_rel: float = 1e-3
     gamma_max_rel: float = 10.0
     risk_aversion: float = 0.5          # variance penalty of the objective, see objective()
+    min_fills_per_hour: float = 1.0     # a gamma whose backtest trades less is not eligible
     inventory_penalty: float = 0.0      # price per lot^2 per hour, see objective()
     maker_fee: float = 0.00015          # fraction of notional
     order_size: float = 0.001           # coin per lot
@@ -240,30 +241,53 @@ def fallback_gamma(e: Estimate, grid: np.ndarray, max_inventory: float) -> float
 
 
 # A backtest hook: (test day, estimate from the days before, gammas) -> per gamma a dict
-# with at least "hourly_pnl" and "hourly_mean_abs_q" arrays (plus any summary numbers).
+# with "hourly_pnl" (price per UTC hour) and "hourly_mean_abs_q" (lots) arrays plus any
+# summary numbers worth recording.
 Backtester = Callable[[date, Estimate, np.ndarray], list[dict]]
 
 
+def hourly_mean_abs(t: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Mean of ``|q|`` per UTC hour over samples at times ``t`` (epoch s); NaN skipped."""
+    ok = np.isfinite(q)
+    hour = np.floor(t[ok] / 3600.0).astype(np.int64)
+    if hour.size == 0:
+        return np.zeros(0)
+    _, inv, counts = np.unique(hour, return_inverse=True, return_counts=True)
+    return np.bincount(inv, weights=np.abs(q[ok])) / counts
+
+
 def backtest_with_asmm(data_dir: str | Path, cfg: CalibrationConfig,
-                       step: Callable[[], None] | None = None) -> Backtester:
-    """The walk-forward hook over :mod:`asmm.backtest` (the tick-level simulator)."""
+                       progress: Progress | None = None) -> Backtester:
+    """The walk-forward hook over :mod:`asmm.backtest`: one pass over the test day's events
+    simulates the whole gamma grid (``run_grid``)."""
 
     def run(day: date, e: Estimate, gammas: np.ndarray) -> list[dict]:
         from . import backtest as bt
 
         lo, hi = day_bounds(day)
         events = bt.load_events(data_dir, cfg.coin, lo, hi)
+        base = bt.BacktestConfig(
+            model=cfg.model, sigma=e.sigma.sigma, gamma=float(gammas[0]),
+            A_bid=e.bid.A, k_bid=e.bid.k, A_ask=e.ask.A, k_ask=e.ask.k, tick=e.tick,
+            maker_fee=cfg.maker_fee, order_size=cfg.order_size,
+            max_inventory=cfg.max_inventory, horizon=cfg.as_horizon)
+        done = [0]
+
+        def step(i, n):
+            # run_grid reports events done; the bar counts gamma runs (all advance together).
+            target = round(i / n * len(gammas))
+            if progress and target > done[0]:
+                progress.advance("gamma grid", target - done[0])
+                done[0] = target
+
+        results = bt.run_grid(events, [base.with_(gamma=float(g)) for g in gammas],
+                              progress=step)
         out = []
-        for g in gammas:
-            bcfg = bt.BacktestConfig(
-                model=cfg.model, sigma=e.sigma.sigma, gamma=float(g),
-                A_bid=e.bid.A, k_bid=e.bid.k, A_ask=e.ask.A, k_ask=e.ask.k,
-                tick=e.tick, maker_fee=cfg.maker_fee, order_size=cfg.order_size,
-                max_inventory=cfg.max_inventory, horizon=cfg.as_horizon,
-            )
-            out.append(bt.run_backtest(events, bcfg).summary())
-            if step:
-                step()
+        for r in results:
+            s = r.summary()
+            s["hourly_pnl"] = r.hourly_pnl().to_numpy()
+            s["hourly_mean_abs_q"] = hourly_mean_abs(r.samples["t"], r.samples["inventory"])
+            out.append(s)
         return out
 
     return run
@@ -278,8 +302,8 @@ class Progress:
     def start(self, what: str, total: int) -> None:
         """A stage begins: ``what`` is "days" or "gamma grid"."""
 
-    def advance(self, what: str) -> None:
-        """One unit of ``what`` is done."""
+    def advance(self, what: str, n: int = 1) -> None:
+        """``n`` units of ``what`` are done."""
 
 
 @dataclass
@@ -326,6 +350,7 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
     warnings: list[str] = []
     if tests:
         gamma_diag = _walk_forward(data_dir, cfg, tests, windows, stats, progress, backtester)
+        warnings.extend(gamma_diag["warnings"])
     else:
         grid = gamma_grid(0.5 * (final.bid.k + final.ask.k), cfg)
         g = fallback_gamma(final, grid, cfg.max_inventory)
@@ -368,7 +393,7 @@ def _walk_forward(data_dir, cfg, tests, windows, stats, progress, backtester) ->
     first = estimate([stats[d] for d in windows[tests[0]]], cfg.min_sweeps)
     grid = gamma_grid(0.5 * (first.bid.k + first.ask.k), cfg)
     progress.start("gamma grid", len(grid) * len(tests))
-    run = backtester or backtest_with_asmm(data_dir, cfg, lambda: progress.advance("gamma grid"))
+    run = backtester or backtest_with_asmm(data_dir, cfg, progress)
     scores = np.zeros((len(tests), grid.size))
     per_day = []
     for i, t in enumerate(tests):
@@ -381,33 +406,47 @@ def _walk_forward(data_dir, cfg, tests, windows, stats, progress, backtester) ->
             for _ in grid:
                 progress.advance("gamma grid")
         for j, s in enumerate(summaries):
-            scores[i, j] = objective(s["hourly_pnl"], s["hourly_mean_abs_q"],
-                                     cfg.risk_aversion, cfg.inventory_penalty)
+            # Quoting so wide that nothing fills scores 0 and would beat every losing
+            # market maker: such a run is not eligible.
+            fills = s.get("fills_bid", 0) + s.get("fills_ask", 0)
+            hours = max(len(s["hourly_pnl"]), 1)
+            scores[i, j] = (objective(s["hourly_pnl"], s["hourly_mean_abs_q"],
+                                      cfg.risk_aversion, cfg.inventory_penalty)
+                            if fills >= cfg.min_fills_per_hour * hours else -np.inf)
         per_day.append({
             "test_day": t.isoformat(), "estimated_on": [d.isoformat() for d in windows[t]],
             "sigma": e.sigma.sigma, "bid": {"A": e.bid.A, "k": e.bid.k},
             "ask": {"A": e.ask.A, "k": e.ask.k},
             "runs": [{k: _jsonable(v) for k, v in s.items()
                       if k not in ("hourly_pnl", "hourly_mean_abs_q")} for s in summaries],
-            "scores": scores[i].tolist(),
+            "scores": _jsonable(scores[i]),
         })
     mean = scores.mean(axis=0)
     if not np.any(np.isfinite(mean)):
-        raise CalibrationError("no gamma on the grid produced a backtest with any PnL")
-    best = int(np.nanargmax(np.where(np.isfinite(mean), mean, np.nan)))
+        raise CalibrationError(
+            f"no gamma on the grid traded at least {cfg.min_fills_per_hour} fills per hour "
+            "in the backtest; widen the gamma range or check the data")
+    best = int(np.argmax(np.where(np.isfinite(mean), mean, -np.inf)))
+    warnings = []
+    if mean[best] < 0:
+        warnings.append(f"the best gamma loses money in the walk-forward backtest (score "
+                        f"{mean[best]:.4g} per hour); check fees and the market before quoting")
     return {"method": "walk-forward backtest", "value": float(grid[best]),
             "objective": "mean(hourly PnL) - risk_aversion * std(hourly PnL) "
-                         "- inventory_penalty * mean(hourly mean |q|^2)",
+                         "- inventory_penalty * mean(hourly mean |q|^2), price per hour; "
+                         "runs under min_fills_per_hour are not eligible (null)",
             "risk_aversion": cfg.risk_aversion, "inventory_penalty": cfg.inventory_penalty,
-            "grid": grid.tolist(), "mean_score": mean.tolist(), "best_index": best,
-            "test_days": per_day}
+            "min_fills_per_hour": cfg.min_fills_per_hour,
+            "grid": grid.tolist(), "mean_score": _jsonable(mean), "best_index": best,
+            "warnings": warnings, "test_days": per_day}
 
 
 def _jsonable(v):
-    if isinstance(v, np.generic):
-        return v.item()
+    """JSON-ready: numpy scalars and arrays as Python, NaN and inf as null."""
     if isinstance(v, np.ndarray):
-        return v.tolist()
+        return [_jsonable(x) for x in v.tolist()]
+    if isinstance(v, np.generic):
+        v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v

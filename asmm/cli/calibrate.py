@@ -40,6 +40,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--risk-aversion", type=float, default=0.5,
                    help="objective = mean hourly PnL - this x std of hourly PnL - inventory "
                         "penalty")
+    p.add_argument("--min-fills-per-hour", type=float, default=1.0,
+                   help="a gamma whose backtest fills less often is not eligible (quoting so "
+                        "wide that nothing fills is not market making)")
     p.add_argument("--inventory-penalty", type=float, default=0.0,
                    help="objective penalty, price per lot^2 per hour of mean |inventory|^2")
     p.add_argument("--maker-fee", type=float, default=0.00015,
@@ -83,7 +86,8 @@ def config_from_args(args):
         coin=args.coin, model=args.model, sigma_dt=args.sigma_dt, tick=args.tick,
         window_days=args.window_days, walk_forward_days=args.walk_forward_days,
         gamma_points=args.gamma_points, gamma_min=args.gamma_min, gamma_max=args.gamma_max,
-        risk_aversion=args.risk_aversion, inventory_penalty=args.inventory_penalty,
+        risk_aversion=args.risk_aversion, min_fills_per_hour=args.min_fills_per_hour,
+        inventory_penalty=args.inventory_penalty,
         maker_fee=args.maker_fee, order_size=args.order_size, max_inventory=args.max_inventory,
         min_sweeps=args.min_sweeps, max_silence=args.max_silence,
         validity=timedelta(seconds=args.valid_for))
@@ -144,8 +148,8 @@ def _with_progress(console, work):
             def start(self, what, total):
                 tasks[what] = bar.add_task(what, total=total)
 
-            def advance(self, what):
-                bar.advance(tasks[what])
+            def advance(self, what, n=1):
+                bar.advance(tasks[what], n)
 
         return work(Bars())
 
