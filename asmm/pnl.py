@@ -204,7 +204,8 @@ def load_rest(url: str, username: str | None, password: str | None,
 
     client = FtRestClient(url.rstrip("/"), username, password, timeout=timeout)
     try:
-        _checked(url, "ping", client.ping())
+        # Not client.ping(): it hides refused credentials behind a KeyError.
+        _checked(url, "/show_config", client.show_config())
         closed: list[dict] = []
         while True:
             page = _checked(url, "/trades", client.trades(limit=500, offset=len(closed)))

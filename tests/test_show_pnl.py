@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import socket
 import subprocess
 import sys
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -227,3 +229,68 @@ def test_every_option_has_help():
     for action in show_PnL.build_parser()._actions:
         if action.dest != "help":
             assert action.help, action.option_strings
+
+
+@pytest.fixture(scope="module")
+def ft_webserver(tmp_path_factory):
+    """Freqtrade's real REST API (`freqtrade webserver`: the API without a trading bot) on a
+    free 127.0.0.1 port, with credentials made up for this test."""
+    import secrets
+    import time
+
+    folder = tmp_path_factory.mktemp("ftweb")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    password = secrets.token_urlsafe(12)
+    cfg = {
+        "stake_currency": "USDC", "stake_amount": 100, "dry_run": True,
+        "trading_mode": "futures", "margin_mode": "isolated",
+        "exchange": {"name": "hyperliquid", "pair_whitelist": [PAIR]},
+        "pairlists": [{"method": "StaticPairList"}], "entry_pricing": {}, "exit_pricing": {},
+        "db_url": f"sqlite:///{folder / 'web.sqlite'}", "user_data_dir": str(folder),
+        "api_server": {"enabled": True, "listen_ip_address": "127.0.0.1", "listen_port": port,
+                       "username": "tester", "password": password,
+                       "jwt_secret_key": secrets.token_hex(32),
+                       "ws_token": secrets.token_urlsafe(24), "CORS_origins": []},
+    }
+    (folder / "config.json").write_text(json.dumps(cfg))
+    log = (folder / "webserver.log").open("w")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "freqtrade"), "webserver",
+                             "--config", str(folder / "config.json")],
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    def up() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/ping", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    try:
+        while not up():
+            assert proc.poll() is None, (folder / "webserver.log").read_text()
+            assert time.monotonic() < deadline, "freqtrade webserver did not come up"
+            time.sleep(0.2)  # polling interval of the readiness condition above
+        yield url, "tester", password
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_bad_credentials(ft_webserver):
+    url, user, _ = ft_webserver
+    r = _cli("--url", url, "--user", user, "--password", "wrong-password")
+    assert r.returncode == 2
+    assert "refused the credentials" in r.stderr
+
+
+def test_api_without_a_trading_bot(ft_webserver):
+    url, user, password = ft_webserver
+    env = {**os.environ, "FREQTRADE_API_URL": url, "FREQTRADE_API_USER": user,
+           "FREQTRADE_API_PASSWORD": password}
+    r = _cli(env=env)
+    assert r.returncode == 2
+    assert "Bot is not in the correct state" in r.stderr

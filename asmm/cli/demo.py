@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "demo", help="offline demo on a synthetic market",
-        description="Synthesize a market with known parameters, then show what both quote "
-                    "models quote on it for inventories -2..2.",
+        "demo", help="the whole offline pipeline on a synthetic market (about 5 minutes)",
+        description="Synthesize a market -> calibrate -> tick-level backtest -> replay "
+                    "exchange -> Freqtrade dry-run with the strategy -> PnL report -> shut "
+                    "everything down. Logs of every step go to WORKDIR/logs.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--workdir", default="demo_run", help="folder for the demo's files")
-    p.add_argument("--days", type=int, default=2, help="days of synthetic market")
-    p.add_argument("--seed", type=int, default=1, help="random seed")
-    p.add_argument("--gamma", type=float, default=0.01, help="risk aversion for the quote table")
-    p.add_argument("--tau", type=float, default=60.0,
-                   help="A-S time to horizon for the quote table (seconds)")
+    p.add_argument("--workdir", default="demo_run", help="folder for the demo's files and logs")
+    p.add_argument("--coin", default="BTC", help="coin of the synthetic market")
+    p.add_argument("--days", type=int, default=2,
+                   help="days of synthetic market (calibration's walk-forward needs 2)")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the synthetic market")
+    p.add_argument("--dry-run-minutes", type=float, default=3.0,
+                   help="how long the Freqtrade dry-run trades")
+    p.add_argument("--api-port", type=int, default=8080,
+                   help="port of Freqtrade's REST API / FreqUI on 127.0.0.1")
+    p.add_argument("--replay-port", type=int, default=0,
+                   help="port of the replay exchange on 127.0.0.1 (0: any free port)")
+    p.add_argument("--steps", default=None,
+                   help="comma-separated subset of steps to run: synthesize, calibrate, "
+                        "backtest, replay, dry-run, report (default: all)")
+    for step in ("synth", "calibrate", "backtest", "replay"):
+        p.add_argument(f"--{step}-args", type=shlex.split, default=[],
+                       help=f"extra options passed to `asmm {step}`, as one quoted string")
     p.set_defaults(func=run)
 
 
