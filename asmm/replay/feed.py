@@ -111,6 +111,8 @@ class Replay:
 
     def state_pos(self) -> tuple[int, int]:
         """``(event index, loop)`` of the market state: the last event sent."""
+        if self.finished:
+            return self.market.n_events - 1, self.loop
         if self.pos > 0:
             return self.pos - 1, self.loop
         if self.loop > 0:

@@ -1,0 +1,202 @@
+"""The replay exchange's logic without a network: timeline, book, candles, /info answers."""
+
+from datetime import date
+from itertools import pairwise
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from asmm import hlproto as hp
+from asmm.marketdata import DataError, read_bbo, read_trades
+from asmm.replay import InfoError, Replay, ReplayConfig, load_market
+from asmm.replay.faults import Faults, corrupt
+from asmm.replay.market import BBO, L2, TRADES, candles
+from asmm.synth import SynthConfig, generate
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """One quiet synthetic day: few enough events to replay completely in a test."""
+    out = tmp_path_factory.mktemp("tiny_market")
+    generate(SynthConfig(days=1, seed=3, bbo_rate=0.2, A_bid=0.02, A_ask=0.02,
+                         l2_interval=60.0, start=date(2025, 9, 1)), out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def market(tiny):
+    return load_market(tiny, "BTC")
+
+
+def finished(market, **cfg) -> Replay:
+    """A replay advanced through the whole data (unlooped): its state is the last event."""
+    r = Replay(market, ReplayConfig(speed=0, start_at="data", **cfg), wall=1e9)
+    r.start(1e9)
+    while not r.finished:
+        r.advance()
+    return r
+
+
+def test_timeline_has_every_event_in_order(market, tiny):
+    tr = read_trades(tiny, "BTC")
+    bbo = read_bbo(tiny, "BTC")
+    n_groups = np.unique(tr.t).size
+    assert (market.ev_kind == TRADES).sum() == n_groups
+    assert (market.ev_kind == BBO).sum() == len(bbo)
+    assert np.all(np.diff(market.ev_t) >= 0)
+    # At equal exchange time: trades, then BBO, then the L2 snapshot.
+    same = np.diff(market.ev_t) == 0
+    assert np.all(np.diff(market.ev_kind.astype(int))[same] >= 0)
+    assert (market.ev_kind == L2).sum() > 0 and not market.l2_from_bbo
+    assert market.fills_upto[-1] == len(tr)
+
+
+def test_book_is_bbo_then_deeper_snapshot_levels_never_crossed(market):
+    for p in range(0, market.n_events, max(market.n_events // 200, 1)):
+        bids, asks = market.book(p)
+        bid, bsz, ask, asz = market.top(p)
+        assert bids[0][:2] == (bid, bsz) and asks[0][:2] == (ask, asz)
+        bpx = [b[0] for b in bids]
+        apx = [a[0] for a in asks]
+        assert bpx == sorted(bpx, reverse=True) and len(set(bpx)) == len(bpx)
+        assert apx == sorted(apx) and len(set(apx)) == len(apx)
+        assert bpx[0] < apx[0]
+
+
+def test_candles_by_hand():
+    t = np.array([0, 10, 59_999, 130_000, 130_001], dtype=np.int64)
+    px = np.array([10.0, 12.0, 9.0, 11.0, 13.0])
+    sz = np.array([1.0, 1.0, 1.0, 0.5, 0.25])
+    rows = candles(t, px, sz, 60_000, 0, 190_000, prev_close=8.0)
+    assert rows == [
+        (0, 10.0, 12.0, 9.0, 9.0, 3.0, 3),
+        (60_000, 9.0, 9.0, 9.0, 9.0, 0.0, 0),  # nothing traded: flat at the previous close
+        (120_000, 11.0, 13.0, 11.0, 13.0, 0.75, 2),
+        (180_000, 13.0, 13.0, 13.0, 13.0, 0.0, 0),
+    ]
+    assert candles(t, px, sz, 60_000, 61_000, 61_500, 7.0) == [
+        (60_000, 7.0, 7.0, 7.0, 7.0, 0.0, 0)]
+
+
+def test_candle_snapshot_matches_pandas_resample_of_the_trades(market, tiny):
+    r = finished(market)
+    got = r.info({"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "15m",
+                                                    "startTime": 0}}, wall=0)
+    tr = read_trades(tiny, "BTC")
+    df = pd.DataFrame({"px": tr.price, "sz": tr.size},
+                      index=pd.to_datetime(tr.t, unit="ms"))
+    ref = df["px"].resample("15min").ohlc().join(df["sz"].resample("15min").sum())
+    ref = ref.dropna()
+    by_t = {c["t"]: c for c in got}
+    assert len(by_t) == len(got) == 96  # a whole day of 15-minute candles
+    for ts, row in ref.iterrows():
+        c = by_t[int(ts.value // 1_000_000)]
+        assert (float(c["o"]), float(c["h"]), float(c["l"]), float(c["c"])) == (
+            row["open"], row["high"], row["low"], row["close"])
+        assert float(c["v"]) == pytest.approx(row["sz"], rel=1e-12)
+
+
+def test_candle_snapshot_keeps_the_latest_5000(market):
+    # Four looped passes of one day: 5760 one-minute intervals, more than the limit.
+    r = Replay(market, ReplayConfig(speed=0, start_at="data", loop=True), wall=0.0)
+    r.start(0.0)
+    while r.loop < 4:
+        r.advance()
+    got = r.info({"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "1m",
+                                                    "startTime": 0}}, wall=0)
+    assert len(got) == hp.MAX_CANDLES
+    now = r.now_ms(0)
+    assert got[-1]["t"] == now // 60_000 * 60_000
+    assert all(b["t"] - a["t"] == 60_000 for a, b in pairwise(got))
+
+
+def test_start_at_now_shifts_published_times(market):
+    wall = 2_000_000_000.0
+    r = Replay(market, ReplayConfig(speed=2.0, start_at="now"), wall=0.0)
+    r.start(wall)
+    assert r.pub_time(0) == int(wall * 1000)
+    assert r.now_ms(wall + 10) == int(wall * 1000) + 20_000  # twice real time
+    assert r.clock.wall_at(r.pub_time(0) + 20_000) == pytest.approx(wall + 10)
+    ch, msg = r.event_message(0)
+    data = msg["data"][0] if ch == "trades" else msg["data"]
+    assert data["time"] == int(wall * 1000)
+    assert r.info({"type": "exchangeStatus"}, wall + 1)["time"] == int(wall * 1000) + 2000
+
+
+def test_loop_keeps_times_and_trade_ids_increasing(market):
+    r = Replay(market, ReplayConfig(speed=0, start_at="data", loop=True), wall=0.0)
+    r.start(0.0)
+    last_t, last_tid = -1, -1
+    first_trades = int(np.flatnonzero(market.ev_kind == TRADES)[0])
+    for loop in range(2):
+        assert r.loop == loop and r.pos == 0
+        for pos in range(market.n_events):
+            t = r.pub_time(pos)
+            assert t >= last_t
+            last_t = t
+            if pos == first_trades:
+                _, msg = r.event_message(pos)
+                tid = msg["data"][0]["tid"]
+                assert tid > last_tid
+                last_tid = tid
+            r.advance()
+    assert r.loop == 2 and not r.finished
+
+
+def test_info_answers_at_the_final_state(market):
+    r = finished(market)
+    p = market.n_events - 1
+    bids, asks = market.book(p)
+    book = r.info({"type": "l2Book", "coin": "BTC"}, 0)
+    assert [float(x["px"]) for x in book["levels"][0]] == [b[0] for b in bids]
+    assert [float(x["sz"]) for x in book["levels"][1]] == [a[1] for a in asks]
+    meta, ctxs = r.info({"type": "metaAndAssetCtxs"}, 0)
+    assert meta["universe"][0]["name"] == "BTC"
+    assert [float(x) for x in ctxs[0]["impactPxs"]] == [bids[0][0], asks[0][0]]
+    assert float(r.info({"type": "allMids"}, 0)["BTC"]) == market.mid(p)
+    fh = r.info({"type": "fundingHistory", "coin": "BTC", "startTime": 0}, 0)
+    assert len(fh) == 24 and all(f["time"] % 3_600_000 == 0 for f in fh)
+
+
+@pytest.mark.parametrize("req", [
+    {"type": "nope"}, {"kind": "meta"}, [], {"type": "l2Book", "coin": "ETH"},
+    {"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "7m"}},
+    {"type": "candleSnapshot"},
+    {"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "1m", "startTime": "x"}},
+])
+def test_info_rejects_what_hyperliquid_rejects(market, req):
+    r = finished(market)
+    with pytest.raises(InfoError):
+        r.info(req, 0)
+
+
+def test_load_market_errors_are_clear(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_market(tmp_path / "missing", "BTC")
+    with pytest.raises(DataError, match="no prices files for BTC"):
+        load_market(tmp_path, "BTC")
+
+
+@pytest.mark.parametrize("channel,msg", [
+    ("bbo", hp.bbo_msg("BTC", 5, (1.0, 1.0, 1), (2.0, 1.0, 1))),
+    ("trades", hp.trades_msg("BTC", [(1.0, 1.0, 1, 5, 1)])),
+    ("l2Book", hp.l2book_msg("BTC", 5, [(1.0, 1.0, 1)], [(2.0, 1.0, 1)])),
+    ("candle", hp.candle_msg(hp.candle("BTC", "1m", 60_000, 1, 1, 1, 1, 1, 1))),
+])
+def test_corrupt_messages_are_routable_but_rejected(channel, msg):
+    bad = corrupt(channel, msg)
+    assert bad["channel"] == channel and msg != bad
+    parse = {"bbo": hp.parse_bbo, "trades": hp.parse_trades,
+             "l2Book": lambda m: hp.parse_l2book(m, 1), "candle": hp.parse_candle}[channel]
+    parse(msg)
+    with pytest.raises(hp.HLProtoError):
+        parse(bad)
+
+
+def test_faults_validate():
+    with pytest.raises(ValueError):
+        Faults(drop_after=-1)
+    with pytest.raises(ValueError):
+        Faults(stall_every=3)
+    assert not Faults().any and Faults(malformed_every=2).any
