@@ -127,13 +127,17 @@ def day_stats(data_dir: str | Path, coin: str, day: date, cfg: CalibrationConfig
     good = np.flatnonzero(ok)
     quality = {
         "prices_rows": bbo.quality.rows_read, "trades_rows": trades.quality.rows_read,
-        "dropped": {**{f"prices: {k}": v for k, v in bbo.quality.dropped.items()},
-                    **{f"trades: {k}": v for k, v in trades.quality.dropped.items()}},
+        "dropped": {**_prefixed("prices", bbo.quality.dropped),
+                    **_prefixed("trades", trades.quality.dropped)},
         "notes": bbo.quality.notes + trades.quality.notes,
         "bbo_states": len(bbo), "unusable_bbo_states": int(np.count_nonzero(~ok)),
     }
     return DayStats(day, sig, sides, tick, float(mid[good[0]]), float(mid[good[-1]]),
                     float(bbo.t[good[0]]) / 1000.0, span_end / 1000.0, quality)
+
+
+def _prefixed(kind: str, dropped: dict) -> dict:
+    return {(r if r.startswith(f"{kind}:") else f"{kind}: {r}"): n for r, n in dropped.items()}
 
 
 # --------------------------------------------------------------------------- estimates

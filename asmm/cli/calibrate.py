@@ -107,7 +107,7 @@ def run(args) -> int:
     try:
         cfg = config_from_args(args)
     except ValueError as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {e}", soft_wrap=True)
         return 2
     data_dir = cal.resolve_data_dir(args.data_dir)
     output = args.output or default_path(cfg.coin)
@@ -121,8 +121,8 @@ def run(args) -> int:
         try:
             once()
         except (cal.CalibrationError, OSError) as e:
-            err.print(f"[red]calibration failed:[/red] {e}")
-            err.print(f"nothing written; {output} (if any) is unchanged")
+            err.print(f"[red]calibration failed:[/red] {e}", soft_wrap=True)
+            err.print(f"nothing written; {output} (if any) is unchanged", soft_wrap=True)
             return 1
         return 0
 
