@@ -502,7 +502,12 @@ def run_every(job: Callable[[], None], every: float, stop: threading.Event,
         try:
             job()
             ok += 1
+        except (CalibrationError, OSError) as e:
+            failed += 1
+            log.error("calibration run failed: %s; keeping the last good file, next try in "
+                      "%.0f s", e, every)
         except Exception:
+            # A bug, not bad data: the traceback is worth its lines, the sidecar goes on.
             failed += 1
             log.exception("calibration run failed; keeping the last good file, next try in "
                           "%.0f s", every)

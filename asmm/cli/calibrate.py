@@ -169,6 +169,9 @@ def _print_summary(result, output) -> None:
     for r in rows:
         t.add_row(*r)
     out = Console()
+    if not out.is_terminal:
+        # A pipe or log file reports 80 columns, which would cut the prices short.
+        out = Console(width=120)
     out.print(t)
     out.print(ladder_table(f"quotes at mid {p.mid_price:,.2f} for inventory q = -2..2 (lots)",
                            ladder))

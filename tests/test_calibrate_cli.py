@@ -1,0 +1,181 @@
+"""The calibrator end to end: the users' script and `asmm calibrate` as real processes, the
+walk-forward gamma search on the real backtester, defaults, the sidecar loop."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asmm.calibrate import run_every
+from asmm.params import load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "calculate_avellaneda_parameters.py"
+ASMM = str(Path(sys.executable).parent / "asmm")
+
+
+def _copy_days(src: Path, dst: Path, days: list[str]) -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
+    for day in days:
+        for p in src.glob(f"*_BTC_{day}.csv"):
+            shutil.copy(p, dst / p.name)
+    return dst
+
+
+def _env(**extra) -> dict:
+    """The test's environment without the variables under test (and terminal overrides)."""
+    drop = ("HL_DATA_LOC", "TTY_COMPATIBLE", "FORCE_COLOR")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="module")
+def walk_forward(small_market, tmp_path_factory):
+    """One run of the users' script on two days, output piped (not a terminal)."""
+    src, _ = small_market
+    out = tmp_path_factory.mktemp("wf") / "params.json"
+    proc = subprocess.run([sys.executable, str(SCRIPT), "BTC", "--data-dir", str(src),
+                           "--output", str(out)], capture_output=True, text=True, env=_env(),
+                          timeout=600)
+    return proc, out
+
+
+def test_walk_forward_picks_the_best_scoring_gamma(walk_forward):
+    proc, out = walk_forward
+    assert proc.returncode == 0, proc.stderr
+    params = load_params(out)
+    g = params.diagnostics["gamma"]
+    assert g["method"] == "walk-forward backtest"
+    assert len(g["grid"]) == 32
+    (test,) = g["test_days"]
+    assert test["test_day"] == "2025-09-02" and test["estimated_on"] == ["2025-09-01"]
+    assert len(test["runs"]) == 32
+    scores = np.array([-np.inf if s is None else s for s in g["mean_score"]])
+    assert np.isfinite(scores).any()
+    assert g["best_index"] == int(np.argmax(scores))
+    assert params.gamma == g["grid"][g["best_index"]]
+    # The final sigma, A, k come from the latest day; the walk-forward's from the day before.
+    assert params.diagnostics["estimation"]["days"] == ["2025-09-02"]
+    assert test["sigma"] != params.sigma
+    assert params.valid_until - params.computed_at == timedelta(hours=36)
+
+
+def test_pipe_gets_the_summary_and_no_progress_bar(walk_forward):
+    proc, _ = walk_forward
+    for text in ("sigma", "A bid", "k ask", "gamma", "walk-forward backtest", "spread bp"):
+        assert text in proc.stdout
+    for q in ("-2", "-1", "+0", "+1", "+2"):
+        assert f"│ {q} │" in proc.stdout
+    assert "gamma grid" not in proc.stderr and "days" not in proc.stderr
+
+
+def test_terminal_gets_progress_bars(small_market, tmp_path):
+    src, _ = small_market
+    data = _copy_days(src, tmp_path / "d", ["2025-09-01", "2025-09-02"])
+    proc = subprocess.run([ASMM, "calibrate", "--data-dir", str(data), "--output",
+                           str(tmp_path / "p.json"), "--gamma-points", "4"],
+                          capture_output=True, text=True, env=_env(TTY_COMPATIBLE="1"),
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "days" in proc.stderr and "gamma grid" in proc.stderr
+
+
+def test_one_day_falls_back_and_says_so(small_market, tmp_path):
+    src, _ = small_market
+    data = _copy_days(src, tmp_path / "d", ["2025-09-01"])
+    out = tmp_path / "p.json"
+    proc = subprocess.run([ASMM, "calibrate", "--data-dir", str(data), "--output", str(out),
+                           "--valid-for", "2h"], capture_output=True, text=True, env=_env(),
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    params = load_params(out)
+    g = params.diagnostics["gamma"]
+    assert g["method"].startswith("fallback") and g["reason"] == "only one day of data"
+    assert params.gamma in g["grid"]
+    assert any("only one day" in w for w in params.diagnostics["warnings"])
+    assert "only one day" in proc.stderr
+    assert params.valid_until - params.computed_at == timedelta(hours=2)
+
+
+def test_defaults_data_from_env_output_under_scripts(small_market, tmp_path):
+    src, _ = small_market
+    data = _copy_days(src, tmp_path / "d", ["2025-09-02"])
+    proc = subprocess.run([sys.executable, str(SCRIPT)], cwd=tmp_path, capture_output=True,
+                          text=True, env=_env(HL_DATA_LOC=str(data)), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert load_params(tmp_path / "scripts" / "avellaneda_parameters_BTC.json").coin == "BTC"
+
+
+def test_without_env_the_default_folder_is_named(tmp_path):
+    proc = subprocess.run([sys.executable, str(SCRIPT), "ETH"], cwd=tmp_path,
+                          capture_output=True, text=True, env=_env(), timeout=600)
+    assert proc.returncode == 1
+    assert "HL_data_collector/HL_data" in proc.stderr and "does not exist" in proc.stderr
+    assert not (tmp_path / "scripts").exists()
+
+
+def test_bad_option_value_exits_2(tmp_path):
+    proc = subprocess.run([ASMM, "calibrate", "--window-days", "0", "--data-dir",
+                           str(tmp_path)], capture_output=True, text=True, env=_env(),
+                          timeout=600)
+    assert proc.returncode == 2 and "window_days must be >= 1" in proc.stderr
+    proc = subprocess.run([ASMM, "calibrate", "--every", "soon"], capture_output=True,
+                          text=True, env=_env(), timeout=600)
+    assert proc.returncode == 2 and "not a positive duration" in proc.stderr
+
+
+def test_run_every_survives_failures_and_stops_when_told():
+    calls = []
+
+    def job():
+        calls.append(len(calls))
+        if len(calls) % 2:
+            raise RuntimeError("collector folder not mounted yet")
+
+    stop = threading.Event()
+    assert run_every(job, 0.0, stop, max_runs=4) == (2, 2)
+    stop.set()
+    assert run_every(job, 0.0, stop) == (0, 0)
+    assert len(calls) == 4
+
+
+def test_sidecar_recovers_once_data_arrives_and_stops_on_sigterm(small_market, tmp_path):
+    """`--every 1s` on an empty folder fails (logged), keeps going, and writes the file once
+    the data is there; SIGTERM ends it cleanly."""
+    src, _ = small_market
+    data = tmp_path / "d"
+    data.mkdir()
+    out = tmp_path / "p.json"
+    proc = subprocess.Popen([ASMM, "calibrate", "--data-dir", str(data), "--output", str(out),
+                             "--walk-forward-days", "0", "--every", "1s"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env=_env())
+    try:
+        # The first run has failed once its message is out; then the data arrives.
+        first = proc.stderr.readline()
+        while "calibration run failed" not in first:
+            assert first, "sidecar exited before reporting the failed run"
+            first = proc.stderr.readline()
+        threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe drained
+        _copy_days(src, data, ["2025-09-02"])
+        deadline = time.monotonic() + 120
+        while not out.exists():
+            assert proc.poll() is None, "sidecar died"
+            assert time.monotonic() < deadline, "no parameter file after the data arrived"
+            threading.Event().wait(0.1)
+        assert load_params(out).coin == "BTC"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(timeout=60)
+    assert rc == 0
