@@ -1,0 +1,171 @@
+"""`asmm backtest`: tick-level market-making backtest over collector data."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+
+def _when(text: str) -> float:
+    """Epoch seconds from epoch seconds, ``YYYY-MM-DD`` or an ISO time (UTC if no zone)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not epoch seconds, YYYY-MM-DD or an ISO-8601 time") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "backtest", help="tick-level market-making backtest over collector data",
+        description="Replay recorded (or synthetic) BBO, trades and L2 snapshots and simulate "
+                    "the quotes of asmm.model with latency, queue position and fees. Prints "
+                    "PnL, Sharpe, drawdown, fills and inventory for the chosen execution mode "
+                    "and, for comparison, the other two modes on the same data.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--data-dir", required=True, help="collector data folder")
+    p.add_argument("--coin", default="BTC", help="coin to backtest")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--params", help="parameter file (scripts/avellaneda_parameters_<COIN>"
+                                      ".json) whose model, sigma, gamma, A, k are quoted")
+    src.add_argument("--fixed-depth", type=float,
+                     help="baseline: quote D price units either side of the mid")
+    p.add_argument("--gamma", type=float,
+                   help="override the parameter file's gamma (1/price)")
+    p.add_argument("--from", dest="start", type=_when,
+                   help="window start: epoch seconds, YYYY-MM-DD or ISO time (UTC)")
+    p.add_argument("--to", dest="end", type=_when,
+                   help="window end (exclusive), same forms as --from")
+    p.add_argument("--order-size", type=float, default=0.001, help="coin per order (one lot)")
+    p.add_argument("--refresh-seconds", type=float, default=1.0, help="re-quote interval, s")
+    p.add_argument("--latency-ms", type=float, default=100.0,
+                   help="delay before new and cancelled orders take effect, ms")
+    p.add_argument("--queue", choices=["none", "prob"], default="prob",
+                   help="none: fill on touch; prob: wait for the volume queued ahead "
+                        "(probabilistic cancellations)")
+    p.add_argument("--queue-power", type=float, default=3.0,
+                   help="exponent n of the queue model's front^n/(front^n+back^n)")
+    p.add_argument("--maker-fee", type=float, default=0.00015,
+                   help="maker fee, fraction of notional")
+    p.add_argument("--taker-fee", type=float, default=0.00045,
+                   help="taker fee, fraction of notional (closing-cost view only)")
+    p.add_argument("--max-inventory", type=float, default=10.0, help="inventory bound, lots")
+    p.add_argument("--horizon", type=float, default=86400.0,
+                   help="A-S horizon, s (tau runs to the next multiple in epoch time)")
+    p.add_argument("--tick", type=float, help="price tick (default: inferred from the data)")
+    p.add_argument("--execution", choices=["two-sided", "freqtrade", "freqtrade-pair"],
+                   default="two-sided",
+                   help="two-sided: bid and ask rest at once; freqtrade: one order at a time "
+                        "(entry then exit); freqtrade-pair: a long and a short bot")
+    p.add_argument("--sample-seconds", type=float, default=60.0,
+                   help="equity/plot sampling interval, s (must divide 3600)")
+    p.add_argument("--json", action="store_true",
+                   help="print one flat JSON object instead of tables")
+    p.add_argument("--plot", metavar="OUT.png", help="write a PNG: mid, quotes, fills, "
+                                                     "inventory and equity")
+    p.set_defaults(func=run)
+
+
+def _config(args):
+    from asmm.backtest import BacktestConfig
+
+    common = dict(order_size=args.order_size, refresh_seconds=args.refresh_seconds,
+                  latency_ms=args.latency_ms, queue=args.queue, queue_power=args.queue_power,
+                  maker_fee=args.maker_fee, taker_fee=args.taker_fee,
+                  max_inventory=args.max_inventory, horizon=args.horizon, tick=args.tick,
+                  execution=args.execution)
+    if args.fixed_depth is not None:
+        return BacktestConfig(model="fixed", fixed_depth=args.fixed_depth, **common)
+    from asmm.params import load_params
+
+    params = load_params(args.params, check_fresh=False)
+    if params.coin != args.coin:
+        raise ValueError(f"{args.params} is for {params.coin}, not {args.coin}")
+    if args.gamma is not None:
+        common["gamma"] = args.gamma
+    return BacktestConfig.from_params(params, **common)
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "n/a" if v != v else f"{v:,.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
+    return str(v)
+
+
+def run(args) -> int:
+    import json
+    import math
+
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from asmm.backtest import EXECUTIONS, load_events, run_grid
+    from asmm.marketdata import DataError
+    from asmm.params import ParamsError
+
+    err = Console(stderr=True)
+    try:
+        cfg = _config(args)
+        events = load_events(args.data_dir, args.coin, args.start, args.end)
+        # The three execution modes in one pass: the gap between them is part of the answer.
+        cfgs = [cfg] + [cfg.with_(execution=m) for m in EXECUTIONS if m != cfg.execution]
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+            task = bar.add_task("backtesting", total=events.t.size)
+            results = run_grid(events, cfgs, sample_seconds=args.sample_seconds,
+                               record_fills=bool(args.plot),
+                               progress=lambda done, _n: bar.update(task, completed=done))
+    except (DataError, ParamsError, ValueError, OSError) as e:
+        err.print(f"[red]error:[/red] {e}")
+        return 2
+    main = results[0]
+    summary = main.summary()
+    for r in results:
+        key = r.config.execution.replace("-", "_")
+        summary[f"pnl_{key}"] = r.summary()["pnl"]
+    if args.plot:
+        from asmm.backtest.plot import plot_result
+
+        try:
+            plot_result(main, args.plot)
+        except OSError as e:
+            err.print(f"[red]error:[/red] cannot write {args.plot}: {e}")
+            return 2
+    if args.json:
+        print(json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v)
+                          for k, v in summary.items()}))
+        return 0
+    out = Console()
+    t = Table(title=f"{args.coin} backtest, {summary['hours']:.1f} h, "
+                    f"{summary['events']:,} events in {summary['seconds']:.2f} s "
+                    f"({summary['events_per_second'] / 1e6:.1f} M events/s)",
+              title_justify="left")
+    t.add_column("metric")
+    for r in results:
+        t.add_column(r.config.execution, justify="right")
+    rows = [("PnL, marked to mid", "pnl"), ("  realised (before fees)", "realised"),
+            ("  unrealised", "unrealised"), ("  fees", "fees"),
+            ("PnL after closing at taker fee", "pnl_after_close"),
+            ("Sharpe (hourly, annualised)", "sharpe"), ("max drawdown", "max_drawdown"),
+            ("fills bid", "fills_bid"), ("fills ask", "fills_ask"),
+            ("avg captured spread, bp", "captured_spread_bp"),
+            ("inventory mean, lots", "inventory_mean"), ("inventory std", "inventory_std"),
+            ("inventory max |q|", "inventory_max_abs"),
+            ("time at inventory bound", "time_at_bound"),
+            ("post-only rejects", "rejected_post_only")]
+    sums = [r.summary() for r in results]
+    for label, key in rows:
+        t.add_row(label, *(_fmt(s[key]) for s in sums))
+    out.print(t)
+    gaps = ", ".join(f"{s['execution']} {s['pnl'] - sums[0]['pnl']:+,.2f}" for s in sums[1:])
+    out.print(f"PnL gap vs {sums[0]['execution']}: {gaps}")
+    if args.plot:
+        out.print(f"plot written to {args.plot}")
+    return 0
