@@ -81,7 +81,8 @@ def run(args) -> int:
     from asmm.replay import Faults, Replay, ReplayConfig, ReplayServer, load_market
     from asmm.replay.server import serve_forever
 
-    err = Console(stderr=True)
+    # soft_wrap: an error message names a path; keep it on one line, greppable.
+    err = Console(stderr=True, soft_wrap=True)
     try:
         cfg = ReplayConfig(speed=args.speed, start_at=args.start_at, loop=args.loop,
                            sz_decimals=args.sz_decimals, max_leverage=args.max_leverage,
