@@ -28,7 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
-from ..marketdata import DataError, Quality, read_bbo, read_gaps, read_orderbooks, read_trades
+from ..marketdata import (
+    DataError,
+    Quality,
+    day_bounds,
+    list_files,
+    read_bbo,
+    read_gaps,
+    read_orderbooks,
+    read_trades,
+)
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +152,22 @@ def merge(coin: str, bbo, trades, books=None, start: float | None = None,
     )
 
 
+def _files_cover(data_dir, kind: str, coin: str, start: float | None,
+                 end: float | None) -> bool:
+    """Whether any ``kind`` file could hold rows in ``[start, end)`` (a single-file layout
+    always could). Raises DataError if there are no such files at all."""
+    for f in list_files(data_dir, kind, coin):
+        if f.day is None:
+            return True
+        lo, hi = day_bounds(f.day)
+        if (end is None or lo < end) and (start is None or hi > start):
+            return True
+    if not list_files(data_dir, kind, coin):
+        raise DataError(f"no {kind} files for {coin} in {data_dir} "
+                        f"(expected {kind}_{coin}_YYYY-MM-DD.csv or {kind}_{coin}.csv)")
+    return False
+
+
 def load_events(data_dir: str | Path, coin: str, start: float | None = None,
                 end: float | None = None, *, with_book: bool = True) -> Events:
     """Read and merge one coin's BBO, trades and (if present) L2 snapshots.
@@ -154,6 +179,10 @@ def load_events(data_dir: str | Path, coin: str, start: float | None = None,
     """
     if start is not None and end is not None and end <= start:
         raise DataError(f"empty window: end {end} is not after start {start}")
+    for kind in ("prices", "trades"):
+        if not _files_cover(data_dir, kind, coin, start, end):
+            raise DataError(f"no {kind} files for {coin} in {data_dir} overlap the window "
+                            f"[{start}, {end}) (epoch seconds)")
     bbo = read_bbo(data_dir, coin, start, end)
     trades = read_trades(data_dir, coin, start, end)
     books = None
