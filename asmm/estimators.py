@@ -256,9 +256,11 @@ def _merge_hist(rows: np.ndarray) -> np.ndarray:
     rows = rows.reshape(-1, 3).astype(np.int64)
     if rows.shape[0] == 0:
         return rows
-    keys, inv = np.unique(rows[:, :2], axis=0, return_inverse=True)
+    # One int64 key per (spread, level), both >= 0 and far below 2**31: a 1-d unique is
+    # several times faster than unique(axis=0).
+    keys, inv = np.unique((rows[:, 0] << 32) | rows[:, 1], return_inverse=True)
     counts = np.bincount(inv.ravel(), weights=rows[:, 2]).astype(np.int64)
-    return np.column_stack([keys, counts])
+    return np.column_stack([keys >> 32, keys & 0xFFFFFFFF, counts])
 
 
 def exposure_seconds(t_ms: np.ndarray, ok: np.ndarray, span_end_ms: float,
