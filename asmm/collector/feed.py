@@ -111,11 +111,19 @@ class Session:
         return True
 
     def close(self) -> None:
+        """Close the socket and end the SDK's threads (what its ``stop()`` does, with a short
+        close handshake: its reader thread, not ``close()``, usually gets the server's reply,
+        so ``close()`` would otherwise wait out websocket-client's default 3 s)."""
+        m = self.manager
+        m.stop_event.set()
         try:
-            self.manager.stop()
+            m.ws.close(timeout=0.5)
         except Exception as e:  # the socket may already be gone; closing is best effort
             log.debug("closing websocket: %s", e)
-        self.manager.join(timeout=5.0)
+        if m.ping_sender.is_alive():
+            m.ping_sender.join(timeout=2.0)
+        if m.is_alive():
+            m.join(timeout=2.0)
 
     def _send(self, payload: dict) -> None:
         try:

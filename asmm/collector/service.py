@@ -31,6 +31,7 @@ from asmm.marketdata import PRICES_COLUMNS, TRADES_COLUMNS, orderbook_columns
 log = logging.getLogger(__name__)
 
 _STOP = None  # queue sentinel: the writer drains up to here, then closes
+HEARTBEAT_SECONDS = 1.0  # cheap (one small file), and lets a watcher see progress between flushes
 
 
 def backoff_delay(attempt: int, lo: float, hi: float, rng: random.Random) -> float:
@@ -64,6 +65,7 @@ class Collector:
             "orderbooks": orderbook_columns(config.orderbook_depth)}, parquet=config.parquet)
         self.gaps = GapLog(config.output_dir)
         self.connected = threading.Event()
+        self.connect_failures = 0  # attempts that ended before confirmed subscriptions
         self._stop = threading.Event()
         self._fatal: str | None = None
         self._session: Session | None = None
@@ -155,6 +157,7 @@ class Collector:
                     gap_start, gap_reason = self.stats.last_data or self.clock(), \
                         f"connect failed: {type(e).__name__}"
             if not ok:
+                self.connect_failures += 1
                 if session is not None:
                     session.close()
                 self._session = None
@@ -221,12 +224,13 @@ class Collector:
         cfg = self.cfg
         now = time.monotonic()
         next_flush = now + cfg.flush_seconds
+        next_heartbeat = now
         next_status = now + cfg.status_seconds
         prev, prev_t = self.stats.snapshot(), now
         try:
             while True:
                 try:
-                    item = self.queue.get(timeout=min(0.25, cfg.flush_seconds))
+                    item = self.queue.get(timeout=min(0.25, cfg.flush_seconds))  # wake to flush
                 except queue.Empty:
                     item = ()
                 if item is _STOP:
@@ -236,8 +240,10 @@ class Collector:
                 now = time.monotonic()
                 if now >= next_flush:
                     self.writer.flush()
-                    self._heartbeat()
                     next_flush = now + cfg.flush_seconds
+                if now >= next_heartbeat:
+                    self._heartbeat()
+                    next_heartbeat = now + HEARTBEAT_SECONDS
                 if now >= next_status:
                     cur = self.stats.snapshot()
                     log.info("%s", status_line(prev, cur, now - prev_t, self.queue.qsize(),
