@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -59,40 +58,31 @@ def tiny_market(tmp_path_factory) -> Path:
 
 
 class Replay:
-    def __init__(self, proc: subprocess.Popen, url: str, record: Path):
-        self.proc, self.url, self.record = proc, url, record
+    """The shared ``replay_exchange`` process plus the record file it writes."""
 
-    def get(self, path: str) -> dict:
-        with urllib.request.urlopen(self.url + path, timeout=10) as r:
-            return json.loads(r.read())
+    def __init__(self, rp, record: Path):
+        self.rp, self.url, self.record = rp, rp.url, record
 
     def sent(self) -> dict:
-        return self.get("/_replay/sent")
+        return self.rp.sent()
 
     def finished(self) -> bool:
-        return self.get("/_replay/clock")["finished"]
+        return self.rp.clock()["finished"]
 
 
 @pytest.fixture
-def replay(tiny_market, tmp_path):
-    """Factory: ``replay(*flags)`` starts ``asmm replay`` on a free port, recording."""
-    procs = []
+def replay(replay_exchange, tiny_market, tmp_path):
+    """``replay(speed, *flags)``: the tiny market from its recorded times, recording."""
+    n = [0]
 
-    def start(*flags: str) -> Replay:
-        record = tmp_path / f"record{len(procs)}.jsonl"
-        proc = subprocess.Popen(
-            [str(BIN / "asmm"), "replay", "--data-dir", str(tiny_market), "--port", "0",
-             "--start-at", "data", "--record", str(record), *flags],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        procs.append(proc)
-        line = proc.stdout.readline()  # "replay exchange listening on http://127.0.0.1:PORT"
-        assert "listening on" in line, (line, proc.stderr.read() if proc.poll() else "")
-        return Replay(proc, line.strip().rsplit(" ", 1)[-1], record)
+    def start(speed, *flags: str) -> Replay:
+        n[0] += 1
+        record = tmp_path / f"record{n[0]}.jsonl"
+        rp = replay_exchange(tiny_market, "--start-at", "data", "--record", str(record),
+                             *flags, speed=speed)
+        return Replay(rp, record)
 
-    yield start
-    for p in procs:
-        p.terminate()
-        p.wait(timeout=10)
+    return start
 
 
 def config(out: Path, url: str, **kw) -> CollectorConfig:
@@ -153,8 +143,9 @@ def on_disk(out: Path, kind: str) -> tuple[list, list[float]]:
     return rows, stamps
 
 
-def assert_every_sent_message_is_a_row(out: Path, rec: Path) -> dict:
-    exp = recorded(rec)
+def assert_every_sent_message_is_a_row(out: Path, r: Replay) -> dict:
+    r.sent()  # the replay flushes its record file on every /_replay/ request
+    exp = recorded(r.record)
     for kind in ("prices", "trades", "orderbooks"):
         got, _ = on_disk(out, kind)
         assert len(got) == len(exp[kind]), kind
@@ -174,11 +165,11 @@ def done_receiving(r: Replay, c: Collector) -> bool:
 
 
 def test_every_message_sent_is_a_row_with_its_values(replay, tmp_path):
-    r = replay("--speed", "max", "--wait-subscriptions", "3")
+    r = replay("max", "--wait-subscriptions", "3")
     out = tmp_path / "out"
     with running(config(out, r.url)) as c:
         wait_until(lambda: done_receiving(r, c), 60, "the whole day to arrive")
-    exp = assert_every_sent_message_is_a_row(out, r.record)
+    exp = assert_every_sent_message_is_a_row(out, r)
     sent = r.sent()
     assert len(exp["prices"]) > 4000 and sent["fills"] == len(exp["trades"])
     assert sent["messages"]["l2Book"] == len(exp["orderbooks"]) > 1000
@@ -198,14 +189,14 @@ def test_every_message_sent_is_a_row_with_its_values(replay, tmp_path):
 
 
 def test_drop_mid_stream_reconnects_resubscribes_and_records_gaps(replay, tmp_path):
-    r = replay("--speed", "max", "--wait-subscriptions", "3", "--drop-after", "2500")
+    r = replay("max", "--wait-subscriptions", "3", "--drop-after", "2500")
     out = tmp_path / "out"
     with running(config(out, r.url)) as c:
         wait_until(lambda: done_receiving(r, c), 60, "the whole day through the drops")
     sent = r.sent()
     drops = sent["dropped_by_fault"]
     assert drops >= 3 and c.stats.reconnects == drops
-    assert_every_sent_message_is_a_row(out, r.record)  # rows continued on each connection
+    assert_every_sent_message_is_a_row(out, r)  # rows continued on each connection
     gaps = read_gaps(out, "BTC")
     assert len(gaps) == drops and (gaps[:, 1] > gaps[:, 0]).all()
     assert "connection closed" in (out / "gaps_BTC.csv").read_text()
@@ -218,7 +209,7 @@ def test_drop_mid_stream_reconnects_resubscribes_and_records_gaps(replay, tmp_pa
 
 def test_stalled_feed_is_stale_and_replaced(replay, tmp_path):
     # The socket stays open but data stops (pings still answered): only staleness shows it.
-    r = replay("--speed", str(FAST), "--stall-every", "1500", "--stall-seconds", "60")
+    r = replay(FAST, "--stall-every", "1500", "--stall-seconds", "60")
     out = tmp_path / "out"
     with running(config(out, r.url, stale_seconds=0.5)) as c:
         wait_until(lambda: c.stats.gaps >= 1 and c.connected.is_set(), 30,
@@ -233,13 +224,13 @@ def test_stalled_feed_is_stale_and_replaced(replay, tmp_path):
 
 
 def test_malformed_messages_are_counted_skipped_and_survived(replay, tmp_path):
-    r = replay("--speed", "max", "--wait-subscriptions", "3", "--malformed-every", "400")
+    r = replay("max", "--wait-subscriptions", "3", "--malformed-every", "400")
     out = tmp_path / "out"
     with running(config(out, r.url)) as c:
         wait_until(lambda: done_receiving(r, c), 60, "the whole day with bad messages")
         wait_until(lambda: c.stats.malformed == r.sent()["messages"]["malformed"], 10,
                    "every malformed message to be counted")
-    exp = assert_every_sent_message_is_a_row(out, r.record)
+    exp = assert_every_sent_message_is_a_row(out, r)
     assert exp["malformed"] >= 20 and c.stats.malformed == exp["malformed"]
     assert c.stats.reconnects == 0
 
@@ -254,7 +245,7 @@ def test_utc_midnight_rollover_starts_new_files(replay, tmp_path):
     def clock():
         return midnight - 1.0 + max(0.0, time.time() - anchor[0])
 
-    r = replay("--speed", str(FAST), "--wait-subscriptions", "3")
+    r = replay(FAST, "--wait-subscriptions", "3")
     out = tmp_path / "out"
     with running(config(out, r.url), clock=clock) as c:
         wait_until(c.connected.is_set, 30, "subscriptions")
@@ -266,7 +257,7 @@ def test_utc_midnight_rollover_starts_new_files(replay, tmp_path):
         after = pacsv.read_csv(out / f"{kind}_BTC_{days[1]}.csv").column("timestamp")
         assert len(before) > 0 and len(after) > 0
         assert max(before.to_pylist()) < midnight <= min(after.to_pylist())
-    assert_every_sent_message_is_a_row(out, r.record)
+    assert_every_sent_message_is_a_row(out, r)
 
 
 def _collect_cli(out: Path, url: str, *flags: str) -> subprocess.Popen:
@@ -277,7 +268,7 @@ def _collect_cli(out: Path, url: str, *flags: str) -> subprocess.Popen:
 
 
 def test_sigterm_writes_every_buffered_row(replay, tmp_path):
-    r = replay("--speed", "max", "--wait-subscriptions", "3")
+    r = replay("max", "--wait-subscriptions", "3")
     out = tmp_path / "out"
     proc = _collect_cli(out, r.url, "--flush-seconds", "3600", "--stale-seconds", "3600")
     try:
@@ -297,11 +288,11 @@ def test_sigterm_writes_every_buffered_row(replay, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert_every_sent_message_is_a_row(out, r.record)
+    assert_every_sent_message_is_a_row(out, r)
 
 
 def test_kill_9_leaves_files_that_parse(replay, tmp_path):
-    r = replay("--speed", str(FAST))
+    r = replay(FAST)
     out = tmp_path / "out"
     proc = _collect_cli(out, r.url, "--flush-seconds", "0.05")
     try:
@@ -322,7 +313,7 @@ def test_kill_9_leaves_files_that_parse(replay, tmp_path):
 
 
 def test_unknown_coin_is_a_clear_error(replay, tmp_path):
-    r = replay("--speed", "max")
+    r = replay("max")
     proc = _collect_cli(tmp_path / "out", r.url, "--symbols", "BTC,NOPE")
     assert proc.wait(timeout=60) == 2
     assert "NOPE" in proc.stderr.read()
