@@ -120,6 +120,39 @@ def candle_msg(c: dict) -> dict:
     return {"channel": "candle", "data": c}
 
 
+# Text builders for the replay exchange's hot path: the same JSON as ``dumps(<dict builder>)``
+# (a test holds them equal), written directly because building dicts first halves the rate.
+
+
+def _level_text(px: float, sz: float, n: int) -> str:
+    return f'{{"px":"{fmt_num(px)}","sz":"{fmt_num(sz)}","n":{int(n)}}}'
+
+
+def bbo_text(coin: str, time_ms: int, bid: Level | None, ask: Level | None) -> str:
+    b = _level_text(*bid) if bid else "null"
+    a = _level_text(*ask) if ask else "null"
+    return (f'{{"channel":"bbo","data":{{"coin":{json.dumps(coin)},"time":{int(time_ms)},'
+            f'"bbo":[{b},{a}]}}}}')
+
+
+def trades_text(coin: str, fills: Iterable[tuple[float, float, int, int, int]]) -> str:
+    c = json.dumps(coin)
+    users = f'["{ZERO_ADDRESS}","{ZERO_ADDRESS}"]'
+    body = ",".join(
+        f'{{"coin":{c},"side":"{"B" if side > 0 else "A"}","px":"{fmt_num(px)}",'
+        f'"sz":"{fmt_num(sz)}","time":{int(t)},"hash":"{trade_hash(tid)}","tid":{int(tid)},'
+        f'"users":{users}}}'
+        for px, sz, side, t, tid in fills)
+    return f'{{"channel":"trades","data":[{body}]}}'
+
+
+def l2book_text(coin: str, time_ms: int, bids: Iterable[Level], asks: Iterable[Level]) -> str:
+    b = ",".join(_level_text(*x) for x in bids)
+    a = ",".join(_level_text(*x) for x in asks)
+    return (f'{{"channel":"l2Book","data":{{"coin":{json.dumps(coin)},"time":{int(time_ms)},'
+            f'"levels":[[{b}],[{a}]]}}}}')
+
+
 def subscription_response(subscription: dict, method: str = "subscribe") -> dict:
     return {"channel": "subscriptionResponse",
             "data": {"method": method, "subscription": subscription}}

@@ -127,3 +127,14 @@ def test_info_answers_have_the_shapes_clients_need():
     assert ctx["impactPxs"] == ["100000.0", "100001.0"] and ctx["funding"] == "0.0000125"
     assert hp.spot_meta()["tokens"][0]["name"] == "USDC"
     assert set(hp.info_error("bad")) >= {"code", "msg"}
+
+
+def test_text_builders_equal_the_dict_builders():
+    bid, ask = (100001.0, 1.14375, 3), (100002.0, 0.61932, 2)
+    assert hp.bbo_text("BTC", 7, bid, ask) == hp.dumps(hp.bbo_msg("BTC", 7, bid, ask))
+    assert hp.bbo_text("BTC", 7, None, ask) == hp.dumps(hp.bbo_msg("BTC", 7, None, ask))
+    fills = [(100001.0, 0.01841, -1, 9, 1), (100002.0, 0.5, 1, 9, 2)]
+    assert hp.trades_text("BTC", fills) == hp.dumps(hp.trades_msg("BTC", fills))
+    bids, asks = [(99.0, 1.0, 1), (98.0, 2.5, 4)], [(100.0, 3.0, 2)]
+    assert hp.l2book_text("BTC", 5, bids, asks) == hp.dumps(hp.l2book_msg("BTC", 5, bids, asks))
+    assert hp.l2book_text("BTC", 5, [], []) == hp.dumps(hp.l2book_msg("BTC", 5, [], []))

@@ -12,6 +12,7 @@ moves on by the data's span so published times keep increasing.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -140,22 +141,28 @@ class Replay:
 
     # ------------------------------------------------------------------ WebSocket messages
 
-    def event_message(self, pos: int) -> tuple[str, dict]:
-        """``(channel, message)`` of event ``pos`` in the current loop."""
+    def event_text(self, pos: int) -> tuple[str, str, int]:
+        """``(channel, JSON text, number of fills)`` of event ``pos`` in the current loop."""
         m = self.market
         kind, i = int(m.ev_kind[pos]), int(m.ev_idx[pos])
         t = self.pub_time(pos)
         if kind == TRADES:
             s = m.fills(i)
+            n = s.stop - s.start
             ids = m.tr_id[s] + self.loop * m.tid_span
             fills = zip(m.tr_px[s].tolist(), m.tr_sz[s].tolist(), m.tr_side[s].tolist(),
-                        [t] * (s.stop - s.start), ids.tolist(), strict=True)
-            return "trades", hp.trades_msg(m.coin, fills)
+                        [t] * n, ids.tolist(), strict=True)
+            return "trades", hp.trades_text(m.coin, fills), n
         if kind == BBO:
-            return "bbo", hp.bbo_msg(m.coin, t, (m.bid[i], m.bid_sz[i], 1),
-                                     (m.ask[i], m.ask_sz[i], 1))
+            return "bbo", hp.bbo_text(m.coin, t, (m.bid.item(i), m.bid_sz.item(i), 1),
+                                      (m.ask.item(i), m.ask_sz.item(i), 1)), 0
         assert kind == L2
-        return "l2Book", hp.l2book_msg(m.coin, t, *m.l2_levels(i))
+        return "l2Book", hp.l2book_text(m.coin, t, *m.l2_levels(i)), 0
+
+    def event_message(self, pos: int) -> tuple[str, dict]:
+        """``(channel, message)`` of event ``pos``, decoded (for tests and fault injection)."""
+        channel, text, _ = self.event_text(pos)
+        return channel, json.loads(text)
 
     def is_trades(self, pos: int) -> bool:
         return int(self.market.ev_kind[pos]) == TRADES

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +79,7 @@ class Market:
         """Published-time advance from one loop of the data to the next."""
         return int(self.ev_t[-1] - self.ev_t[0]) + LOOP_PAUSE_MS
 
-    @property
+    @cached_property
     def tid_span(self) -> int:
         """Trade-id advance per loop, so ids never repeat across loops."""
         return int(self.tr_id.max() - self.tr_id.min() + 1) if self.tr_id.size else 0
@@ -118,8 +119,9 @@ class Market:
     def l2_levels(self, j: int) -> tuple[list, list]:
         """Snapshot ``j`` as recorded: ``[(px, sz, n)]`` per side, missing levels left out."""
         def side(px, sz):
-            return [(float(p), float(s), 1) for p, s in zip(px, sz, strict=True)
-                    if np.isfinite(p) and np.isfinite(s)]
+            # Lists first: iterating numpy rows element by element is the slow part.
+            return [(p, s, 1) for p, s in zip(px.tolist(), sz.tolist(), strict=True)
+                    if p == p and s == s]  # NaN != NaN: a missing level
         return (side(self.l2_bid_px[j], self.l2_bid_sz[j]),
                 side(self.l2_ask_px[j], self.l2_ask_sz[j]))
 

@@ -167,31 +167,29 @@ class ReplayServer:
         kind_channel = CHANNEL[int(r.market.ev_kind[pos])]
         targets = [c for c in list(self.conns.values()) if c.wants(kind_channel)]
         if targets:  # build the message only when someone gets it (unpaced speed)
-            channel, msg = r.event_message(pos)
-            text = hp.dumps(msg)
+            channel, text, n_fills = r.event_text(pos)
             for c in targets:
-                await self._send_data(c, channel, msg, text)
+                await self._send_data(c, channel, text, n_fills)
         if kind_channel == "trades":
             intervals = {k for c in self.conns.values() for k in c.subs if k.startswith("candle:")}
             for key in sorted(intervals):
                 cmsg = r.candle_message(pos, key.split(":", 1)[1])
                 text = hp.dumps(cmsg)
                 for c in [c for c in list(self.conns.values()) if c.wants(key)]:
-                    await self._send_data(c, "candle", cmsg, text)
+                    await self._send_data(c, "candle", text, 0)
 
-    async def _send_data(self, c: Connection, channel: str, msg: dict, text: str) -> None:
+    async def _send_data(self, c: Connection, channel: str, text: str, n_fills: int) -> None:
         if not await self._send(c, text):
             return
         self.counts[channel] += 1
-        if channel == "trades":
-            self.fills += len(msg["data"])
+        self.fills += n_fills
         self._rec(c, channel, text)
         c.data_sent += 1
         f = self.faults
         if not f.any:
             return
         if f.malformed_every and c.data_sent % f.malformed_every == 0:
-            bad = hp.dumps(corrupt(channel, msg))
+            bad = hp.dumps(corrupt(channel, json.loads(text)))
             if await self._send(c, bad):
                 self.counts["malformed"] += 1
                 self._rec(c, channel, bad, malformed=True)
