@@ -84,14 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     except pnl.PnLError as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
-    book = summaries[-1]
+    base = pnl.base_currency(pnl.merge_books(books))
     if args.json:
         print(json.dumps([pnl.summary_dict(s) for s in summaries], indent=1))
     else:
-        out.print(pnl.summary_table(summaries, base=pnl.base_currency(pnl.merge_books(books))))
+        out.print(pnl.summary_table(summaries, base=base))
     if not args.no_plot:
-        path = pnl.plot(book, args.png)
-        (err if args.json else out).print(f"plot: {path}")
+        path = pnl.plot(summaries[-1], args.png, base=base or "base")
+        (err if args.json else out).print(
+            f"plot (equity, inventory, captured spread over time): {path}")
     return 0
 
 

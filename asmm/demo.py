@@ -167,6 +167,8 @@ def free_port() -> int:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
+        # As uvicorn binds: a port left in TIME_WAIT by a previous run is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -242,7 +244,8 @@ def _print_params_vs_truth(d: Demo) -> None:
         s = getattr(p, side)
         table.add_row(f"A {side}", f"{s.A:.4g}", f"{t.get(side, {}).get('A', '')}", "1/s")
         table.add_row(f"k {side}", f"{s.k:.4g}", f"{t.get(side, {}).get('k', '')}", "1/USDC")
-    table.add_row("gamma", f"{p.gamma:.4g}", "(chosen by walk-forward)", "1/USDC")
+    method = p.diagnostics.get("gamma", {}).get("method", "")
+    table.add_row("gamma", f"{p.gamma:.4g}", f"(no truth: {method})", "1/USDC")
     d.console.print(table)
 
 
@@ -387,7 +390,6 @@ def step_report(d: Demo) -> None:
                               "(--dry-run-minutes)") from e
         raise
     d.console.print(text.rstrip())
-    d.console.print(f"plot with equity, inventory and captured spread: [bold]{png}[/bold]")
 
 
 STEPS: list[tuple[str, str, Callable[[Demo], None]]] = [

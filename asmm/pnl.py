@@ -161,24 +161,30 @@ def load_db(path: str | Path, name: str | None = None) -> BotBook:
 
 
 def trades_from_json(name: str, trades: Sequence[dict]) -> list[TradeRec]:
-    """Trade records from Freqtrade's ``Trade.to_json()`` shape (REST ``/trades``, ``/status``)."""
+    """Trade records from Freqtrade's API trade shape (REST ``/trades``, ``/status``).
+
+    The API's order schema has no entry flag: an order is an entry when its side is the
+    trade's entry side (sell for shorts)."""
     recs = []
     for t in trades:
+        is_short = bool(t["is_short"])
+        entry_side = "sell" if is_short else "buy"
         fills = []
         for o in t.get("orders") or []:
             filled = float(o.get("filled") or 0.0)
-            if filled <= 0 or o.get("ft_order_side") == "stoploss":
+            if filled <= 0 or o["ft_order_side"] == "stoploss":
                 continue
-            stamp = o.get("order_filled_timestamp") or o.get("order_timestamp")
+            is_entry = o["ft_order_side"] == entry_side
+            stamp = o.get("order_filled_timestamp") or o["order_timestamp"]
             fills.append(Fill(
                 time=stamp / 1000.0, bot=name, trade_id=t["trade_id"], pair=t["pair"],
-                is_short=bool(t["is_short"]), is_entry=bool(o["ft_is_entry"]), amount=filled,
-                price=float(o.get("safe_price") or o.get("average") or o["price"]),
-                fee_rate=float((t["fee_open"] if o["ft_is_entry"] else t["fee_close"]) or 0)))
+                is_short=is_short, is_entry=is_entry, amount=filled,
+                price=float(o["safe_price"]),
+                fee_rate=float((t["fee_open"] if is_entry else t["fee_close"]) or 0.0)))
         if fills:
-            recs.append(TradeRec(name, t["trade_id"], t["pair"], bool(t["is_short"]),
-                                 bool(t["is_open"]), float(t.get("funding_fees") or 0.0),
-                                 tuple(fills), t.get("profit_abs") if not t["is_open"] else None))
+            recs.append(TradeRec(name, t["trade_id"], t["pair"], is_short, bool(t["is_open"]),
+                                 float(t.get("funding_fees") or 0.0), tuple(fills),
+                                 None if t["is_open"] else t.get("profit_abs")))
     return recs
 
 
@@ -205,7 +211,7 @@ def load_rest(url: str, username: str | None, password: str | None,
     client = FtRestClient(url.rstrip("/"), username, password, timeout=timeout)
     try:
         # Not client.ping(): it hides refused credentials behind a KeyError.
-        _checked(url, "/show_config", client.show_config())
+        config = _checked(url, "/show_config", client.show_config())
         closed: list[dict] = []
         while True:
             page = _checked(url, "/trades", client.trades(limit=500, offset=len(closed)))
@@ -216,10 +222,20 @@ def load_rest(url: str, username: str | None, password: str | None,
         balance = _checked(url, "/balance", client.balance())
     except OSError as e:
         raise PnLError(f"cannot talk to the Freqtrade API at {url}: {e}") from e
-    name = name or url
-    recs = trades_from_json(name, list(closed) + list(status))
-    marks = {t["pair"]: float(t["current_rate"]) for t in status if t.get("current_rate")}
+    except (KeyError, TypeError) as e:
+        raise PnLError(f"{url} answered in an unexpected shape (missing {e}); is it a "
+                       "Freqtrade 2026.9 API?") from e
+    # Freqtrade's default bot_name says nothing about which bot it is; the URL does.
+    bot_name = config.get("bot_name") if isinstance(config, dict) else None
+    name = name or (bot_name if bot_name and bot_name != "freqtrade" else url)
+    try:
+        recs = trades_from_json(name, list(closed) + list(status))
+        marks = {t["pair"]: float(t["current_rate"]) for t in status if t.get("current_rate")}
+    except (KeyError, TypeError, ValueError) as e:
+        raise PnLError(f"{url}: a trade in an unexpected shape ({e!r})") from e
     capital = balance.get("starting_capital") if isinstance(balance, dict) else None
+    if not recs:
+        raise PnLError(f"{url}: the bot holds no filled trades yet: nothing to report")
     return BotBook(name, recs, marks, float(capital) if capital else None, now=None)
 
 
@@ -523,7 +539,7 @@ def summary_table(summaries: Sequence[PnLSummary], quote: str = "USDC", base: st
     return t
 
 
-def plot(summary: PnLSummary, out: str | Path) -> Path:
+def plot(summary: PnLSummary, out: str | Path, base: str = "base") -> Path:
     """PNG with the equity curve, the net inventory and the captured spread per round trip
     over time. Written to a temp file and renamed, so a failed plot leaves the old one."""
     import matplotlib
@@ -545,7 +561,7 @@ def plot(summary: PnLSummary, out: str | Path) -> Path:
                     f"max drawdown {summary.max_drawdown:,.2f} USDC")
     ax[1].step(t, c.inventory, where="post", color="tab:orange", lw=1.2)
     ax[1].axhline(0, color="grey", lw=0.6)
-    ax[1].set_ylabel("net inventory (base)")
+    ax[1].set_ylabel(f"net inventory ({base})")
     rt = summary.round_trips
     if rt:
         rt_t = pd.to_datetime([r.close_time for r in rt], unit="s", utc=True)
@@ -563,7 +579,9 @@ def plot(summary: PnLSummary, out: str | Path) -> Path:
         ax[2].text(0.5, 0.5, "no closed round trip yet", ha="center", va="center",
                    transform=ax[2].transAxes)
     ax[2].set_ylabel("captured spread (bp)")
-    ax[2].xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=UTC))
+    locator = mdates.AutoDateLocator(tz=UTC)
+    ax[2].xaxis.set_major_locator(locator)
+    ax[2].xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))
     ax[2].set_xlabel("time (UTC)")
     for a in ax:
         a.grid(alpha=0.3)
