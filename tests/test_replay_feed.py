@@ -200,3 +200,19 @@ def test_faults_validate():
     with pytest.raises(ValueError):
         Faults(stall_every=3)
     assert not Faults().any and Faults(malformed_every=2).any
+
+
+def test_history_is_past_at_the_start(market):
+    wall = 2_000_000_000.0
+    r = Replay(market, ReplayConfig(speed=1.0, start_at="now", history_s=3600), wall=wall)
+    r.start(wall)
+    anchor = market.ev_t[0] + 3_600_000
+    assert market.ev_t[r.pos] >= anchor > market.ev_t[r.pos - 1]
+    assert r.pub_time(r.pos) >= int(wall * 1000)  # the first streamed event is not in the past
+    got = r.info({"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "1m",
+                                                    "startTime": 0}}, wall)
+    # An hour of history: 60 closed one-minute candles plus the one now open.
+    assert len(got) == 61 and got[0]["t"] == (int(wall * 1000) - 3_600_000) // 60_000 * 60_000
+    assert sum(c["n"] for c in got) == int(market.fills_upto[r.pos - 1])
+    with pytest.raises(ValueError, match="longer than the data"):
+        Replay(market, ReplayConfig(history_s=2 * 86_400), wall=wall)

@@ -250,6 +250,8 @@ def test_cli_bad_input_is_a_clear_error(tiny, tmp_path):
     assert kept.read_text() == "precious\n"
     r = run_cli("--data-dir", str(tiny), "--stall-every", "5")
     assert r.returncode == 2 and "stall_seconds" in r.stderr
+    r = run_cli("--data-dir", str(tiny), "--port", "0", "--history", "200000")
+    assert r.returncode == 2 and "longer than the data" in r.stderr
 
 
 def freqtrade_env(tmp_path: Path, url: str) -> tuple[list[str], dict]:
@@ -298,3 +300,36 @@ def test_freqtrade_downloads_candles_from_the_replay(tiny, tmp_path, replay_exch
         sel = minute == t
         assert c == tr.price[sel][-1]
         assert v == pytest.approx(tr.size[sel].sum(), rel=1e-9)
+
+
+def test_ccxt_pro_watches_candles_over_the_websocket(tiny, replay_exchange):
+    import asyncio
+
+    import ccxt.pro
+
+    rp = replay_exchange(tiny, "--start-at", "data", speed=2000)
+
+    async def watch():
+        ex = ccxt.pro.hyperliquid({
+            "urls": {"api": {"public": rp.url, "private": rp.url, "ws": {"public": rp.ws_url}}},
+            "options": {"fetchMarkets": {"types": ["swap"]}, "hip3TokensByName": {},
+                        "cachedCurrenciesById": {}},
+            "has": {"fetchCurrencies": False},
+        })
+        try:
+            candles = []
+            while len(candles) < 2:  # ccxt keeps one entry per candle open time
+                candles = await asyncio.wait_for(ex.watch_ohlcv(SYMBOL, "1m"), timeout=30)
+            return candles
+        finally:
+            await ex.close()
+
+    candles = asyncio.run(watch())
+    assert rp.sent()["messages"]["candle"] >= 2
+    tr = read_trades(tiny, "BTC")
+    # A closed candle from the stream equals the trades of its minute.
+    t, o, h, low, c, v = candles[-2]
+    sel = (tr.t >= t) & (tr.t < t + 60_000)
+    px = tr.price[sel]
+    assert (o, h, low, c) == (px[0], px.max(), px.min(), px[-1])
+    assert v == pytest.approx(tr.size[sel].sum(), rel=1e-9)

@@ -42,6 +42,10 @@ def register(sub) -> None:
     p.add_argument("--start-at", choices=["now", "data"], default="now",
                    help="'now' shifts the data's times so its first event is published when "
                         "streaming starts; 'data' keeps the recorded times")
+    p.add_argument("--history", type=float, default=0.0, metavar="SECONDS",
+                   help="treat the data's first SECONDS as already past when streaming starts "
+                        "(in candles, volume, book), stream from there; gives Freqtrade "
+                        "startup candles with --start-at now")
     p.add_argument("--loop", action="store_true",
                    help="start over at the end of the data (times keep increasing)")
     p.add_argument("--wait-subscriptions", type=_count, default=None,
@@ -73,6 +77,7 @@ def run(args) -> int:
     import asyncio
     import signal
     import sys
+    import time
     from pathlib import Path
 
     from rich.console import Console
@@ -86,7 +91,8 @@ def run(args) -> int:
     try:
         cfg = ReplayConfig(speed=args.speed, start_at=args.start_at, loop=args.loop,
                            sz_decimals=args.sz_decimals, max_leverage=args.max_leverage,
-                           funding_rate=args.funding_rate, account_value=args.account_value)
+                           funding_rate=args.funding_rate, account_value=args.account_value,
+                           history_s=args.history)
         faults = Faults(drop_after=args.drop_after, stall_every=args.stall_every,
                         stall_seconds=args.stall_seconds, malformed_every=args.malformed_every)
     except ValueError as e:
@@ -103,16 +109,18 @@ def run(args) -> int:
     wait = args.wait_subscriptions
     if wait is None:
         wait = 1 if cfg.speed == 0 else 0
+    try:
+        replay = Replay(market, cfg, time.time())
+    except ValueError as e:
+        err.print(f"[red]error:[/red] {e}")
+        return 2
 
     async def main() -> None:
-        import time
-
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        server = ReplayServer(Replay(market, cfg, time.time()), faults, args.record, wait,
-                              args.host, args.port)
+        server = ReplayServer(replay, faults, args.record, wait, args.host, args.port)
 
         def ready(port: int) -> None:
             # The one stdout line: test fixtures in other processes read the port from it.

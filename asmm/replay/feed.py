@@ -46,8 +46,11 @@ class ReplayConfig:
     funding_rate: float = 0.0        # per hour, fraction
     account_value: float = 10_000.0  # USDC of the empty account
     open_interest: float = 1_000.0   # coin
+    history_s: float = 0.0           # data seconds already past when streaming starts
 
     def __post_init__(self):
+        if self.history_s < 0 or not math.isfinite(self.history_s):
+            raise ValueError(f"history must be >= 0 seconds, got {self.history_s}")
         if self.speed < 0 or not math.isfinite(self.speed):
             raise ValueError(f"speed must be >= 0 (0 = unpaced), got {self.speed}")
         if self.start_at not in ("now", "data"):
@@ -59,6 +62,7 @@ class ReplayClock:
     ``pub0`` when started at ``wall0`` and runs ``speed`` times real time."""
 
     def __init__(self, first_data_ms: int, speed: float, start_at: str, wall: float):
+        # The data time that is published as "now" when streaming starts (with --start-at now).
         self.first_data_ms = int(first_data_ms)
         self.speed = float(speed)
         self.start_at = start_at
@@ -86,12 +90,17 @@ class Replay:
 
     def __init__(self, market: Market, cfg: ReplayConfig, wall: float):
         self.market, self.cfg = market, cfg
-        self.clock = ReplayClock(int(market.ev_t[0]), cfg.speed, cfg.start_at, wall)
-        self.pos = 0
+        anchor = int(market.ev_t[0]) + round(cfg.history_s * 1000)
+        if anchor > market.ev_t[-1]:
+            raise ValueError(f"history of {cfg.history_s} s is longer than the data "
+                             f"({(market.ev_t[-1] - market.ev_t[0]) / 1000:.0f} s)")
+        self.clock = ReplayClock(anchor, cfg.speed, cfg.start_at, wall)
+        # Events before the anchor are history: part of the state, never streamed.
+        self.pos = int(np.searchsorted(market.ev_t, anchor, side="left"))
         self.loop = 0
         self.started = False
         self.finished = False
-        self.sent_any = False
+        self.sent_any = self.pos > 0
 
     # ------------------------------------------------------------------ time and position
 
@@ -256,7 +265,7 @@ class Replay:
                                   self.cfg.funding_rate)
 
     def pub_first_ms(self) -> int:
-        """Published time of the data's first event (first pass)."""
+        """Published time of the data's first event (first pass; history included)."""
         return int(self.market.ev_t[0]) + self.clock.shift_ms
 
     def _info_candleSnapshot(self, req, wall):

@@ -38,6 +38,7 @@ from .market import CHANNEL
 
 log = logging.getLogger(__name__)
 
+CLOSE_TIMEOUT = 2.0  # seconds to wait for a client's close frame
 YIELD_EVERY = 256  # unpaced: let HTTP requests and client frames in every this many events
 
 
@@ -85,6 +86,7 @@ class ReplayServer:
         self._record_path = Path(record) if record else None
         self._record = None
         self._subs_changed = asyncio.Event()
+        self._closing: set[asyncio.Task] = set()  # close handshakes in flight (kept referenced)
         self._pump_task: asyncio.Task | None = None
         self._runner: web.AppRunner | None = None
         self.app = web.Application()
@@ -117,9 +119,9 @@ class ReplayServer:
             self._pump_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._pump_task
-        for c in list(self.conns.values()):
-            with contextlib.suppress(Exception):
-                await c.ws.close(code=1001, message=b"server shutdown")
+        await asyncio.gather(*(c.ws.close(code=1001, message=b"server shutdown")
+                               for c in list(self.conns.values())), return_exceptions=True)
+        await asyncio.gather(*self._closing, return_exceptions=True)
         if self._runner:
             await self._runner.cleanup()
         if self._record:
@@ -214,7 +216,10 @@ class ReplayServer:
         c.closing = True
         self._subs_changed.set()
         # Closing waits for the client's close frame; the stream must not wait with it.
-        asyncio.get_running_loop().create_task(c.ws.close(code=1001, message=b"replay drop"))
+        task = asyncio.get_running_loop().create_task(
+            c.ws.close(code=1001, message=b"replay drop"))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     # ------------------------------------------------------------------ recording
 
@@ -248,7 +253,8 @@ class ReplayServer:
         return web.json_response(answer, dumps=hp.dumps)
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True)
+        # A client that never answers the close frame holds shutdown for at most this long.
+        ws = web.WebSocketResponse(autoping=True, timeout=CLOSE_TIMEOUT)
         await ws.prepare(request)
         c = Connection(self.next_id, ws)
         self.next_id += 1
