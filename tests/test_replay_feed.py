@@ -216,3 +216,31 @@ def test_history_is_past_at_the_start(market):
     assert sum(c["n"] for c in got) == int(market.fills_upto[r.pos - 1])
     with pytest.raises(ValueError, match="longer than the data"):
         Replay(market, ReplayConfig(history_s=2 * 86_400), wall=wall)
+
+
+def test_single_file_layout_parquet_and_no_orderbooks(market, tiny, tmp_path):
+    single = tmp_path / "single"
+    single.mkdir()
+    for kind in ("prices", "trades", "orderbooks"):
+        (single / f"{kind}_BTC.csv").write_bytes(
+            (tiny / f"{kind}_BTC_2025-09-01.csv").read_bytes())
+    m1 = load_market(single, "BTC")
+    assert np.array_equal(m1.ev_t, market.ev_t) and np.array_equal(m1.ev_kind, market.ev_kind)
+
+    pq_dir = tmp_path / "parquet"
+    generate(SynthConfig(days=1, seed=3, bbo_rate=0.2, A_bid=0.02, A_ask=0.02,
+                         l2_interval=60.0, start=date(2025, 9, 1), fmt="parquet"), pq_dir)
+    assert not list(pq_dir.glob("*.csv"))
+    m2 = load_market(pq_dir, "BTC")
+    assert np.array_equal(m2.ev_t, market.ev_t) and np.array_equal(m2.bid, market.bid)
+
+    # Without orderbooks files, l2Book events carry the BBO as a one-level book.
+    (single / "orderbooks_BTC.csv").unlink()
+    m3 = load_market(single, "BTC")
+    assert m3.l2_from_bbo and (m3.ev_kind == L2).sum() == (m3.ev_kind == BBO).sum()
+    j = int(np.flatnonzero(m3.ev_kind == L2)[5])
+    r = Replay(m3, ReplayConfig(speed=0, start_at="data"), wall=0.0)
+    _, msg = r.event_message(j)
+    i = int(m3.ev_idx[j])
+    assert msg["data"]["levels"] == [[hp.level(m3.bid[i], m3.bid_sz[i])],
+                                     [hp.level(m3.ask[i], m3.ask_sz[i])]]
