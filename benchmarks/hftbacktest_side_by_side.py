@@ -63,18 +63,18 @@ def fixed_depth(hbt, depth, refresh_ns, qty, max_pos):
     return steps
 
 
-def run(data: np.ndarray, depth: float, refresh: float) -> tuple[float, int, float, float]:
+def run(data: np.ndarray, depth: float, refresh: float) -> tuple[float, float, int]:
     asset = (BacktestAsset().data(data).linear_asset(1.0).constant_order_latency(0, 0)
              .power_prob_queue_model(3.0).no_partial_fill_exchange()
              .trading_value_fee_model(-0.0, 0.00015).tick_size(1.0).lot_size(0.00001)
              .last_trades_capacity(0))
     hbt = HashMapMarketDepthBacktest([asset])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     fixed_depth(hbt, depth, int(refresh * 1e9), 0.001, 0.01)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     sv = hbt.state_values(0)
     hbt.close()
-    return dt, int(sv.num_trades), float(sv.position), float(sv.fee)
+    return dt, cpu, int(sv.num_trades)
 
 
 def main() -> None:
@@ -89,10 +89,11 @@ def main() -> None:
     small = data[: 20_000].copy()
     run(small, args.depth, 1.0)  # compile
     for refresh in args.refresh:
-        dt, fills, _, _ = run(data, args.depth, refresh)
+        dt, cpu, fills = min(run(data, args.depth, refresh) for _ in range(2))
         print(f"hftbacktest 2.4.4: fixed depth {args.depth}, {refresh * 1000:.0f} ms re-quotes: "
-              f"{data.size:,} events in {dt:.2f} s = {data.size / dt / 1e6:.2f} M events/s "
-              f"({fills:,} fills)")
+              f"{data.size:,} events, {dt:.2f} s wall = {data.size / dt / 1e6:.2f} M events/s, "
+              f"{cpu:.2f} s CPU = {data.size / cpu / 1e6:.2f} M events/s ({fills:,} fills, "
+              f"best of 2)")
 
 
 if __name__ == "__main__":

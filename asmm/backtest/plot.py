@@ -34,7 +34,7 @@ def plot_result(result: BacktestResult, path: str | Path, title: str = "",
         ft = (f["t"][::every] * 1000.0).astype("datetime64[ms]")
         fp = f["price"][::every]
         buy = f["side"][::every] > 0
-        note = f" (every {every}th)" if every > 1 else ""
+        note = f" (1 in {every})" if every > 1 else ""
         ax1.scatter(ft[buy], fp[buy], s=8, marker="^", color="tab:green",
                     label=f"bid filled{note}", zorder=3)
         ax1.scatter(ft[~buy], fp[~buy], s=8, marker="v", color="tab:red",
