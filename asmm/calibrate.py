@@ -34,7 +34,7 @@ import numpy as np
 from . import estimators as est
 from .marketdata import DataError, day_bounds, iter_days, read_bbo, read_gaps, read_trades
 from .model import glft_omega
-from .params import Params, SideIntensity, write_params
+from .params import Params, ParamsError, SideIntensity, write_params
 from .report import quote_ladder
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ class Estimate:
             "days": [d.isoformat() for d in self.days],
             "tick": self.tick,
             "sigma": {"value": self.sigma.sigma, "se": self.sigma.se,
-                      "increments": self.sigma.n, "grid_s": None,
+                      "increments": self.sigma.n, "grid_s": self.sigma.dt,
                       "lag1_autocorrelation": self.sigma.lag1_corr},
             "bid": self.bid.as_dict(), "ask": self.ask.as_dict(),
         }
@@ -318,13 +318,8 @@ class Result:
     warnings: list[str]
 
 
-def _day_list(data_dir, coin) -> list[date]:
-    return [d for d, _, _ in iter_days(data_dir, coin)]
-
-
 def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | None = None,
-              progress: Progress | None = None, backtester: Backtester | None = None
-              ) -> Result:
+              progress: Progress | None = None) -> Result:
     """Estimate everything and return the validated :class:`Params` (nothing written).
 
     Raises :class:`CalibrationError` when the data cannot support an estimate.
@@ -332,11 +327,11 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
     progress = progress or Progress()
     now = now or datetime.now(UTC)
     try:
-        days = _day_list(data_dir, cfg.coin)
+        days = [d for d, _, _ in iter_days(data_dir, cfg.coin)]
         if not days:
             raise CalibrationError(f"no days of {cfg.coin} data in {data_dir}")
         final_days = days[-cfg.window_days:]
-        tests = [d for d in days[1:]][-cfg.walk_forward_days:] if cfg.walk_forward_days else []
+        tests = days[1:][-cfg.walk_forward_days:] if cfg.walk_forward_days else []
         windows = {t: [d for d in days if d < t][-cfg.window_days:] for t in tests}
         needed = sorted(set(final_days).union(*windows.values()))
         gaps = est.merge_intervals(read_gaps(data_dir, cfg.coin))
@@ -353,7 +348,7 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
     final = estimate([stats[d] for d in final_days], cfg.min_sweeps)
     warnings: list[str] = []
     if tests:
-        gamma_diag = _walk_forward(data_dir, cfg, tests, windows, stats, progress, backtester)
+        gamma_diag = _walk_forward(data_dir, cfg, tests, windows, stats, progress)
         warnings.extend(gamma_diag["warnings"])
     else:
         grid = gamma_grid(0.5 * (final.bid.k + final.ask.k), cfg)
@@ -361,7 +356,7 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
         why = ("only one day of data" if len(days) == 1 else "walk-forward disabled")
         warnings.append(f"gamma not backtested ({why}); fallback rule "
                         f"Q * omega(gamma) = 2 delta*(0) with Q = {cfg.max_inventory} lots")
-        gamma_diag = {"method": "fallback: single-day rule (not backtested)", "reason": why,
+        gamma_diag = {"method": "fallback rule (not backtested)", "reason": why,
                       "value": g, "grid": grid.tolist()}
     for s in (final.bid, final.ask):
         if s.inside > 0.01 * s.sweeps:
@@ -376,7 +371,6 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
         "data_quality": quality,
         "warnings": warnings,
     }
-    diagnostics["estimation"]["sigma"]["grid_s"] = cfg.sigma_dt
     start = datetime.fromtimestamp(day_bounds(final_days[0])[0], UTC)
     end = datetime.fromtimestamp(final.end, UTC)
     try:
@@ -386,29 +380,26 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
             gamma=float(gamma_diag["value"]),
             bid=SideIntensity(final.bid.A, final.bid.k),
             ask=SideIntensity(final.ask.A, final.ask.k), diagnostics=diagnostics)
-    except Exception as e:  # a ParamsInvalidError: an estimate came out non-finite
+    except ParamsError as e:  # an estimate came out non-finite or non-positive
         raise CalibrationError(f"the estimates do not form a valid parameter file: {e}") from e
     for w in warnings:
         log.warning("%s: %s", cfg.coin, w)
     return Result(params, final, gamma_diag, warnings)
 
 
-def _walk_forward(data_dir, cfg, tests, windows, stats, progress, backtester) -> dict:
+def _walk_forward(data_dir, cfg, tests, windows, stats, progress) -> dict:
     first = estimate([stats[d] for d in windows[tests[0]]], cfg.min_sweeps)
     grid = gamma_grid(0.5 * (first.bid.k + first.ask.k), cfg)
     progress.start("gamma grid", len(grid) * len(tests))
-    run = backtester or backtest_with_asmm(data_dir, cfg, progress)
+    run = backtest_with_asmm(data_dir, cfg, progress)
     scores = np.zeros((len(tests), grid.size))
     per_day = []
     for i, t in enumerate(tests):
         e = estimate([stats[d] for d in windows[t]], cfg.min_sweeps)
         try:
             summaries = run(t, e, grid)
-        except DataError as err:
+        except (DataError, ValueError) as err:
             raise CalibrationError(f"backtest of {t}: {err}") from None
-        if backtester is not None:
-            for _ in grid:
-                progress.advance("gamma grid")
         for j, s in enumerate(summaries):
             # Quoting so wide that nothing fills scores 0 and would beat every losing
             # market maker: such a run is not eligible.
@@ -483,7 +474,7 @@ def summary_rows(result: Result) -> tuple[list[tuple[str, str, str]], list[dict]
     rows.append(("gamma", f"{p.gamma:.4g} /USDC", result.gamma["method"]))
     ladder = quote_ladder(p.model, e.mid, sigma=p.sigma, gamma=p.gamma, A_bid=p.bid.A,
                           k_bid=p.bid.k, A_ask=p.ask.A, k_ask=p.ask.k, tick=e.tick,
-                          tau=0.0 if p.model == "glft" else 3600.0,
+                          tau=float(p.diagnostics["config"]["as_horizon"]),
                           maker_fee=float(p.diagnostics["config"]["maker_fee"]))
     return rows, ladder
 

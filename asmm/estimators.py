@@ -163,6 +163,7 @@ class SigmaEstimate:
     se: float        # standard error of sigma
     n: int           # increments used
     lag1_corr: float  # first-order autocorrelation of increments (noise if clearly < 0)
+    dt: float        # s, the grid
 
 
 def estimate_sigma(st: SigmaStats) -> SigmaEstimate:
@@ -184,7 +185,7 @@ def estimate_sigma(st: SigmaStats) -> SigmaEstimate:
     se_var = math.sqrt(var_r2 / st.n) / st.dt
     sigma = math.sqrt(var)
     lag1 = (st.sum_lag1 / st.n_lag1) / mean2 if st.n_lag1 else float("nan")
-    return SigmaEstimate(sigma, se_var / (2 * sigma), st.n, lag1)
+    return SigmaEstimate(sigma, se_var / (2 * sigma), st.n, lag1, st.dt)
 
 
 # --------------------------------------------------------------------------- sweeps

@@ -27,6 +27,9 @@ def add_options(p: argparse.ArgumentParser) -> None:
                                     "scripts/avellaneda_parameters_<COIN>.json)")
     p.add_argument("--model", choices=["glft", "as"], default="glft",
                    help="quote model the parameters are for (and gamma is backtested with)")
+    p.add_argument("--as-horizon", type=duration, default=86400.0,
+                   help="model 'as': session length T; tau runs down to the next multiple of "
+                        "it in UTC epoch time (1d: the end of the UTC day)")
     p.add_argument("--window-days", type=int, default=1,
                    help="latest days pooled for sigma, A and k")
     p.add_argument("--walk-forward-days", type=int, default=1,
@@ -88,7 +91,8 @@ def config_from_args(args):
         gamma_points=args.gamma_points, gamma_min=args.gamma_min, gamma_max=args.gamma_max,
         risk_aversion=args.risk_aversion, min_fills_per_hour=args.min_fills_per_hour,
         inventory_penalty=args.inventory_penalty,
-        maker_fee=args.maker_fee, order_size=args.order_size, max_inventory=args.max_inventory,
+        as_horizon=args.as_horizon, maker_fee=args.maker_fee, order_size=args.order_size,
+        max_inventory=args.max_inventory,
         min_sweeps=args.min_sweeps, max_silence=args.max_silence,
         validity=timedelta(seconds=args.valid_for))
 
