@@ -9,7 +9,7 @@ import pytest
 
 from asmm import hlproto as hp
 from asmm.marketdata import DataError, read_bbo, read_trades
-from asmm.replay import InfoError, Replay, ReplayConfig, load_market
+from asmm.replay import Exchange, InfoError, Replay, ReplayConfig, load_market
 from asmm.replay.faults import Faults, corrupt
 from asmm.replay.market import BBO, L2, TRADES, candles
 from asmm.synth import SynthConfig, generate
@@ -29,13 +29,13 @@ def market(tiny):
     return load_market(tiny, "BTC")
 
 
-def finished(market, **cfg) -> Replay:
-    """A replay advanced through the whole data (unlooped): its state is the last event."""
-    r = Replay(market, ReplayConfig(speed=0, start_at="data", **cfg), wall=1e9)
-    r.start(1e9)
-    while not r.finished:
+def finished(*markets, **cfg) -> Exchange:
+    """An exchange advanced through the whole data (unlooped): its state is the last event."""
+    ex = Exchange(list(markets), ReplayConfig(speed=0, start_at="data", **cfg), wall=1e9)
+    ex.start(1e9)
+    while (r := ex.next_replay()) is not None:
         r.advance()
-    return r
+    return ex
 
 
 def test_timeline_has_every_event_in_order(market, tiny):
@@ -113,15 +113,16 @@ def test_candle_snapshot_keeps_the_latest_5000(market):
 
 def test_start_at_now_shifts_published_times(market):
     wall = 2_000_000_000.0
-    r = Replay(market, ReplayConfig(speed=2.0, start_at="now"), wall=0.0)
-    r.start(wall)
+    ex = Exchange([market], ReplayConfig(speed=2.0, start_at="now"), wall=0.0)
+    ex.start(wall)
+    r = ex.replays["BTC"]
     assert r.pub_time(0) == int(wall * 1000)
     assert r.now_ms(wall + 10) == int(wall * 1000) + 20_000  # twice real time
     assert r.clock.wall_at(r.pub_time(0) + 20_000) == pytest.approx(wall + 10)
     ch, msg = r.event_message(0)
     data = msg["data"][0] if ch == "trades" else msg["data"]
     assert data["time"] == int(wall * 1000)
-    assert r.info({"type": "exchangeStatus"}, wall + 1)["time"] == int(wall * 1000) + 2000
+    assert ex.info({"type": "exchangeStatus"}, wall + 1)["time"] == int(wall * 1000) + 2000
 
 
 def test_loop_keeps_times_and_trade_ids_increasing(market):
@@ -244,3 +245,33 @@ def test_single_file_layout_parquet_and_no_orderbooks(market, tiny, tmp_path):
     i = int(m3.ev_idx[j])
     assert msg["data"]["levels"] == [[hp.level(m3.bid[i], m3.bid_sz[i])],
                                      [hp.level(m3.ask[i], m3.ask_sz[i])]]
+
+
+def test_two_coins_interleave_on_one_clock(market, tiny, tmp_path):
+    eth_dir = tmp_path / "eth"
+    generate(SynthConfig(coin="ETH", days=1, seed=4, mid=4000.0, sigma=0.3, bbo_rate=0.1,
+                         A_bid=0.01, A_ask=0.01, l2_interval=120.0, start=date(2025, 9, 1)),
+             eth_dir)
+    for f in eth_dir.glob("*_ETH_*.csv"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    for f in tiny.glob("*_BTC_*.csv"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    eth = load_market(tmp_path, "ETH")
+    ex = Exchange([market, eth], ReplayConfig(speed=0, start_at="data"), wall=0.0)
+    ex.start(0.0)
+    times, counts = [], {"BTC": 0, "ETH": 0}
+    while (r := ex.next_replay()) is not None:
+        times.append(r.pub_time())
+        counts[r.market.coin] += 1
+        r.advance()
+    assert counts == {"BTC": market.n_events, "ETH": eth.n_events}
+    assert times == sorted(times)  # one timeline, in published-time order
+    meta, ctxs = ex.info({"type": "metaAndAssetCtxs"}, 0)
+    assert [u["name"] for u in meta["universe"]] == ["BTC", "ETH"] and len(ctxs) == 2
+    assert float(ex.info({"type": "allMids"}, 0)["ETH"]) == eth.mid(eth.n_events - 1)
+    book = ex.info({"type": "l2Book", "coin": "ETH"}, 0)
+    assert book["coin"] == "ETH"
+    with pytest.raises(InfoError, match="BTC, ETH"):
+        ex.info({"type": "l2Book", "coin": "SOL"}, 0)
+    with pytest.raises(ValueError, match="twice"):
+        Exchange([market, market], ReplayConfig(), wall=0.0)

@@ -333,3 +333,34 @@ def test_ccxt_pro_watches_candles_over_the_websocket(tiny, replay_exchange):
     px = tr.price[sel]
     assert (o, h, low, c) == (px[0], px.max(), px.min(), px[-1])
     assert v == pytest.approx(tr.size[sel].sum(), rel=1e-9)
+
+
+def test_two_coins_over_one_websocket(tiny, tmp_path, replay_exchange):
+    both = tmp_path / "both"
+    generate(SynthConfig(coin="ETH", days=1, seed=4, mid=4000.0, sigma=0.3, bbo_rate=0.1,
+                         A_bid=0.01, A_ask=0.01, l2_interval=120.0, start=date(2025, 9, 1)),
+             both)
+    for f in tiny.glob("*_BTC_*.csv"):
+        (both / f.name).write_bytes(f.read_bytes())
+    rp = replay_exchange(both, "--wait-subscriptions", "2", coin="BTC,ETH", speed="max")
+    assert [u["name"] for u in rp.info({"type": "meta"})["universe"]] == ["BTC", "ETH"]
+    ws = websocket.create_connection(rp.ws_url, timeout=30)
+    ws.recv()
+    for coin in ("BTC", "ETH"):
+        ws.send(json.dumps({"method": "subscribe",
+                            "subscription": {"type": "trades", "coin": coin}}))
+    expected = {c: len(read_trades(both, c)) for c in ("BTC", "ETH")}
+    fills = {"BTC": 0, "ETH": 0}
+    last_t = 0
+    while sum(fills.values()) < sum(expected.values()):
+        m = json.loads(ws.recv())
+        if m["channel"] != "trades":
+            continue
+        rows = hp.parse_trades(m, received=0.0)
+        fills[m["data"][0]["coin"]] += len(rows)
+        assert rows[0][5] >= last_t  # both coins on one clock, in time order
+        last_t = rows[0][5]
+    ws.close()
+    assert fills == expected
+    rp.wait_for(lambda r: r.clock()["finished"], timeout=30)
+    assert set(rp.clock()["coins"]) == {"BTC", "ETH"}

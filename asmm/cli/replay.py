@@ -33,7 +33,9 @@ def register(sub) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-dir", required=True,
                    help="collector data folder (daily or single-file layout, CSV or Parquet)")
-    p.add_argument("--coin", default="BTC", help="coin to serve (its files must be in --data-dir)")
+    p.add_argument("--coin", default="BTC",
+                   help="coin(s) to serve, comma-separated (e.g. BTC,ETH); their files must "
+                        "be in --data-dir")
     p.add_argument("--host", default="127.0.0.1", help="address to bind")
     p.add_argument("--port", type=int, default=8765, help="port to bind; 0 picks a free one")
     p.add_argument("--speed", type=_speed, default=1.0,
@@ -83,7 +85,7 @@ def run(args) -> int:
     from rich.console import Console
 
     from asmm.marketdata import DataError
-    from asmm.replay import Faults, Replay, ReplayConfig, ReplayServer, load_market
+    from asmm.replay import Exchange, Faults, ReplayConfig, ReplayServer, load_market
     from asmm.replay.server import serve_forever
 
     # soft_wrap: an error message names a path; keep it on one line, greppable.
@@ -101,8 +103,9 @@ def run(args) -> int:
     if args.record and Path(args.record).exists():
         err.print(f"[red]error:[/red] record file {args.record} exists; not overwriting it")
         return 2
+    coins = [c.strip() for c in args.coin.split(",") if c.strip()]
     try:
-        market = load_market(args.data_dir, args.coin)
+        markets = [load_market(args.data_dir, coin) for coin in coins]
     except DataError as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
@@ -110,7 +113,7 @@ def run(args) -> int:
     if wait is None:
         wait = 1 if cfg.speed == 0 else 0
     try:
-        replay = Replay(market, cfg, time.time())
+        exchange = Exchange(markets, cfg, time.time())
     except ValueError as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
@@ -120,7 +123,7 @@ def run(args) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        server = ReplayServer(replay, faults, args.record, wait, args.host, args.port)
+        server = ReplayServer(exchange, faults, args.record, wait, args.host, args.port)
 
         def ready(port: int) -> None:
             # The one stdout line: test fixtures in other processes read the port from it.

@@ -9,9 +9,9 @@ Hyperliquid SDK use. Message shapes live in :mod:`asmm.hlproto`.
 """
 
 from .faults import Faults
-from .feed import InfoError, Replay, ReplayConfig
+from .feed import Exchange, InfoError, Replay, ReplayConfig
 from .market import Market, load_market
 from .server import ReplayServer
 
-__all__ = ["Faults", "InfoError", "Market", "Replay", "ReplayConfig", "ReplayServer",
+__all__ = ["Exchange", "Faults", "InfoError", "Market", "Replay", "ReplayConfig", "ReplayServer",
            "load_market"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import hlproto as hp
-from .market import BBO, L2, TRADES, Market, candles
+from .market import BBO, L2, LOOP_PAUSE_MS, TRADES, Market, candles
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +88,21 @@ class Replay:
     is the first BBO.
     """
 
-    def __init__(self, market: Market, cfg: ReplayConfig, wall: float):
+    def __init__(self, market: Market, cfg: ReplayConfig, wall: float,
+                 clock: ReplayClock | None = None, span_ms: int | None = None):
         self.market, self.cfg = market, cfg
-        anchor = int(market.ev_t[0]) + round(cfg.history_s * 1000)
-        if anchor > market.ev_t[-1]:
-            raise ValueError(f"history of {cfg.history_s} s is longer than the data "
-                             f"({(market.ev_t[-1] - market.ev_t[0]) / 1000:.0f} s)")
-        self.clock = ReplayClock(anchor, cfg.speed, cfg.start_at, wall)
+        if clock is None:
+            clock = ReplayClock(_anchor([market], cfg), cfg.speed, cfg.start_at, wall)
+        self.clock = clock
+        self.span_ms = market.span_ms if span_ms is None else int(span_ms)
         # Events before the anchor are history: part of the state, never streamed.
-        self.pos = int(np.searchsorted(market.ev_t, anchor, side="left"))
+        self.pos = int(np.searchsorted(market.ev_t, clock.first_data_ms, side="left"))
         self.loop = 0
         self.started = False
-        self.finished = False
+        self.finished = self.pos >= market.n_events
         self.sent_any = self.pos > 0
+        # Coins replayed on the same clock; unpaced, "now" is the latest event any of them sent.
+        self.peers: list[Replay] = [self]
 
     # ------------------------------------------------------------------ time and position
 
@@ -109,7 +111,7 @@ class Replay:
         return self.cfg.speed > 0
 
     def offset_ms(self, loop: int | None = None) -> int:
-        return self.clock.shift_ms + (self.loop if loop is None else loop) * self.market.span_ms
+        return self.clock.shift_ms + (self.loop if loop is None else loop) * self.span_ms
 
     def pub_time(self, pos: int | None = None) -> int:
         """Published time of event ``pos`` (default: the next one) in the current loop."""
@@ -134,6 +136,10 @@ class Replay:
         time of the last event sent."""
         if self.paced and self.started:
             return int(self.clock.pub_now(wall))
+        return max(peer.state_time() for peer in self.peers)
+
+    def state_time(self) -> int:
+        """Published time of the state's event."""
         p, loop = self.state_pos()
         return int(self.market.ev_t[p]) + self.offset_ms(loop)
 
@@ -194,11 +200,10 @@ class Replay:
     # ------------------------------------------------------------------ POST /info
 
     def info(self, req: dict, wall: float):
-        """The answer to one ``POST /info`` body; raises :class:`InfoError` for a request
-        Hyperliquid would reject."""
-        if not isinstance(req, dict) or not isinstance(req.get("type"), str):
-            raise InfoError("request body must be a JSON object with a 'type'")
-        kind = req["type"]
+        """The answer to one ``POST /info`` body about this coin (``l2Book``,
+        ``candleSnapshot``, ``fundingHistory``); raises :class:`InfoError` for a request
+        Hyperliquid would reject. :class:`Exchange` answers the rest."""
+        kind = _info_type(req)
         handler = getattr(self, f"_info_{kind}", None)
         if handler is None:
             raise InfoError(f"unknown info type {kind!r}")
@@ -208,32 +213,12 @@ class Replay:
         if coin != self.market.coin:
             raise InfoError(f"unknown coin {coin!r}; this replay serves {self.market.coin!r}")
 
-    def _meta(self) -> dict:
-        return hp.meta([(self.market.coin, self.cfg.sz_decimals, self.cfg.max_leverage)])
+    def mid_now(self) -> float:
+        return self.market.mid(self.state_pos()[0])
 
-    def _info_meta(self, req, wall):
-        return self._meta()
-
-    def _info_spotMeta(self, req, wall):
-        return hp.spot_meta()
-
-    def _info_spotMetaAndAssetCtxs(self, req, wall):
-        return hp.spot_meta_and_asset_ctxs()
-
-    def _info_perpDexs(self, req, wall):
-        return hp.perp_dexs()
-
-    def _info_exchangeStatus(self, req, wall):
-        return hp.exchange_status(self.now_ms(wall))
-
-    def _info_clearinghouseState(self, req, wall):
-        return hp.clearinghouse_state(self.now_ms(wall), self.cfg.account_value)
-
-    def _info_allMids(self, req, wall):
-        p, _ = self.state_pos()
-        return hp.all_mids({self.market.coin: self.market.mid(p)})
-
-    def _info_metaAndAssetCtxs(self, req, wall):
+    def asset_ctx(self) -> dict:
+        """The coin's context in ``metaAndAssetCtxs`` at the state: mark = mid, impact
+        prices = BBO, 24 h volume from the trades sent."""
         m = self.market
         p, _ = self.state_pos()
         bid, _, ask, _ = m.top(p)
@@ -241,11 +226,10 @@ class Replay:
         t = int(m.ev_t[p])
         prev = m.mid(max(m.position_at(t - DAY_MS), 0))
         lo = int(np.searchsorted(m.tr_t, t - DAY_MS, side="right"))
-        hi = int(m.fills_upto[p])
+        hi = int(m.fills_upto[p]) if self.sent_any else 0
         notional = float(np.dot(m.tr_px[lo:hi], m.tr_sz[lo:hi])) if hi > lo else 0.0
-        ctx = hp.asset_ctx(mid, mid, bid, ask, self.cfg.funding_rate, prev,
-                           self.cfg.open_interest, round(notional, 2))
-        return hp.meta_and_asset_ctxs(self._meta(), [ctx])
+        return hp.asset_ctx(mid, mid, bid, ask, self.cfg.funding_rate, prev,
+                            self.cfg.open_interest, round(notional, 2))
 
     def _info_l2Book(self, req, wall):
         self._coin(req.get("coin"))
@@ -312,6 +296,125 @@ class Replay:
             parts_sz.append(m.tr_sz[lo_prev:b])
         return (np.concatenate(parts_t), np.concatenate(parts_px), np.concatenate(parts_sz),
                 prev)
+
+
+COIN_INFO = {"l2Book": "coin", "fundingHistory": "coin", "candleSnapshot": "req.coin"}
+
+
+class Exchange:
+    """Several coins replayed on one clock: their events interleave in published time as in
+    the data. Answers the ``/info`` types about the whole exchange and routes the per-coin
+    ones to the coin's :class:`Replay`."""
+
+    def __init__(self, markets: list[Market], cfg: ReplayConfig, wall: float):
+        if not markets:
+            raise ValueError("no markets to replay")
+        coins = [m.coin for m in markets]
+        if len(set(coins)) != len(coins):
+            raise ValueError(f"coin listed twice: {coins}")
+        self.cfg = cfg
+        self.clock = ReplayClock(_anchor(markets, cfg), cfg.speed, cfg.start_at, wall)
+        # One span for all coins, so a loop moves every coin on by the same time.
+        span = (max(int(m.ev_t[-1]) for m in markets) - min(int(m.ev_t[0]) for m in markets)
+                + LOOP_PAUSE_MS)
+        self.replays = {m.coin: Replay(m, cfg, wall, self.clock, span) for m in markets}
+        peers = list(self.replays.values())
+        for r in peers:
+            r.peers = peers
+
+    @property
+    def coins(self) -> list[str]:
+        return list(self.replays)
+
+    @property
+    def first(self) -> Replay:
+        return next(iter(self.replays.values()))
+
+    @property
+    def started(self) -> bool:
+        return self.first.started
+
+    @property
+    def finished(self) -> bool:
+        return all(r.finished for r in self.replays.values())
+
+    @property
+    def paced(self) -> bool:
+        return self.cfg.speed > 0
+
+    def start(self, wall: float) -> None:
+        self.clock.start(wall)
+        for r in self.replays.values():
+            r.started = True
+
+    def next_replay(self) -> Replay | None:
+        """The coin whose next event is published first (None when all finished)."""
+        live = [r for r in self.replays.values() if not r.finished]
+        return min(live, key=lambda r: r.pub_time()) if live else None
+
+    def now_ms(self, wall: float) -> int:
+        return self.first.now_ms(wall)
+
+    def info(self, req: dict, wall: float):
+        """The answer to one ``POST /info`` body; raises :class:`InfoError` for a request
+        Hyperliquid would reject."""
+        kind = _info_type(req)
+        if kind in COIN_INFO:
+            body = req.get("req") if kind == "candleSnapshot" else req
+            coin = body.get("coin") if isinstance(body, dict) else None
+            if coin not in self.replays:
+                raise InfoError(f"unknown coin {coin!r}; this replay serves "
+                                f"{', '.join(self.replays)}")
+            return self.replays[coin].info(req, wall)
+        handler = getattr(self, f"_info_{kind}", None)
+        if handler is None:
+            raise InfoError(f"unknown info type {kind!r}")
+        return handler(req, wall)
+
+    def _meta(self) -> dict:
+        return hp.meta([(c, self.cfg.sz_decimals, self.cfg.max_leverage) for c in self.coins])
+
+    def _info_meta(self, req, wall):
+        return self._meta()
+
+    def _info_metaAndAssetCtxs(self, req, wall):
+        return hp.meta_and_asset_ctxs(self._meta(),
+                                      [r.asset_ctx() for r in self.replays.values()])
+
+    def _info_spotMeta(self, req, wall):
+        return hp.spot_meta()
+
+    def _info_spotMetaAndAssetCtxs(self, req, wall):
+        return hp.spot_meta_and_asset_ctxs()
+
+    def _info_perpDexs(self, req, wall):
+        return hp.perp_dexs()
+
+    def _info_exchangeStatus(self, req, wall):
+        return hp.exchange_status(self.now_ms(wall))
+
+    def _info_clearinghouseState(self, req, wall):
+        return hp.clearinghouse_state(self.now_ms(wall), self.cfg.account_value)
+
+    def _info_allMids(self, req, wall):
+        return hp.all_mids({c: r.mid_now() for c, r in self.replays.items()})
+
+
+def _anchor(markets: list[Market], cfg: ReplayConfig) -> int:
+    """Data time published as the start: the first event plus the history."""
+    first = min(int(m.ev_t[0]) for m in markets)
+    last = max(int(m.ev_t[-1]) for m in markets)
+    anchor = first + round(cfg.history_s * 1000)
+    if anchor > last:
+        raise ValueError(f"history of {cfg.history_s} s is longer than the data "
+                         f"({(last - first) / 1000:.0f} s)")
+    return anchor
+
+
+def _info_type(req) -> str:
+    if not isinstance(req, dict) or not isinstance(req.get("type"), str):
+        raise InfoError("request body must be a JSON object with a 'type'")
+    return req["type"]
 
 
 def _int_field(d: dict, key: str, default: int) -> int:

@@ -33,7 +33,7 @@ from aiohttp import WSMsgType, web
 
 from .. import hlproto as hp
 from .faults import Faults, corrupt
-from .feed import InfoError, Replay
+from .feed import Exchange, InfoError, Replay
 from .market import CHANNEL
 
 log = logging.getLogger(__name__)
@@ -58,23 +58,25 @@ class Connection:
 
 
 def _sub_key(sub: dict) -> str:
+    """``type:coin`` (``candle:coin:interval``), matched against each event's channel."""
     if sub["type"] == "candle":
-        return f"candle:{sub['interval']}"
-    return sub["type"]
+        return f"candle:{sub['coin']}:{sub['interval']}"
+    return f"{sub['type']}:{sub['coin']}"
+
 
 
 class ReplayServer:
-    """Serve a :class:`Replay` on ``host:port`` (0 = a free port; see :attr:`port`).
+    """Serve an :class:`Exchange` on ``host:port`` (0 = a free port; see :attr:`port`).
 
     ``wait_subscriptions``: streaming starts once that many data subscriptions are open
     (0 = at once); unpaced, streaming also pauses whenever fewer are open, so nothing is
     raced through unseen.
     """
 
-    def __init__(self, replay: Replay, faults: Faults | None = None,
+    def __init__(self, exchange: Exchange, faults: Faults | None = None,
                  record: str | Path | None = None, wait_subscriptions: int = 0,
                  host: str = "127.0.0.1", port: int = 0):
-        self.replay = replay
+        self.exchange = exchange
         self.faults = faults or Faults()
         self.wait_subscriptions = int(wait_subscriptions)
         self.host, self.port = host, int(port)
@@ -140,23 +142,23 @@ class ReplayServer:
             await self._subs_changed.wait()
 
     async def _pump(self) -> None:
-        r = self.replay
+        ex = self.exchange
         await self._enough_subscribers()
-        r.start(time.time())
-        log.info("streaming %d events of %s from published time %d",
-                 r.market.n_events, r.market.coin, r.pub_time(0))
+        ex.start(time.time())
+        log.info("streaming %s from published time %d", ", ".join(ex.coins),
+                 ex.clock.pub0)
         n = 0
-        while not r.finished:
+        while (r := ex.next_replay()) is not None:
             pos = r.pos
-            if r.paced:
-                delay = r.clock.wall_at(r.pub_time(pos)) - time.time()
+            if ex.paced:
+                delay = ex.clock.wall_at(r.pub_time(pos)) - time.time()
                 if delay > 0:
                     self._flush()
                     # Pacing the replay clock, not synchronising anything.
                     await asyncio.sleep(delay)
             elif self.wait_subscriptions:
                 await self._enough_subscribers()
-            await self._emit(pos)
+            await self._emit(r, pos)
             r.advance()
             n += 1
             if n % YIELD_EVERY == 0:
@@ -164,18 +166,19 @@ class ReplayServer:
         self._flush()
         log.info("replay finished after %d events", n)
 
-    async def _emit(self, pos: int) -> None:
-        r = self.replay
-        kind_channel = CHANNEL[int(r.market.ev_kind[pos])]
+    async def _emit(self, r: Replay, pos: int) -> None:
+        coin = r.market.coin
+        kind_channel = f"{CHANNEL[int(r.market.ev_kind[pos])]}:{coin}"
         targets = [c for c in list(self.conns.values()) if c.wants(kind_channel)]
         if targets:  # build the message only when someone gets it (unpaced speed)
             channel, text, n_fills = r.event_text(pos)
             for c in targets:
                 await self._send_data(c, channel, text, n_fills)
-        if kind_channel == "trades":
-            intervals = {k for c in self.conns.values() for k in c.subs if k.startswith("candle:")}
-            for key in sorted(intervals):
-                cmsg = r.candle_message(pos, key.split(":", 1)[1])
+        if r.is_trades(pos):
+            prefix = f"candle:{coin}:"
+            keys = {k for c in self.conns.values() for k in c.subs if k.startswith(prefix)}
+            for key in sorted(keys):
+                cmsg = r.candle_message(pos, key[len(prefix):])
                 text = hp.dumps(cmsg)
                 for c in [c for c in list(self.conns.values()) if c.wants(key)]:
                     await self._send_data(c, "candle", text, 0)
@@ -247,7 +250,7 @@ class ReplayServer:
             return web.json_response(hp.info_error("request body is not JSON"), status=400,
                                      dumps=hp.dumps)
         try:
-            answer = self.replay.info(body, time.time())
+            answer = self.exchange.info(body, time.time())
         except InfoError as e:
             return web.json_response(hp.info_error(str(e)), status=400, dumps=hp.dumps)
         return web.json_response(answer, dumps=hp.dumps)
@@ -312,8 +315,8 @@ class ReplayServer:
         kind = sub.get("type")
         if kind not in hp.DATA_CHANNELS:
             return f"type {kind!r} not served (one of {', '.join(hp.DATA_CHANNELS)})"
-        if sub.get("coin") != self.replay.market.coin:
-            return f"coin {sub.get('coin')!r} not served ({self.replay.market.coin!r})"
+        if sub.get("coin") not in self.exchange.replays:
+            return f"coin {sub.get('coin')!r} not served ({', '.join(self.exchange.coins)})"
         if kind == "candle" and sub.get("interval") not in hp.INTERVAL_MS:
             return f"interval {sub.get('interval')!r} not one of {', '.join(hp.INTERVAL_MS)}"
         return None
@@ -333,13 +336,19 @@ class ReplayServer:
 
     async def _clock(self, request: web.Request) -> web.Response:
         self._flush()
-        r = self.replay
-        p, loop = r.state_pos()
+        ex = self.exchange
+
+        def coin_state(r: Replay) -> dict:
+            p, loop = r.state_pos()
+            return {"position": p, "loop": loop, "events": r.market.n_events,
+                    "finished": r.finished, "sent_any": r.sent_any}
+
+        # Top-level position/loop/events are the first coin's (the single-coin case).
         return web.json_response({
-            "now_ms": r.now_ms(time.time()), "position": p, "loop": loop,
-            "events": r.market.n_events, "started": r.started, "finished": r.finished,
-            "sent_any": r.sent_any, "speed": r.cfg.speed, "shift_ms": r.clock.shift_ms,
-            "coin": r.market.coin,
+            "now_ms": ex.now_ms(time.time()), **coin_state(ex.first),
+            "started": ex.started, "finished": ex.finished, "speed": ex.cfg.speed,
+            "shift_ms": ex.clock.shift_ms, "coin": ex.first.market.coin,
+            "coins": {c: coin_state(r) for c, r in ex.replays.items()},
         })
 
     async def _drop(self, request: web.Request) -> web.Response:
