@@ -324,8 +324,12 @@ def step_dry_run(d: Demo) -> None:
     # The file holds this run's throw-away API password: readable by the user only.
     cfg_path.write_text(json.dumps(cfg, indent=1))
     cfg_path.chmod(0o600)
+    # Freqtrade's own folders (data, logs, ...) go into the work folder, not the repository.
+    userdir = d.work / "user_data"
+    userdir.mkdir(exist_ok=True)
     p = d.start("freqtrade", [_bin("freqtrade"), "trade", "--config", str(cfg_path),
-                              "--strategy", STRATEGY, "--userdir", str(ROOT / "user_data"),
+                              "--strategy", STRATEGY, "--userdir", str(userdir),
+                              "--strategy-path", str(ROOT / "user_data" / "strategies"),
                               "--logfile", str(d.logs / "freqtrade.log")])
     d.api_url = f"http://127.0.0.1:{port}"
     d.api_auth = (user, password)

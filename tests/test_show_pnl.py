@@ -21,6 +21,7 @@ import json
 import math
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import urllib.request
@@ -294,3 +295,69 @@ def test_api_without_a_trading_bot(ft_webserver):
     r = _cli(env=env)
     assert r.returncode == 2
     assert "Bot is not in the correct state" in r.stderr
+
+
+@pytest.mark.slow
+def test_rest_from_a_real_dry_run_bot(trades_db, small_market, replay_exchange, tmp_path):
+    """A real Freqtrade dry-run bot (stopped: it serves its API but places no orders) over the
+    hand-built database, against the replay exchange: the REST report gives the hand figures
+    for everything the bot fixed, and marks the open trade at the price the bot quotes."""
+    import secrets
+    import time
+
+    from asmm.demo import REPLAY_CONFIG, freqtrade_config
+
+    data, _ = small_market
+    rp = replay_exchange(data)
+    db = tmp_path / "bot.sqlite"
+    # Freqtrade's database is in WAL mode: copy through SQLite, not the main file alone.
+    with sqlite3.connect(trades_db) as src, sqlite3.connect(db) as dst:
+        src.backup(dst)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    password = secrets.token_urlsafe(12)
+    cfg = freqtrade_config(json.loads(REPLAY_CONFIG.read_text()), replay_url=rp.url,
+                           api_port=port, user="tester", password=password, db=db,
+                           params_file=tmp_path / "no-params.json")
+    cfg["initial_state"] = "stopped"
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    (tmp_path / "ud").mkdir()
+    log = tmp_path / "freqtrade.log"
+    out = (tmp_path / "freqtrade.out").open("w")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "freqtrade"), "trade", "--config",
+         str(tmp_path / "config.json"), "--userdir", str(tmp_path / "ud"), "--strategy-path",
+         str(ROOT / "user_data" / "strategies"), "--logfile", str(log)],
+        stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+    env = {**os.environ, "FREQTRADE_API_USER": "tester", "FREQTRADE_API_PASSWORD": password}
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            r = _cli("--url", url, "--json", "--png", str(tmp_path / "pnl.png"), env=env)
+            if r.returncode == 0:
+                break
+            assert proc.poll() is None, (tmp_path / "freqtrade.out").read_text()[-3000:]
+            assert time.monotonic() < deadline, r.stderr
+            time.sleep(0.5)  # polling interval of the readiness condition above
+        (fig,) = json.loads(r.stdout)
+        from freqtrade_client import FtRestClient
+
+        (open_trade,) = FtRestClient(url, "tester", password).status()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+        out.close()
+    mark = open_trade["current_rate"]
+    assert fig["realised"] == pytest.approx(0.28999, abs=1e-9)
+    assert fig["fees"] == pytest.approx(0.70001, abs=1e-9)
+    assert fig["funding"] == pytest.approx(-0.01, abs=1e-12)
+    assert (fig["round_trips_long"], fig["round_trips_short"]) == (1, 1)
+    assert fig["win_rate"] == 0.5
+    assert fig["inventory_now"] == pytest.approx(0.01)
+    assert fig["inventory_max"] == pytest.approx(0.02)
+    assert fig["unrealised"] == pytest.approx(0.01 * (mark - 99950.0), abs=1e-9)
+    assert fig["total"] == pytest.approx(0.28999 + 0.01 * (mark - 99950.0), abs=1e-9)
+    # Freqtrade's starting balance is the wallet times tradable_balance_ratio.
+    assert fig["capital"] == pytest.approx(cfg["dry_run_wallet"] * cfg["tradable_balance_ratio"])
