@@ -1,0 +1,141 @@
+"""`asmm demo`: failing steps name themselves and their log; everything started is stopped
+(on a failure, on Ctrl-C, at the end); a shortened demo runs the whole pipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from asmm.demo import REPLAY_CONFIG, freqtrade_config
+
+ROOT = Path(__file__).resolve().parents[1]
+ASMM = str(Path(sys.executable).parent / "asmm")
+# A small market: enough sweeps for the calibrator (>= 100 per side), quick to write.
+SMALL = "--bbo-rate 1 --A 0.2 --l2-interval 10"
+
+
+def _demo(tmp_path, *args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([ASMM, "demo", "--workdir", str(tmp_path / "demo"), *args],
+                          capture_output=True, text=True, cwd=ROOT, timeout=900,
+                          env={**os.environ, "COLUMNS": "200"}, **kw)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purpose (the demo reaped it or will be reaped with it).
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().split()[2] != "Z"
+
+
+def _stopped_pids(out: str) -> dict[str, int]:
+    return {m[0]: int(m[1]) for m in re.findall(r"stopped (\w[\w-]*) \(pid (\d+)", out)}
+
+
+def test_failing_step_names_itself_and_its_log(tmp_path):
+    r = _demo(tmp_path, "--days", "1", "--steps", "synthesize,calibrate",
+              "--synth-args", SMALL, "--calibrate-args", "--model no-such-model")
+    assert r.returncode == 1
+    assert "step 2 (calibrate) failed" in r.stdout
+    log = tmp_path / "demo" / "logs" / "calibrate.log"
+    assert f"read the log: {log}" in r.stdout
+    assert "no-such-model" in log.read_text()
+    assert "3. Tick-level backtest" not in r.stdout  # the demo stopped there
+
+
+def test_failure_after_start_stops_the_replay(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = _demo(tmp_path, "--days", "1", "--steps", "synthesize,replay,dry-run",
+                  "--synth-args", SMALL, "--api-port", str(port))
+    assert r.returncode == 1
+    assert f"step 5 (dry-run) failed: port {port} on 127.0.0.1 is taken" in r.stdout
+    pids = _stopped_pids(r.stdout)
+    assert set(pids) == {"replay"}
+    assert not _alive(pids["replay"])
+
+
+def test_freqtrade_config_points_everything_at_this_run(tmp_path):
+    base = json.loads(REPLAY_CONFIG.read_text())
+    cfg = freqtrade_config(base, replay_url="http://127.0.0.1:5555", api_port=6666,
+                           user="u", password="p" * 12, db=tmp_path / "t.sqlite",
+                           params_file=tmp_path / "p.json")
+    api = cfg["exchange"]["ccxt_config"]["urls"]["api"]
+    assert api["public"] == api["private"] == "http://127.0.0.1:5555"
+    assert cfg["api_server"]["listen_ip_address"] == "127.0.0.1"
+    assert cfg["api_server"]["listen_port"] == 6666
+    assert len(cfg["api_server"]["jwt_secret_key"]) >= 32
+    assert cfg["db_url"] == f"sqlite:///{tmp_path / 't.sqlite'}"
+    assert cfg["asmm"]["params_file"] == str(tmp_path / "p.json")
+    assert cfg["dry_run"] is True
+    # The repository's file is left as it was.
+    assert json.loads(REPLAY_CONFIG.read_text()) == base
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_the_bot_runs_stops_everything(tmp_path):
+    proc = subprocess.Popen(
+        [ASMM, "demo", "--workdir", str(tmp_path / "demo"), "--days", "2",
+         "--steps", "synthesize,calibrate,replay,dry-run", "--synth-args", SMALL,
+         "--dry-run-minutes", "10", "--api-port", str(_free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200"})
+    lines = []
+    deadline = time.monotonic() + 600
+    try:
+        for line in proc.stdout:  # the bot is up once the demo prints its API address
+            lines.append(line)
+            if "REST API is on" in line or "FreqUI is on" in line:
+                break
+            assert time.monotonic() < deadline, "".join(lines)
+        else:
+            pytest.fail("demo ended before the bot was up:\n" + "".join(lines))
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines) + rest
+    assert proc.returncode == 130, out
+    assert "interrupted during step 5 (dry-run)" in out
+    pids = _stopped_pids(out)
+    assert set(pids) == {"replay", "freqtrade"}, out
+    assert not any(_alive(p) for p in pids.values())
+
+
+@pytest.mark.slow
+def test_shortened_demo_end_to_end(tmp_path):
+    """The whole pipeline on the default (full-size) market with a 2-minute dry-run: the
+    strategy fills within seconds on it (A = 0.5 orders/s a side), so a report exists."""
+    r = _demo(tmp_path, "--dry-run-minutes", "2", "--api-port", str(_free_port()))
+    out = r.stdout
+    assert r.returncode == 0, out + r.stderr
+    for i, step in enumerate(["Synthesize", "Calibrate", "Tick-level backtest",
+                              "Start the replay exchange", "Freqtrade dry-run",
+                              "The PnL report"], 1):
+        assert f"{i}. {step}" in out
+    assert "Not shown in this run" not in out  # no step was skipped
+    assert "Calibrated parameters" in out and "round trips long / short" in out
+    png = tmp_path / "demo" / "pnl.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(_stopped_pids(out)) == {"replay", "freqtrade"}
+    assert not any(_alive(p) for p in _stopped_pids(out).values())
