@@ -165,8 +165,10 @@ def test_paced_clock_and_book_follow_the_replay(tiny, replay_exchange):
     assert any(got == market.book(p) for p in range(p0, p1 + 1))
 
 
-def test_ws_faults_drop_and_malformed(tiny, replay_exchange):
-    rp = replay_exchange(tiny, "--drop-after", "50", "--malformed-every", "10", speed="max")
+def test_ws_faults_drop_and_malformed(tiny, tmp_path, replay_exchange):
+    record = tmp_path / "sent.jsonl"
+    rp = replay_exchange(tiny, "--drop-after", "50", "--malformed-every", "10",
+                         "--record", str(record), speed="max")
     ws = websocket.create_connection(rp.ws_url, timeout=30)
     assert ws.recv() == hp.CONNECTED_TEXT
     ws.send(json.dumps({"method": "subscribe", "subscription": {"type": "bbo", "coin": "BTC"}}))
@@ -193,6 +195,11 @@ def test_ws_faults_drop_and_malformed(tiny, replay_exchange):
     sent = rp.wait_for(lambda r: r.sent() if r.sent()["connections"] == 0 else None)
     assert sent["messages"]["bbo"] == 50 and sent["messages"]["malformed"] == 5
     assert sent["dropped_by_fault"] == 1
+    # After SIGTERM the record holds every frame sent, the injected ones marked.
+    assert rp.stop() == 0
+    rec = read_record(record)
+    assert [r["msg"] for r in rec if "msg" in r] == msgs
+    assert sum(bool(r.get("malformed")) for r in rec) == 5
 
 
 def test_ws_stall_then_resume(tiny, replay_exchange):

@@ -33,8 +33,8 @@ class ReplayProcess:
         self.ws_url = "ws" + url[len("http"):] + "/ws"
 
     def _get(self, path: str, method: str = "GET") -> dict:
-        req = urllib.request.Request(self.url + path, method=method, data=b"" if method ==
-                                     "POST" else None)
+        body = b"" if method == "POST" else None
+        req = urllib.request.Request(self.url + path, method=method, data=body)
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
 
