@@ -85,6 +85,12 @@ def replay(replay_exchange, tiny_market, tmp_path):
     return start
 
 
+@pytest.fixture(params=["aiohttp", "sdk"])
+def transport(request) -> str:
+    """Both websocket transports (WS_CLIENT) for the tests of what a feed can do."""
+    return request.param
+
+
 def config(out: Path, url: str, **kw) -> CollectorConfig:
     base = dict(symbols=("BTC",), output_dir=out, orderbook_depth=DEPTH, api_url=url,
                 flush_seconds=0.2, stale_seconds=5.0, status_seconds=3600.0,
@@ -164,10 +170,10 @@ def done_receiving(r: Replay, c: Collector) -> bool:
 # ------------------------------------------------------------------ tests
 
 
-def test_every_message_sent_is_a_row_with_its_values(replay, tmp_path):
+def test_every_message_sent_is_a_row_with_its_values(replay, tmp_path, transport):
     r = replay("max", "--wait-subscriptions", "3")
     out = tmp_path / "out"
-    with running(config(out, r.url)) as c:
+    with running(config(out, r.url, ws_client=transport)) as c:
         wait_until(lambda: done_receiving(r, c), 60, "the whole day to arrive")
     exp = assert_every_sent_message_is_a_row(out, r)
     sent = r.sent()
@@ -188,10 +194,10 @@ def test_every_message_sent_is_a_row_with_its_values(replay, tmp_path):
     assert "collector restart" in (out / "gaps_BTC.csv").read_text()
 
 
-def test_drop_mid_stream_reconnects_resubscribes_and_records_gaps(replay, tmp_path):
+def test_drop_mid_stream_reconnects_resubscribes_and_records_gaps(replay, tmp_path, transport):
     r = replay("max", "--wait-subscriptions", "3", "--drop-after", "2500")
     out = tmp_path / "out"
-    with running(config(out, r.url)) as c:
+    with running(config(out, r.url, ws_client=transport)) as c:
         wait_until(lambda: done_receiving(r, c), 60, "the whole day through the drops")
     sent = r.sent()
     drops = sent["dropped_by_fault"]
@@ -207,11 +213,11 @@ def test_drop_mid_stream_reconnects_resubscribes_and_records_gaps(replay, tmp_pa
     assert sent["messages"]["subscriptionResponse"] == 3 * (drops + 1)
 
 
-def test_stalled_feed_is_stale_and_replaced(replay, tmp_path):
+def test_stalled_feed_is_stale_and_replaced(replay, tmp_path, transport):
     # The socket stays open but data stops (pings still answered): only staleness shows it.
     r = replay(FAST, "--stall-every", "1500", "--stall-seconds", "60")
     out = tmp_path / "out"
-    with running(config(out, r.url, stale_seconds=0.5)) as c:
+    with running(config(out, r.url, stale_seconds=0.5, ws_client=transport)) as c:
         wait_until(lambda: c.stats.gaps >= 1 and c.connected.is_set(), 30,
                    "a stale-feed reconnect")
         n = c.stats.messages["bbo"]
@@ -223,10 +229,10 @@ def test_stalled_feed_is_stale_and_replaced(replay, tmp_path):
     assert max(stamps) > gaps[0, 1]
 
 
-def test_malformed_messages_are_counted_skipped_and_survived(replay, tmp_path):
+def test_malformed_messages_are_counted_skipped_and_survived(replay, tmp_path, transport):
     r = replay("max", "--wait-subscriptions", "3", "--malformed-every", "400")
     out = tmp_path / "out"
-    with running(config(out, r.url)) as c:
+    with running(config(out, r.url, ws_client=transport)) as c:
         wait_until(lambda: done_receiving(r, c), 60, "the whole day with bad messages")
         wait_until(lambda: c.stats.malformed == r.sent()["messages"]["malformed"], 10,
                    "every malformed message to be counted")

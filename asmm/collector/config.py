@@ -33,13 +33,14 @@ class CollectorConfig:
     flush_seconds: float = 5.0
     stale_seconds: float = 30.0
     parquet: bool = False
-    queue_size: int = 100_000
+    queue_size: int = 10_000  # ~50 s of Hyperliquid's BTC feed; tens of MB at most
     on_full: str = "block"
     status_seconds: float = 60.0
     heartbeat_file: Path | None = None  # default: OUTPUT_DIR/.heartbeat.json
     subscribe_timeout: float = 10.0
     backoff_min: float = 1.0
     backoff_max: float = 60.0
+    ws_client: str = "aiohttp"
 
     @property
     def heartbeat_path(self) -> Path:
@@ -65,6 +66,8 @@ class CollectorConfig:
             raise ConfigError("BACKOFF_MAX must be >= BACKOFF_MIN")
         if self.queue_size < 1:
             raise ConfigError(f"QUEUE_SIZE must be >= 1, got {self.queue_size}")
+        if self.ws_client not in ("sdk", "aiohttp"):
+            raise ConfigError(f"WS_CLIENT must be 'sdk' or 'aiohttp', got {self.ws_client!r}")
         if self.on_full not in ("block", "drop"):
             raise ConfigError(f"ON_FULL must be 'block' or 'drop', got {self.on_full!r}")
         return self
@@ -107,6 +110,9 @@ SETTINGS: list[tuple[str, str, object, str]] = [
     ("backoff_min", "BACKOFF_MIN", float, "first reconnect delay (seconds; doubles per failed "
      "attempt, with jitter)"),
     ("backoff_max", "BACKOFF_MAX", float, "longest reconnect delay (seconds)"),
+    ("ws_client", "WS_CLIENT", str, "websocket transport: 'aiohttp' (compiled frame reader, "
+     "about 1.6x the messages per CPU-second) or 'sdk' (hyperliquid-python-sdk's "
+     "websocket-client manager)"),
 ]
 
 

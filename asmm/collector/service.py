@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from asmm import hlproto
 from asmm.collector.config import CollectorConfig
-from asmm.collector.feed import Session, UnknownCoinError
+from asmm.collector.feed import TRANSPORTS, UnknownCoinError
 from asmm.collector.health import Stats, read_heartbeat, status_line, write_heartbeat
 from asmm.collector.writer import DayWriter, GapLog, WriterError, format_row
 from asmm.marketdata import PRICES_COLUMNS, TRADES_COLUMNS, orderbook_columns
@@ -48,15 +48,16 @@ class Collector:
     """Collects ``bbo``, ``trades`` and ``l2Book`` of ``config.symbols`` into ``output_dir``.
 
     ``clock`` (epoch seconds) stamps receive times and decides the UTC day of each file;
-    ``session_factory`` builds a :class:`~asmm.collector.feed.Session` (tests may wrap it).
+    ``session_factory`` builds a session (default: the ``ws_client`` transport of
+    :mod:`asmm.collector.feed`).
     Call :meth:`run` (blocks until :meth:`stop`); it returns a process exit code.
     """
 
     def __init__(self, config: CollectorConfig, *, clock: Callable[[], float] = time.time,
-                 session_factory=Session, rng: random.Random | None = None):
+                 session_factory=None, rng: random.Random | None = None):
         self.cfg = config
         self.clock = clock
-        self.session_factory = session_factory
+        self.session_factory = session_factory or TRANSPORTS[config.ws_client]
         self.rng = rng or random.Random()
         self.stats = Stats()
         self.queue: queue.Queue = queue.Queue(maxsize=config.queue_size)
@@ -68,7 +69,7 @@ class Collector:
         self.connect_failures = 0  # attempts that ended before confirmed subscriptions
         self._stop = threading.Event()
         self._fatal: str | None = None
-        self._session: Session | None = None
+        self._session = None
         self._sequence = {c: 0 for c in config.symbols}
         self._symbols = set(config.symbols)
 
@@ -132,7 +133,7 @@ class Collector:
 
     # ----------------------------------------------------------------- supervisor
 
-    def _new_session(self) -> Session:
+    def _new_session(self):
         return self.session_factory(self.cfg.api_url, self.cfg.symbols, self._on_data,
                                     self._on_malformed, clock=self.clock)
 
@@ -196,7 +197,7 @@ class Collector:
             attempt += 1
             self._stop.wait(delay)
 
-    def _watch(self, session: Session) -> str | None:
+    def _watch(self, session) -> str | None:
         """Block while the feed is healthy; the reason it died, or None when stopping."""
         step = min(0.5, self.cfg.stale_seconds / 4)
         while not self._stop.wait(step):
