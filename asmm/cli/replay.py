@@ -50,7 +50,7 @@ def register(sub) -> None:
                         "startup candles with --start-at now")
     p.add_argument("--loop", action="store_true",
                    help="start over at the end of the data (times keep increasing)")
-    p.add_argument("--wait-subscriptions", type=_count, default=None,
+    p.add_argument("--wait-subscriptions", type=_count, default=argparse.SUPPRESS,
                    help="start streaming once this many WS data subscriptions are open "
                         "(default: 1 when unpaced, else 0 = at once)")
     p.add_argument("--sz-decimals", type=_count, default=5,
@@ -109,7 +109,7 @@ def run(args) -> int:
     except DataError as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
-    wait = args.wait_subscriptions
+    wait = getattr(args, "wait_subscriptions", None)  # its default depends on --speed
     if wait is None:
         wait = 1 if cfg.speed == 0 else 0
     try:
