@@ -241,11 +241,15 @@ class Quote:
     tick: float
     best_bid: float
     best_ask: float
+    maker_fee: float
+    max_inventory: float
 
     def log_fields(self) -> str:
-        return (f"bid={self.bid:.10g} ask={self.ask:.10g} mid={self.mid:.10g} q={self.q:.6g} "
-                f"tau={self.tau:.6g} gamma={self.gamma:.6g} tick={self.tick:.10g} "
-                f"best_bid={self.best_bid:.10g} best_ask={self.best_ask:.10g}")
+        # repr() of a float round-trips exactly, so a test can recompute the quote bit for bit.
+        return (f"bid={self.bid!r} ask={self.ask!r} mid={self.mid!r} q={self.q!r} "
+                f"tau={self.tau!r} gamma={self.gamma!r} tick={self.tick!r} "
+                f"best_bid={self.best_bid!r} best_ask={self.best_ask!r} "
+                f"maker_fee={self.maker_fee!r} max_inventory={self.max_inventory!r}")
 
 
 def model_quote(params: Params, cfg: MMConfig, *, mid: float, q: float, now: datetime,
@@ -265,7 +269,7 @@ def model_quote(params: Params, cfg: MMConfig, *, mid: float, q: float, now: dat
                 min_spread=cfg.min_spread_ticks * tick, best_bid=best_bid, best_ask=best_ask,
                 max_improve_ticks=cfg.max_improve_ticks)
     return Quote(float(qt.bid), float(qt.ask), float(mid), float(q), tau, gamma, tick,
-                 float(best_bid), float(best_ask))
+                 float(best_bid), float(best_ask), float(maker_fee), float(max_inventory))
 
 
 def entry_price(quote: Quote, side: str) -> float:

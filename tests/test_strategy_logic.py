@@ -118,14 +118,14 @@ def test_log_fields_round_trip_reproduces_the_quote():
     q = mm.model_quote(p, mm.MMConfig(), mid=100_000.5, q=-1.0, now=NOW, tick=1.0,
                        maker_fee=0.00015, best_bid=100_000.0, best_ask=100_001.0,
                        max_inventory=2.0)
-    fields = dict(kv.split("=") for kv in q.log_fields().split())
-    ref = quotes(p.model, float(fields["mid"]), float(fields["q"]), sigma=p.sigma,
-                 gamma=float(fields["gamma"]), A_bid=0.5, k_bid=0.5, A_ask=0.4, k_ask=0.3,
-                 tick=float(fields["tick"]), maker_fee=0.00015,
-                 best_bid=float(fields["best_bid"]), best_ask=float(fields["best_ask"]),
-                 max_improve_ticks=0.0, min_spread=1.0, max_inventory=2.0)
-    assert math.isfinite(float(fields["ask"]))
-    assert float(fields["bid"]) == float(ref.bid) and float(fields["ask"]) == float(ref.ask)
+    fields = {k: float(v) for k, v in (kv.split("=") for kv in q.log_fields().split())}
+    ref = quotes(p.model, fields["mid"], fields["q"], sigma=p.sigma, gamma=fields["gamma"],
+                 A_bid=0.5, k_bid=0.5, A_ask=0.4, k_ask=0.3, tau=fields["tau"],
+                 tick=fields["tick"], maker_fee=fields["maker_fee"],
+                 best_bid=fields["best_bid"], best_ask=fields["best_ask"],
+                 max_improve_ticks=0.0, min_spread=1.0, max_inventory=fields["max_inventory"])
+    assert math.isfinite(fields["ask"])
+    assert fields["bid"] == float(ref.bid) and fields["ask"] == float(ref.ask)
 
 
 def test_needs_requote_threshold_in_ticks():

@@ -28,6 +28,8 @@ from asmm.params import ParamsCache, ParamsError
 
 logger = logging.getLogger(__name__)
 
+AUTO_LOCK = "Auto lock"  # the reason Freqtrade gives its after-exit pair lock
+
 
 class Avellaneda(IStrategy):
     INTERFACE_VERSION = 3
@@ -37,7 +39,9 @@ class Avellaneda(IStrategy):
     # liquidation guard, the kill switch and the drawdown stop bound the risk instead.
     minimal_roi: ClassVar[dict] = {"0": 100.0}
     stoploss = -0.99
-    use_exit_signal = False
+    # Freqtrade consults custom_exit only with exit signals enabled; the signal columns
+    # themselves stay 0.
+    use_exit_signal = True
     # The ping-pong side of the latest candle depends on the last fill, so signals are
     # recomputed every loop, not only on a new candle.
     process_only_new_candles = False
@@ -79,9 +83,13 @@ class Avellaneda(IStrategy):
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
         self.loop += 1
         pair = self.config["exchange"]["pair_whitelist"][0]
+        locks = PairLocks.get_pair_locks(pair, current_time)
+        # After every exit Freqtrade locks that side until the next candle ("Auto lock") so
+        # a signal strategy does not re-enter at once; a market maker re-quotes at once.
+        if any(lock.reason == AUTO_LOCK for lock in locks):
+            self.unlock_reason(AUTO_LOCK)
         killed = Path(self.mm.kill_switch_file).exists() or any(
-            lock.reason and lock.reason.startswith(mm.KILL_LOCK_REASON)
-            for lock in PairLocks.get_pair_locks(pair, current_time))
+            lock.reason and lock.reason.startswith(mm.KILL_LOCK_REASON) for lock in locks)
         if self.drawdown.update(self.wallets.get_starting_balance()
                                 + Trade.get_total_closed_profit()):
             killed = True
@@ -96,6 +104,9 @@ class Avellaneda(IStrategy):
             logger.warning("asmm: kill switch released")
         if self.mm.mode != "pingpong" and self._live():
             self._share_inventory(pair, current_time)
+        # Evaluated every loop so the log says at once why entries stopped, whatever the
+        # bot is doing (a resting exit does not consult the entry guards).
+        self._block_reason(pair, current_time)
 
     def _share_inventory(self, pair: str, now: datetime) -> None:
         own = self._own_q(pair)
@@ -268,18 +279,21 @@ class Avellaneda(IStrategy):
                 return None
             quote = self._quote(pair, current_time, proposed_rate)
             new = mm.entry_price(quote, side) if quote else math.nan
-            if not math.isfinite(new):
-                return None
-            why = "requote"
-        else:
-            new, quote, why = self._exit_target(pair, trade, current_time, proposed_rate)
-            if why in ("market", "liquidation"):
-                self._log_quote(pair, "exit", side, new, quote, why)
-                return new
-        if not mm.needs_requote(current_order_rate, new, tick, self.requote_ticks.value):
-            return current_order_rate
-        self._log_quote(pair, "entry" if is_entry else "exit", side, new, quote, why)
-        return new
+            if not mm.needs_requote(current_order_rate, new, tick, self.requote_ticks.value):
+                return current_order_rate
+            # Cancel rather than replace: Freqtrade replaces an entry with the old order's
+            # stake at the new price, truncated to the amount step, so the lot would shrink a
+            # step on every upward re-quote. The same loop then opens a fresh entry, a full
+            # lot at the model's price (custom_stake_amount, custom_entry_price).
+            logger.info("asmm requote pair=%s kind=entry side=%s from=%.10g to=%.10g", pair,
+                        side, current_order_rate, new)
+            return None
+        new, quote, why = self._exit_target(pair, trade, current_time, proposed_rate)
+        if why in ("market", "liquidation") or \
+                mm.needs_requote(current_order_rate, new, tick, self.requote_ticks.value):
+            self._log_quote(pair, "exit", side, new, quote, why)
+            return new
+        return current_order_rate
 
     def order_filled(self, pair: str, trade: Trade, order: Order, current_time: datetime,
                      **kwargs) -> None:
