@@ -9,7 +9,7 @@ time trades come first, then the BBO, then the snapshot (the :mod:`asmm.marketda
 convention).
 
 Times here are **data** times (exchange epoch ms as recorded). The replay clock publishes
-them shifted by ``shift_ms + loop * span_ms`` (see :class:`asmm.replay.server.ReplayClock`).
+them shifted by ``shift_ms + loop * span_ms`` (see :class:`asmm.replay.feed.ReplayClock`).
 """
 
 from __future__ import annotations
