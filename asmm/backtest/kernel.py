@@ -21,12 +21,40 @@ Order-of-events rules (each is a documented modelling choice):
 
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
 
 import numba
 import numpy as np
 
+from .. import model
 from ..model import quote_scalar
+
+
+def _drop_stale_cache() -> None:
+    """Numba's on-disk cache of this module is keyed on this file only; a cached kernel
+    would keep an old :func:`asmm.model.quote_scalar` inlined after ``model.py`` changes.
+    Keep a hash of both sources next to the cache and drop the cache when it differs."""
+    here = Path(__file__)
+    cache = here.parent / "__pycache__"
+    digest = hashlib.sha256(here.read_bytes() + Path(model.__file__).read_bytes()).hexdigest()
+    stamp = cache / "kernel.sources.sha256"
+    try:
+        if stamp.read_text() == digest:
+            return
+    except OSError:
+        pass
+    try:
+        for f in cache.glob("kernel.*.nb[ic]"):
+            f.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        stamp.write_text(digest)
+    except OSError:
+        pass  # a read-only install: numba then caches elsewhere or not at all
+
+
+_drop_stale_cache()
 
 # --- configuration columns (float array, one row per configuration)
 P_MODEL, P_SIGMA, P_GAMMA, P_ABID, P_KBID, P_AASK, P_KASK = 0, 1, 2, 3, 4, 5, 6
@@ -44,7 +72,8 @@ A_NBID, A_NASK, A_VBID, A_VASK, A_CAPT = 5, 6, 7, 8, 9
 A_IQ, A_IQ2, A_TBOUND, A_MAXQ, A_LASTT = 10, 11, 12, 13, 14
 A_NEXTDEC, A_KBID, A_KASK, A_DECFILLS, A_DECFEED = 15, 16, 17, 18, 19
 A_NFILLS, A_LASTENTRY, A_REJECT, A_QUOTES, A_PEAK, A_MAXDD = 20, 21, 22, 23, 24, 25
-N_ACC = 26
+A_DECBID, A_DECASK = 26, 27
+N_ACC = 28
 
 # --- per-slot state (float array, shape (K, 2, N_SLOT)); a slot holds at most one order
 S_ACT, S_SIDE, S_PX, S_REM, S_FRONT, S_CUMTR, S_ROLE = 0, 1, 2, 3, 4, 5, 6
@@ -73,7 +102,7 @@ def _same_px(a, b):
     return abs(a - b) <= _REL_EPS * abs(b)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _queue_ahead(side, px, mkt, bptr, book_t, book_bid_px, book_bid_sz, book_ask_px,
                  book_ask_sz):
     """Volume ahead of a new order at ``px`` on ``side`` (+1 bid): the touch's size if it
@@ -232,21 +261,22 @@ def _decide(c, T, par, acc, slots, ring, rhead, rlen, feed_t, feed_bid, feed_ask
     """One refresh of configuration ``c`` at local time ``T``: read the BBO known by then,
     quote with :func:`asmm.model.quote_scalar`, and send the order changes the execution
     mode implies."""
-    moved = False
     while fptr[c] < feed_t.size and feed_t[fptr[c]] <= T:
         acc[c, A_KBID] = feed_bid[fptr[c]]
         acc[c, A_KASK] = feed_ask[fptr[c]]
         fptr[c] += 1
-        moved = True
     kb, ka = acc[c, A_KBID], acc[c, A_KASK]
     if not kb < ka:  # unknown (NaN) or crossed: keep what rests
         return
-    # Without a new BBO or a fill a time-independent model quotes what it quoted last time.
-    if (not moved and par[c, P_TIMEDEP] == 0.0 and acc[c, A_DECFILLS] == acc[c, A_NFILLS]
-            and acc[c, A_DECFEED] > 0.0):
+    # Without a new touch price or a fill a time-independent model quotes what it quoted
+    # last time (the order statuses it would compare with change only on fills and rejects).
+    if (par[c, P_TIMEDEP] == 0.0 and acc[c, A_DECFILLS] == acc[c, A_NFILLS]
+            and acc[c, A_DECFEED] > 0.0 and kb == acc[c, A_DECBID] and ka == acc[c, A_DECASK]):
         return
     acc[c, A_DECFILLS] = acc[c, A_NFILLS]
     acc[c, A_DECFEED] = 1.0
+    acc[c, A_DECBID] = kb
+    acc[c, A_DECASK] = ka
     size = par[c, P_SIZE]
     mid = 0.5 * (kb + ka)
     q = acc[c, A_POS] / size
@@ -297,7 +327,7 @@ def _decide(c, T, par, acc, slots, ring, rhead, rlen, feed_t, feed_bid, feed_ask
                   ROLE_ENTRY if entry else ROLE_EXIT, T, par, slots, ring, rhead, rlen)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _arrive(c, par, acc, slots, ring, rhead, rlen, mkt, bptr, book_t, book_bid_px,
             book_bid_sz, book_ask_px, book_ask_sz):
     """The oldest pending action of configuration ``c`` reaches the exchange."""
@@ -364,7 +394,7 @@ def _sample(c, j, par, acc, slots, mkt, samples):
         _track_drawdown(acc, c, samples[c, j, M_EQUITY])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _timers(c, t, inclusive, par, acc, slots, ring, rhead, rlen, feed_t, feed_bid, feed_ask,
             fptr, mkt, bptr, book_t, book_bid_px, book_bid_sz, book_ask_px, book_ask_sz,
             samp0, samp_dt, samples, sidx, t_end):
