@@ -222,6 +222,17 @@ def test_freqtrade_mode_has_one_resting_order(small_events):
     assert two.stats["inventory_max_abs"] > 1.0
 
 
+def test_queue_and_latency_have_a_cost(small_events):
+    # On the same market the queue can only delay or remove touch fills, and quotes that
+    # arrive 500 ms late are stale more often, so more of them would cross and are rejected.
+    touch, queue, late = run_grid(small_events, [
+        fixed(2.0, refresh_seconds=1.0), fixed(2.0, refresh_seconds=1.0, queue="prob"),
+        fixed(2.0, refresh_seconds=1.0, latency_ms=500.0)])
+    fills = [r.stats["fills_bid"] + r.stats["fills_ask"] for r in (touch, queue)]
+    assert fills[0] > 100 and fills[1] < fills[0]
+    assert late.stats["rejected_post_only"] > touch.stats["rejected_post_only"]
+
+
 # ------------------------------------------------------------------ statistics
 
 
@@ -258,6 +269,21 @@ def test_fill_rate_is_A_exp_minus_k_delta(calm_market, depth):
         # to 0.1 s stale, move at most ~1400 * 0.1 s * 0.5/s = 70 sweeps either way, well
         # inside 4 sd + 1 %.
         assert abs(n - expect) <= 4 * math.sqrt(expect) + 0.01 * expect, (n, expect)
+
+
+@pytest.mark.slow
+def test_full_size_two_days(tmp_path_factory):
+    # The benchmark's job at full size: ~1.5M events; both sides trade and the accounting
+    # identity holds at the end.
+    out = tmp_path_factory.mktemp("full")
+    generate(SynthConfig(days=2), out)
+    ev = load_events(out, "BTC")
+    assert len(ev) > 1_400_000
+    r = run_backtest(ev, fixed(2.0, order_size=0.001, refresh_seconds=0.1, queue="prob"))
+    s = r.summary()
+    assert s["fills_bid"] > 10_000 and s["fills_ask"] > 10_000
+    assert s["hours"] == pytest.approx(48.0, abs=0.01)
+    assert s["pnl"] == pytest.approx(s["realised"] - s["fees"] + s["unrealised"], abs=1e-6)
 
 
 # ------------------------------------------------------------------ bad input
@@ -344,6 +370,7 @@ def test_cli_table_with_params_file(small_market, tmp_path, capsys):
     (["--fixed-depth", "-1"], "fixed_depth"),
     (["--params", "/nonexistent/p.json"], "no parameter file"),
     (["--fixed-depth", "1", "--from", "2025-09-02", "--to", "2025-09-01"], "empty window"),
+    (["--fixed-depth", "1", "--gamma", "0.1"], "--gamma applies to --params"),
 ])
 def test_cli_bad_input_exits_nonzero(small_market, capsys, argv, message):
     folder, _ = small_market

@@ -82,6 +82,8 @@ def _config(args):
                   max_inventory=args.max_inventory, horizon=args.horizon, tick=args.tick,
                   execution=args.execution)
     if args.fixed_depth is not None:
+        if args.gamma is not None:
+            raise ValueError("--gamma applies to --params, not to --fixed-depth")
         return BacktestConfig(model="fixed", fixed_depth=args.fixed_depth, **common)
     from asmm.params import load_params
 
