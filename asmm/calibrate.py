@@ -57,8 +57,8 @@ class CalibrationConfig:
     window_days: int = 1                # days pooled for sigma, A, k
     walk_forward_days: int = 1          # test days of the gamma search (each needs a day before)
     gamma_points: int = 32
-    gamma_min: float | None = None      # 1/price; None: gamma_min_rel * k
-    gamma_max: float | None = None      # 1/price; None: gamma_max_rel * k
+    gamma_min: float | None = None      # 1/price; None: gamma_min_rel * gamma_scale()
+    gamma_max: float | None = None      # 1/price; None: gamma_max_rel * gamma_scale()
     gamma_min_rel: float = 1e-3
     gamma_max_rel: float = 10.0
     risk_aversion: float = 0.5          # variance penalty of the objective, see objective()
@@ -196,13 +196,27 @@ def estimate(stats: Sequence[DayStats], min_sweeps: int = 100) -> Estimate:
 # --------------------------------------------------------------------------- gamma
 
 
-def gamma_grid(k: float, cfg: CalibrationConfig) -> np.ndarray:
-    """``cfg.gamma_points`` log-spaced values in 1/price. Without explicit bounds the grid
-    spans ``[gamma_min_rel, gamma_max_rel] * k``: gamma only matters relative to k (the
-    quotes depend on gamma/k and sigma^2 gamma / (k A)), so the same relative range suits
-    every coin."""
-    lo = cfg.gamma_min if cfg.gamma_min is not None else cfg.gamma_min_rel * k
-    hi = cfg.gamma_max if cfg.gamma_max is not None else cfg.gamma_max_rel * k
+def gamma_scale(e: Estimate, model: str, horizon: float) -> float:
+    """The gamma at which inventory starts to matter, 1/price; the grid is relative to it.
+
+    GLFT quotes depend on gamma through gamma/k and sigma^2 gamma/(k A), so the scale is
+    k. In A-S the inventory skew per lot is gamma sigma^2 tau against a spread of about 2/k,
+    so the scale is 1/(k sigma^2 T): at gamma = scale one lot shifts the reservation price by
+    1/k at the start of the session.
+    """
+    k = 0.5 * (e.bid.k + e.ask.k)
+    if model == "as":
+        return 1.0 / (k * e.sigma.sigma ** 2 * horizon)
+    return k
+
+
+def gamma_grid(e: Estimate, cfg: CalibrationConfig) -> np.ndarray:
+    """``cfg.gamma_points`` log-spaced values in 1/price: ``[gamma_min, gamma_max]`` when
+    given, else ``[gamma_min_rel, gamma_max_rel] x`` :func:`gamma_scale`, which suits
+    every coin and both models."""
+    scale = gamma_scale(e, cfg.model, cfg.as_horizon)
+    lo = cfg.gamma_min if cfg.gamma_min is not None else cfg.gamma_min_rel * scale
+    hi = cfg.gamma_max if cfg.gamma_max is not None else cfg.gamma_max_rel * scale
     if not (0 < lo <= hi and math.isfinite(hi)):
         raise CalibrationError(f"bad gamma range [{lo}, {hi}]")
     return np.geomspace(lo, hi, cfg.gamma_points)
@@ -227,10 +241,15 @@ def objective(hourly_pnl: np.ndarray, hourly_mean_abs_q: np.ndarray,
     return float(np.mean(h) - risk_aversion * spread - inventory_penalty * inv)
 
 
-def fallback_gamma(e: Estimate, grid: np.ndarray, max_inventory: float) -> float:
+def fallback_gamma(e: Estimate, grid: np.ndarray, max_inventory: float, model: str = "glft",
+                   horizon: float = 86400.0) -> float:
     """Gamma without a backtest (one day of data): the grid point at which a full inventory
-    of ``max_inventory`` lots moves the GLFT quotes by one zero-inventory spread, i.e.
-    ``Q * omega(gamma) = 2 delta*(0)``, on the mean of the two sides' (A, k).
+    of ``max_inventory`` lots skews the quotes by one zero-inventory spread, on the mean of
+    the two sides' (A, k):
+
+    - GLFT: ``Q omega(gamma) = 2 delta*(0)``, ``delta*(0) = (1/gamma) ln(1 + gamma/k) + omega/2``;
+    - A-S, mid-session (``tau = T/2``): ``Q gamma sigma^2 tau`` = the spread at q = 0,
+      ``gamma sigma^2 tau + (2/gamma) ln(1 + gamma/k)``.
 
     Smaller gamma barely reacts to inventory before the hard bound Q stops it; larger gamma
     skews so hard that a few fills push one side out of the market. The rule makes the
@@ -239,9 +258,13 @@ def fallback_gamma(e: Estimate, grid: np.ndarray, max_inventory: float) -> float
     A = 0.5 * (e.bid.A + e.ask.A)
     k = 0.5 * (e.bid.k + e.ask.k)
     s = e.sigma.sigma
-    omega = np.array([glft_omega(s, g, A, k) for g in grid])
-    half = np.log1p(grid / k) / grid + 0.5 * omega
-    return float(grid[np.argmin(np.abs(np.log(max_inventory * omega / (2 * half))))])
+    if model == "as":
+        skew = grid * s * s * horizon / 2
+        spread = skew + 2 * np.log1p(grid / k) / grid
+    else:
+        skew = np.array([glft_omega(s, g, A, k) for g in grid])
+        spread = 2 * np.log1p(grid / k) / grid + skew
+    return float(grid[np.argmin(np.abs(np.log(max_inventory * skew / spread)))])
 
 
 # A backtest hook: (test day, estimate from the days before, gammas) -> per gamma a dict
@@ -351,11 +374,11 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
         gamma_diag = _walk_forward(data_dir, cfg, tests, windows, stats, progress)
         warnings.extend(gamma_diag["warnings"])
     else:
-        grid = gamma_grid(0.5 * (final.bid.k + final.ask.k), cfg)
-        g = fallback_gamma(final, grid, cfg.max_inventory)
+        grid = gamma_grid(final, cfg)
+        g = fallback_gamma(final, grid, cfg.max_inventory, cfg.model, cfg.as_horizon)
         why = ("only one day of data" if len(days) == 1 else "walk-forward disabled")
-        warnings.append(f"gamma not backtested ({why}); fallback rule "
-                        f"Q * omega(gamma) = 2 delta*(0) with Q = {cfg.max_inventory} lots")
+        warnings.append(f"gamma not backtested ({why}); fallback rule: a full inventory "
+                        f"Q = {cfg.max_inventory} lots skews the quotes by one spread")
         gamma_diag = {"method": "fallback rule (not backtested)", "reason": why,
                       "value": g, "grid": grid.tolist()}
     for s in (final.bid, final.ask):
@@ -389,7 +412,7 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
 
 def _walk_forward(data_dir, cfg, tests, windows, stats, progress) -> dict:
     first = estimate([stats[d] for d in windows[tests[0]]], cfg.min_sweeps)
-    grid = gamma_grid(0.5 * (first.bid.k + first.ask.k), cfg)
+    grid = gamma_grid(first, cfg)
     progress.start("gamma grid", len(grid) * len(tests))
     run = backtest_with_asmm(data_dir, cfg, progress)
     scores = np.zeros((len(tests), grid.size))
@@ -404,7 +427,7 @@ def _walk_forward(data_dir, cfg, tests, windows, stats, progress) -> dict:
             # Quoting so wide that nothing fills scores 0 and would beat every losing
             # market maker: such a run is not eligible.
             fills = s.get("fills_bid", 0) + s.get("fills_ask", 0)
-            hours = max(len(s["hourly_pnl"]), 1)
+            hours = s.get("hours") or len(s["hourly_pnl"])
             scores[i, j] = (objective(s["hourly_pnl"], s["hourly_mean_abs_q"],
                                       cfg.risk_aversion, cfg.inventory_penalty)
                             if fills >= cfg.min_fills_per_hour * hours else -np.inf)

@@ -28,7 +28,15 @@ import numpy as np
 import pytest
 
 from asmm import estimators as est
-from asmm.calibrate import CalibrationConfig, day_stats, estimate, fallback_gamma, objective
+from asmm.calibrate import (
+    CalibrationConfig,
+    day_stats,
+    estimate,
+    fallback_gamma,
+    gamma_grid,
+    hourly_mean_abs,
+    objective,
+)
 from asmm.synth import SynthConfig, generate
 
 
@@ -186,3 +194,30 @@ def test_fallback_gamma_balances_skew_and_spread(full_market):
     w = glft_omega(e.sigma.sigma, g, A, k)
     # On a 400-point grid the neighbouring point differs by 2.7 %; the balance holds to that.
     assert 5.0 * w == pytest.approx(2 * (math.log1p(g / k) / g + 0.5 * w), rel=0.05)
+    # A-S, mid-session: Q gamma sigma^2 T/2 = gamma sigma^2 T/2 + (2/gamma) ln(1 + gamma/k).
+    T = 86400.0
+    grid = gamma_grid(e, CalibrationConfig(model="as", gamma_points=400, gamma_min_rel=1e-3,
+                                           gamma_max_rel=1e3))
+    g = fallback_gamma(e, grid, 5.0, "as", T)
+    skew = g * e.sigma.sigma ** 2 * T / 2
+    assert 5.0 * skew == pytest.approx(skew + 2 * math.log1p(g / k) / g, rel=0.1)
+
+
+def test_gamma_grid_scales_with_the_model(full_market):
+    """GLFT: relative to k. A-S: relative to 1/(k sigma^2 T), where one lot skews by 1/k."""
+    folder, truth = full_market
+    e = _estimate(folder, truth["config"], 1)
+    k = 0.5 * (e.bid.k + e.ask.k)
+    g = gamma_grid(e, CalibrationConfig())
+    assert g.size == 32 and g[0] == pytest.approx(1e-3 * k) and g[-1] == pytest.approx(10 * k)
+    a = gamma_grid(e, CalibrationConfig(model="as", as_horizon=3600.0))
+    assert a[0] == pytest.approx(1e-3 / (k * e.sigma.sigma ** 2 * 3600.0))
+    fixed = gamma_grid(e, CalibrationConfig(gamma_min=0.01, gamma_max=1.0, gamma_points=3))
+    assert fixed.tolist() == pytest.approx([0.01, 0.1, 1.0])
+
+
+def test_hourly_mean_abs_groups_by_utc_hour():
+    t = np.array([3600.0 * 10 + 60 * i for i in range(120)])  # two hours of minute samples
+    q = np.where(np.arange(120) < 60, -2.0, 1.0)
+    q[5] = np.nan
+    assert hourly_mean_abs(t, q).tolist() == [2.0, 1.0]

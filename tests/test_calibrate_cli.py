@@ -65,6 +65,10 @@ def test_walk_forward_picks_the_best_scoring_gamma(walk_forward):
     assert np.isfinite(scores).any()
     assert g["best_index"] == int(np.argmax(scores))
     assert params.gamma == g["grid"][g["best_index"]]
+    # A run filling less than once an hour is not eligible (no score), every other one is.
+    for run, score in zip(test["runs"], test["scores"], strict=True):
+        assert (score is None) == (run["fills_bid"] + run["fills_ask"] < run["hours"])
+    assert None in test["scores"]  # the widest quotes of the grid do not trade
     # The final sigma, A, k come from the latest day; the walk-forward's from the day before.
     assert params.diagnostics["estimation"]["days"] == ["2025-09-02"]
     assert test["sigma"] != params.sigma

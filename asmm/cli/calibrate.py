@@ -37,9 +37,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
                         "the days before it; 0 uses the documented fallback rule instead")
     p.add_argument("--gamma-points", type=int, default=32, help="size of the log-spaced gamma grid")
     p.add_argument("--gamma-min", type=float,
-                   help="smallest gamma, 1/price (default: 0.001 x the estimated k)")
+                   help="smallest gamma, 1/price (default: 0.001 x the scale: k for glft, "
+                        "1/(k sigma^2 T) for as)")
     p.add_argument("--gamma-max", type=float,
-                   help="largest gamma, 1/price (default: 10 x the estimated k)")
+                   help="largest gamma, 1/price (default: 10 x the scale)")
     p.add_argument("--risk-aversion", type=float, default=0.5,
                    help="objective = mean hourly PnL - this x std of hourly PnL - inventory "
                         "penalty")
