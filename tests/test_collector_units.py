@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
+import subprocess
+import sys
+import threading
+import time
 from datetime import date
 from pathlib import Path
 
@@ -216,3 +221,59 @@ def test_heartbeat_check(tmp_path):
     write_heartbeat(hb, {"time": 1100.0, "last_data": 990.0})
     ok, why = check_heartbeat(hb, 1100.0, 60)
     assert not ok and "no market data" in why
+
+
+def _collector(tmp_path, **kw):
+    from asmm.collector.config import CollectorConfig
+    from asmm.collector.service import Collector
+
+    return Collector(CollectorConfig(output_dir=tmp_path, **kw))
+
+
+def test_full_queue_with_drop_counts_and_logs_every_drop(tmp_path, caplog):
+    c = _collector(tmp_path, queue_size=2, on_full="drop")
+    for i in range(5):
+        c._on_data("bbo", float(i), {"channel": "bbo"})
+    assert c.queue.qsize() == 2 and c.stats.dropped == 3 and c.stats.messages["bbo"] == 5
+    assert sum("dropped a bbo message" in r.getMessage() for r in caplog.records) == 3
+
+
+def test_full_queue_with_block_waits_for_the_writer(tmp_path):
+    c = _collector(tmp_path, queue_size=1)
+    c._on_data("bbo", 0.0, {})
+    done = threading.Event()
+
+    def put_second():
+        c._on_data("bbo", 1.0, {})
+        done.set()
+
+    threading.Thread(target=put_second, daemon=True).start()
+    assert not done.wait(0.3)  # still waiting for room: nothing dropped
+    assert c.queue.get()[1] == 0.0
+    assert done.wait(10)
+    assert c.queue.get()[1] == 1.0 and c.stats.dropped == 0
+
+
+def _asmm(*args, env=None):
+    exe = Path(sys.executable).parent / "asmm"
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})})
+
+
+def test_healthcheck_cli(tmp_path):
+    missing = _asmm("collect", "--healthcheck", "--output-dir", str(tmp_path))
+    assert missing.returncode == 1 and "no readable heartbeat" in missing.stdout
+    now = time.time()
+    write_heartbeat(tmp_path / ".heartbeat.json", {"time": now, "last_data": now - 1})
+    ok = _asmm("collect", "--healthcheck", "--output-dir", str(tmp_path))
+    assert ok.returncode == 0 and ok.stdout.startswith("ok")
+    write_heartbeat(tmp_path / ".heartbeat.json", {"time": now, "last_data": now - 1000})
+    stale = _asmm("collect", "--healthcheck", "--output-dir", str(tmp_path), "--max-age", "500",
+                  env={"OUTPUT_DIR": "/nonexistent"})  # the flag wins over the variable
+    assert stale.returncode == 1 and "no market data" in stale.stdout
+
+
+def test_cli_bad_setting_is_a_clear_error(tmp_path):
+    r = _asmm("collect", "--output-dir", str(tmp_path), env={"ORDERBOOK_DEPTH": "50"})
+    assert r.returncode == 2 and "ORDERBOOK_DEPTH must be 1..20" in r.stderr
+    assert not any(tmp_path.iterdir())
