@@ -172,6 +172,12 @@ def test_cash_plus_inventory_equals_pnl_at_every_fill(small_events, glft_cfg):
     s = r.summary()
     assert s["pnl"] == pytest.approx(s["realised"] - s["fees"] + s["unrealised"], abs=1e-6)
     assert s["fees"] == pytest.approx(cum_fees[-1], rel=1e-12)
+    # Never a fill at a price the market did not trade: at each fill's time a trade of the
+    # opposite aggressor printed at our price or through it.
+    tr = small_events.kind == 1
+    for t, side, px in zip(f["t"], f["side"], f["price"], strict=True):
+        at = tr & (small_events.t == t) & (small_events.side == -side)
+        assert np.any(small_events.price[at] * side <= px * side)
 
 
 def test_maker_fee_is_charged_on_every_fill(small_events):
@@ -210,6 +216,9 @@ def test_freqtrade_mode_has_one_resting_order(small_events):
     cfgs = [fixed(1.0, execution=m, latency_ms=100.0, refresh_seconds=1.0, queue="prob")
             for m in ("two-sided", "freqtrade", "freqtrade-pair")]
     two, ft, pair = run_grid(small_events, cfgs, sample_seconds=1.0, record_fills=True)
+    # Counted by the kernel each time an order starts resting, i.e. at every step.
+    assert ft.stats["max_resting_orders"] == 1
+    assert two.stats["max_resting_orders"] == pair.stats["max_resting_orders"] == 2
     s = ft.samples
     assert not np.any(np.isfinite(s["bid"]) & np.isfinite(s["ask"]))
     assert np.isfinite(s["bid"]).any() and np.isfinite(s["ask"]).any()

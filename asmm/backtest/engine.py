@@ -272,6 +272,7 @@ def _stats(row: np.ndarray, cfg: BacktestConfig, mid_end: float, span: float) ->
         "inventory_final": float(pos / cfg.order_size),
         "time_at_bound": float(row[K.A_TBOUND] / span) if span > 0 else 0.0,
         "rejected_post_only": int(row[K.A_REJECT]),
+        "max_resting_orders": int(row[K.A_MAXLIVE]),
         "quote_updates": int(row[K.A_QUOTES]),
     }
 

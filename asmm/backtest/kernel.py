@@ -72,8 +72,8 @@ A_NBID, A_NASK, A_VBID, A_VASK, A_CAPT = 5, 6, 7, 8, 9
 A_IQ, A_IQ2, A_TBOUND, A_MAXQ, A_LASTT = 10, 11, 12, 13, 14
 A_NEXTDEC, A_KBID, A_KASK, A_DECFILLS, A_DECFEED = 15, 16, 17, 18, 19
 A_NFILLS, A_LASTENTRY, A_REJECT, A_QUOTES, A_PEAK, A_MAXDD = 20, 21, 22, 23, 24, 25
-A_DECBID, A_DECASK = 26, 27
-N_ACC = 28
+A_DECBID, A_DECASK, A_MAXLIVE = 26, 27, 28
+N_ACC = 29
 
 # --- per-slot state (float array, shape (K, 2, N_SLOT)); a slot holds at most one order
 S_ACT, S_SIDE, S_PX, S_REM, S_FRONT, S_CUMTR, S_ROLE = 0, 1, 2, 3, 4, 5, 6
@@ -368,10 +368,14 @@ def _arrive(c, par, acc, slots, ring, rhead, rlen, mkt, bptr, book_t, book_bid_p
     slots[c, s, S_ROLE] = role
     slots[c, s, S_CUMTR] = 0.0
     if par[c, P_QUEUE] == QUEUE_PROB:
-        slots[c, s, S_FRONT] = _queue_ahead(side, px, mkt, bptr, book_t, book_bid_px, book_bid_sz,
-                                   book_ask_px, book_ask_sz)
+        slots[c, s, S_FRONT] = _queue_ahead(side, px, mkt, bptr, book_t, book_bid_px,
+                                            book_bid_sz, book_ask_px, book_ask_sz)
     else:
         slots[c, s, S_FRONT] = 0.0
+    # Orders only ever start resting here, so this sees the most that ever rest at once.
+    live = slots[c, 0, S_ACT] + slots[c, 1, S_ACT]
+    if live > acc[c, A_MAXLIVE]:
+        acc[c, A_MAXLIVE] = live
 
 
 @numba.njit(cache=True)

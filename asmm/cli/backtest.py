@@ -161,7 +161,8 @@ def run(args) -> int:
             ("inventory mean, lots", "inventory_mean"), ("inventory std", "inventory_std"),
             ("inventory max |q|", "inventory_max_abs"),
             ("time at inventory bound", "time_at_bound"),
-            ("post-only rejects", "rejected_post_only")]
+            ("post-only rejects", "rejected_post_only"),
+            ("most orders resting at once", "max_resting_orders")]
     sums = [r.summary() for r in results]
     for label, key in rows:
         t.add_row(label, *(_fmt(s[key]) for s in sums))
