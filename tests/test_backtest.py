@@ -143,6 +143,17 @@ def test_unsorted_rows_are_resorted_and_reported(tmp_path):
     assert ra.stats == rb.stats
 
 
+def test_parquet_and_csv_give_the_same_backtest(tmp_path):
+    cfg = SynthConfig(days=1, seed=3, bbo_rate=0.5, A_bid=0.1, A_ask=0.1, l2_interval=30.0)
+    generate(cfg, tmp_path / "csv")
+    generate(SynthConfig(**{**cfg.__dict__, "fmt": "parquet"}), tmp_path / "pq")
+    a, b = load_events(tmp_path / "csv", "BTC"), load_events(tmp_path / "pq", "BTC")
+    np.testing.assert_array_equal(a.t, b.t)
+    np.testing.assert_array_equal(a.book_bid_sz, b.book_bid_sz)
+    ra, rb = (run_backtest(e, fixed(2.0, queue="prob"), record_fills=False) for e in (a, b))
+    assert ra.stats == rb.stats and ra.stats["fills_bid"] > 0
+
+
 # ------------------------------------------------------------------ accounting
 
 

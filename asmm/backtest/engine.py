@@ -210,7 +210,8 @@ class BacktestResult:
         """PnL increments per UTC hour (quote currency), indexed by the hour's end."""
         t = self.samples["t"]
         eq = self.samples["equity"]
-        on_hour = np.isclose(np.mod(t, 3600.0), 0.0) & np.isfinite(eq)
+        hours = t / 3600.0
+        on_hour = (np.abs(hours - np.round(hours)) < 1e-6) & np.isfinite(eq)
         ht = np.concatenate([[self.start], t[on_hour], [self.end]])
         he = np.concatenate([[0.0], eq[on_hour], [self.stats["pnl"]]])
         keep = np.concatenate([[True], np.diff(ht) > 0])
