@@ -138,46 +138,27 @@ class Collector:
                                     self._on_malformed, clock=self.clock)
 
     def _supervise(self, previous: dict | None) -> None:
-        gap_start: float | None = None
-        gap_reason = ""
+        # The period without data, (start, reason); recorded once subscriptions are confirmed
+        # again. A previous run's last message opens one: the time the collector was down.
+        gap: tuple[float, str] | None = None
         if previous and previous.get("last_data"):
-            gap_start, gap_reason = float(previous["last_data"]), "collector restart"
+            gap = (float(previous["last_data"]), "collector restart")
         attempt = 0
-        while not self._stop.is_set() and not self._fatal:
-            try:
-                session = self._new_session()
-                self._session = session
-                session.start()
-                ok = session.wait_confirmed(self.cfg.subscribe_timeout, self._stop)
-            except UnknownCoinError:
-                raise
-            except Exception as e:  # network errors of every kind: retry with backoff
-                ok, session = False, self._session
-                log.warning("connecting to %s failed: %s", self.cfg.api_url, e)
-                if gap_start is None:
-                    gap_start, gap_reason = self.stats.last_data or self.clock(), \
-                        f"connect failed: {type(e).__name__}"
-            if not ok:
-                self.connect_failures += 1
-                if session is not None:
-                    session.close()
-                self._session = None
+        while not self._stop.is_set():
+            session, failure = self._connect()
+            if session is None:
                 if self._stop.is_set():
                     break
-                if gap_start is None:
-                    gap_start = self.stats.last_data or self.clock()
-                    gap_reason = "subscriptions not confirmed"
-                delay = backoff_delay(attempt, self.cfg.backoff_min, self.cfg.backoff_max,
-                                      self.rng)
+                self.connect_failures += 1
+                gap = gap or (self.stats.last_data or self.clock(), failure)
+                self._pause(attempt)
                 attempt += 1
-                log.warning("reconnecting in %.1f s (attempt %d)", delay, attempt)
-                self._stop.wait(delay)
                 continue
-            if gap_start is not None:
+            if gap is not None:
                 for coin in self.cfg.symbols:
-                    self.gaps.record(coin, gap_start, session.confirmed_at, gap_reason)
+                    self.gaps.record(coin, gap[0], session.confirmed_at, gap[1])
                 self.stats.gaps += 1
-                gap_start = None
+                gap = None
             log.info("subscribed to %s on %s", ", ".join(self.cfg.symbols), self.cfg.api_url)
             self.connected.set()
             began = time.monotonic()
@@ -185,17 +166,40 @@ class Collector:
             self.connected.clear()
             if reason is None:  # stopping
                 break
-            gap_start = self.stats.last_data or session.confirmed_at
-            gap_reason = reason
+            gap = (self.stats.last_data or session.confirmed_at, reason)
             self.stats.reconnects += 1
             log.warning("feed lost (%s); reconnecting", reason)
             session.close()
             self._session = None
             if time.monotonic() - began > self.cfg.stale_seconds:
                 attempt = 0  # it was a working connection, not a flapping server
-            delay = backoff_delay(attempt, self.cfg.backoff_min, self.cfg.backoff_max, self.rng)
+            self._pause(attempt)
             attempt += 1
-            self._stop.wait(delay)
+
+    def _connect(self):
+        """A session with every subscription confirmed, or (None, why it failed)."""
+        session = None
+        try:
+            session = self._new_session()
+            self._session = session
+            session.start()
+            if session.wait_confirmed(self.cfg.subscribe_timeout, self._stop):
+                return session, ""
+            failure = "subscriptions not confirmed"
+        except UnknownCoinError:
+            raise
+        except Exception as e:  # network errors of every kind: retried with backoff
+            log.warning("connecting to %s failed: %s", self.cfg.api_url, e)
+            failure = f"connect failed: {type(e).__name__}"
+        if session is not None:
+            session.close()
+        self._session = None
+        return None, failure
+
+    def _pause(self, attempt: int) -> None:
+        delay = backoff_delay(attempt, self.cfg.backoff_min, self.cfg.backoff_max, self.rng)
+        log.warning("reconnecting in %.1f s (attempt %d)", delay, attempt + 1)
+        self._stop.wait(delay)
 
     def _watch(self, session) -> str | None:
         """Block while the feed is healthy; the reason it died, or None when stopping."""
