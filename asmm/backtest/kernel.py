@@ -16,7 +16,10 @@ Order-of-events rules (each is a documented modelling choice):
   arriving exactly at a trade's time does not take part in it;
 - at one timer time: samples, then order arrivals, then the decision;
 - the strategy knows its own fills at once (the private channel is the fastest), the BBO
-  only from its known time (``Events.feed_t``).
+  only from its known time (``Events.feed_t``);
+- the inventory bound is applied when quoting (by ``quote_scalar``), so fills of orders
+  already resting or in flight can overshoot it by up to a lot;
+- fills come only from trades; the recorded market does not react to our orders.
 """
 
 from __future__ import annotations
