@@ -9,7 +9,8 @@ Figures:
 - The whole command (`asmm calibrate`, a fresh process: imports, numba cache, reading,
   estimating, the 32-point gamma grid backtested, the file written) on 2 days, defaults.
 - Memory flat in days: the command pooling every day (``--window-days N``) and
-  backtesting every day but the first (``--walk-forward-days N-1``), for 2 and N days.
+  backtesting every day but the first (``--walk-forward-days N-1``), for 2 and N days;
+  and the peak RSS of one process after each day of a walk forward.
 Each command runs in its own process, so its peak RSS is its own.
 """
 
@@ -78,6 +79,34 @@ def one_day(folder: Path) -> None:
           f"{compute:.2f} s on arrays in memory")
 
 
+MEMORY_TRACE = r"""
+import resource, sys
+from datetime import date, timedelta
+from asmm.calibrate import CalibrationConfig, backtest_with_asmm, day_stats, estimate, gamma_grid
+folder, n = sys.argv[1], int(sys.argv[2])
+cfg = CalibrationConfig()
+run = backtest_with_asmm(folder, cfg)
+day = date(2025, 9, 1)
+prev = day_stats(folder, "BTC", day, cfg)
+peaks = []
+for i in range(1, n):
+    day += timedelta(days=1)
+    e = estimate([prev])
+    run(day, e, gamma_grid(e, cfg))
+    prev = day_stats(folder, "BTC", day, cfg)
+    peaks.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+print(" ".join(map(str, peaks)))
+"""
+
+
+def memory_trace(folder: Path, days: int) -> None:
+    """Walk forward day after day in one process; peak RSS after each day."""
+    proc = subprocess.run([sys.executable, "-c", MEMORY_TRACE, str(folder), str(days)],
+                          capture_output=True, text=True, check=True)
+    print(f"one process walking forward over days 2..{days} (estimate on day N-1, 32 "
+          f"backtests on day N): peak RSS after each day {proc.stdout.split()} MB")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -107,6 +136,7 @@ def main() -> None:
                          "--window-days", str(n), "--walk-forward-days", str(n - 1)])
             print(f"asmm calibrate --window-days {n} --walk-forward-days {n - 1} on {n} days: "
                   f"{r['wall']:.2f} s wall, peak RSS {r['rss_mb']:.0f} MB")
+        memory_trace(data, args.days)
 
 
 if __name__ == "__main__":
