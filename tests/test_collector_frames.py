@@ -1,0 +1,95 @@
+"""Frames the replay exchange never sends: undecodable text, JSON without a channel.
+
+A small aiohttp server on 127.0.0.1 plays the exchange: ``/info`` answers the SDK's
+``spotMeta`` and ``meta``; ``/ws`` confirms the subscriptions, then sends bad frames
+around one good ``bbo`` message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+from aiohttp import web
+
+from asmm import hlproto
+from asmm.collector.config import CollectorConfig
+from asmm.collector.service import Collector
+from asmm.marketdata import read_bbo
+
+BAD_FRAMES = ["not json {", '{"no": "channel"}', "[1, 2, 3]", '"just a string"']
+GOOD = hlproto.bbo_msg("BTC", 1_756_684_800_000, (100.0, 1.0, 1), (101.0, 2.0, 1))
+
+
+@pytest.fixture
+def odd_exchange():
+    """URL of a server that sends ``BAD_FRAMES`` then one good bbo after subscriptions."""
+    ready = threading.Event()
+    state = {}
+
+    async def info(request):
+        body = await request.json()
+        if body["type"] == "spotMeta":
+            return web.json_response(hlproto.spot_meta())
+        return web.json_response(hlproto.meta([("BTC", 5, 40)]))
+
+    async def ws_handler(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(hlproto.CONNECTED_TEXT)
+        subs = 0
+        async for frame in ws:
+            req = frame.json()
+            if req.get("method") != "subscribe":
+                continue
+            await ws.send_str(hlproto.dumps(hlproto.subscription_response(req["subscription"])))
+            subs += 1
+            if subs == 3:
+                for text in BAD_FRAMES:
+                    await ws.send_str(text)
+                await ws.send_str(hlproto.dumps(GOOD))
+        return ws
+
+    async def main():
+        app = web.Application()
+        app.add_routes([web.post("/info", info), web.get("/ws", ws_handler)])
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        state["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        state["stop"] = asyncio.Event()
+        ready.set()
+        await state["stop"].wait()
+        await runner.cleanup()
+
+    loop = asyncio.new_event_loop()
+    t = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    t.start()
+    assert ready.wait(10)
+    yield state["url"]
+    loop.call_soon_threadsafe(state["stop"].set)
+    t.join(10)
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "sdk"])
+def test_undecodable_frames_are_counted_and_skipped(odd_exchange, tmp_path, transport):
+    cfg = CollectorConfig(output_dir=tmp_path, orderbook_depth=5, api_url=odd_exchange,
+                          flush_seconds=0.1, ws_client=transport, backoff_min=0.05)
+    c = Collector(cfg)
+    t = threading.Thread(target=c.run, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 30
+        while c.stats.messages.get("bbo", 0) < 1 or c.stats.malformed < len(BAD_FRAMES):
+            assert time.monotonic() < deadline, (c.stats, c.fatal)
+            time.sleep(0.02)
+        assert c.connected.is_set()  # the bad frames did not cost the connection
+    finally:
+        c.stop()
+        t.join(30)
+    assert c.stats.malformed == len(BAD_FRAMES) and c.stats.reconnects == 0
+    bbo = read_bbo(tmp_path, "BTC")
+    assert len(bbo) == 1 and bbo.bid[0] == 100.0 and bbo.ask_size[0] == 2.0
