@@ -3,7 +3,9 @@
 One full-size synthetic day is served by ``asmm replay --speed max`` (a subprocess, as users
 run it); one aiohttp client in this process subscribes to bbo, trades and l2Book and only
 counts frames, so the figure is the server's push rate (the collector's benchmark needs
->= 20,000 msg/s from it).
+>= 20,000 msg/s from it). On a shared machine the wall-clock rate depends on the load, so
+the server's own CPU time (from /proc) is reported too: messages per CPU-second is the rate
+one free core sustains.
 
 Usage: python benchmarks/bench_replay.py [--days 1] [--data DIR]
 Prints one line per figure; copy them into benchmarks/README.md with the date.
@@ -14,8 +16,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
+from pathlib import Path
 
 import aiohttp
 
@@ -47,6 +51,12 @@ async def consume(ws_url: str, coin: str, n_events: int) -> tuple[int, int, floa
     return frames, nbytes, time.perf_counter() - t_first
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--days", type=int, default=1, help="full-size synthetic days to serve")
@@ -62,12 +72,15 @@ def main() -> None:
         startup = time.perf_counter() - t0
         try:
             n_events = rp.clock()["events"]
+            cpu0 = cpu_seconds(rp.proc.pid)
             frames, nbytes, dt = asyncio.run(consume(rp.ws_url, "BTC", n_events))
+            cpu = cpu_seconds(rp.proc.pid) - cpu0
         finally:
             rp.stop()
     print(f"replay: {frames:,} WS messages in {dt:.2f} s = {frames / dt:,.0f} msg/s "
-          f"({nbytes / dt / 1e6:.1f} MB/s), unpaced, 1 client; start-up (load "
-          f"{args.days} full-size day(s), bind) {startup:.2f} s")
+          f"({nbytes / dt / 1e6:.1f} MB/s), unpaced, 1 client; server CPU {cpu:.2f} s = "
+          f"{frames / cpu:,.0f} msg per CPU-second; start-up (load {args.days} full-size "
+          f"day(s), bind) {startup:.2f} s; load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
