@@ -57,6 +57,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident memory (VmHWM) of a process, MB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--days", type=int, default=1, help="full-size synthetic days to serve")
@@ -75,12 +83,14 @@ def main() -> None:
             cpu0 = cpu_seconds(rp.proc.pid)
             frames, nbytes, dt = asyncio.run(consume(rp.ws_url, "BTC", n_events))
             cpu = cpu_seconds(rp.proc.pid) - cpu0
+            rss = peak_rss_mb(rp.proc.pid)
         finally:
             rp.stop()
     print(f"replay: {frames:,} WS messages in {dt:.2f} s = {frames / dt:,.0f} msg/s "
           f"({nbytes / dt / 1e6:.1f} MB/s), unpaced, 1 client; server CPU {cpu:.2f} s = "
           f"{frames / cpu:,.0f} msg per CPU-second; start-up (load {args.days} full-size "
-          f"day(s), bind) {startup:.2f} s; load average {os.getloadavg()[0]:.1f}")
+          f"day(s), bind) {startup:.2f} s; server peak RSS {rss:.0f} MB; "
+          f"load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
