@@ -49,6 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mark price for unrealised PnL with --db (default: last fill price)")
     p.add_argument("--now", type=datetime.fromisoformat, default=None,
                    help="end of the report period, ISO UTC (default: now)")
+    cmp = p.add_argument_group("does paper trading match the backtest?")
+    cmp.add_argument("--data-dir", type=Path, default=None,
+                     help="collector data covering the live period: also backtest that window "
+                          "tick by tick and compare")
+    cmp.add_argument("--params", type=Path, default=None,
+                     help="parameter file the bot quoted from (needed with --data-dir)")
+    cmp.add_argument("--data-shift", type=float, default=0.0,
+                     help="seconds to add to live times to get the data's times (a replay "
+                          "started with --start-at now moved the data; its /_replay/clock "
+                          "shift_ms / -1000)")
+    cmp.add_argument("--execution", choices=["freqtrade", "freqtrade-pair", "two-sided"],
+                     default=None,
+                     help="backtester execution to compare with (default: freqtrade for one "
+                          "bot, freqtrade-pair for several)")
     p.add_argument("--png", type=Path, default=Path("pnl.png"),
                    help="where to write the plot")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
@@ -81,14 +95,29 @@ def main(argv: list[str] | None = None) -> int:
         summaries = [pnl.summarize(b, now) for b in books]
         if len(books) > 1:
             summaries.append(pnl.summarize(pnl.merge_books(books), now))
+        comparison = None
+        if args.data_dir is not None:
+            if args.params is None:
+                raise pnl.PnLError("--data-dir needs --params (the file the bot quoted from)")
+            base = pnl.base_currency(pnl.merge_books(books))
+            execution = args.execution or ("freqtrade" if len(books) == 1 else "freqtrade-pair")
+            comparison = pnl.compare_with_backtest(summaries[-1], args.data_dir, base,
+                                                   args.params, shift=args.data_shift,
+                                                   execution=execution)
     except pnl.PnLError as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
     base = pnl.base_currency(pnl.merge_books(books))
     if args.json:
-        print(json.dumps([pnl.summary_dict(s) for s in summaries], indent=1))
+        doc = [pnl.summary_dict(s) for s in summaries]
+        if comparison is not None:
+            doc[-1]["backtest"] = {label: {"live": live, "backtest": bt}
+                                   for label, live, bt in comparison.rows}
+        print(json.dumps(doc, indent=1))
     else:
         out.print(pnl.summary_table(summaries, base=base))
+        if comparison is not None:
+            out.print(pnl.comparison_table(comparison))
     if not args.no_plot:
         path = pnl.plot(summaries[-1], args.png, base=base or "base")
         (err if args.json else out).print(

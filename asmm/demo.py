@@ -183,6 +183,11 @@ def _post_json(url: str, body: dict, timeout: float = 2.0):
         return json.loads(r.read())
 
 
+def _get_json(url: str, timeout: float = 5.0):
+    with urllib.request.urlopen(url, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
 def _answers(fn: Callable[[], object]) -> Callable[[], bool]:
     def ready() -> bool:
         try:
@@ -384,9 +389,15 @@ def step_report(d: Demo) -> None:
         raise StepSkipped("no bot ran, so there is nothing to report")
     png = d.work / "pnl.png"
     env = {"FREQTRADE_API_USER": d.api_auth[0], "FREQTRADE_API_PASSWORD": d.api_auth[1]}
+    cmd = [sys.executable, str(ROOT / "show_PnL.py"), "--url", d.api_url, "--png", str(png)]
+    if d.params_file is not None:
+        # The replay moved the data's times to 'now' (at speed 1): undo that shift to find
+        # the data of the live window for the backtest comparison.
+        shift_ms = _get_json(f"{d.replay_url}/_replay/clock")["shift_ms"]
+        cmd += ["--data-dir", str(d.data), "--params", str(d.params_file),
+                "--data-shift", f"{-shift_ms / 1000.0}"]
     try:
-        text = d.run("show_pnl", [sys.executable, str(ROOT / "show_PnL.py"), "--url",
-                                  d.api_url, "--png", str(png)], env=env, timeout=120)
+        text = d.run("show_pnl", cmd, env=env, timeout=300)
     except StepFailed as e:
         log = (d.logs / "show_pnl.log").read_text()
         if "no filled trades" in log:

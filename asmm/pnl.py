@@ -311,6 +311,11 @@ class PnLSummary:
     days_running: float
     first_fill: float
     fills: int
+    fills_buy: int
+    fills_sell: int
+    volume: float              # base units bought + sold
+    lot: float                 # median fill amount, base units (the strategy's order size)
+    fee_rate: float            # mean fee rate of the fills (fraction of notional)
     round_trips: tuple[RoundTrip, ...]
     curves: Curves
     marks: dict[str, float]
@@ -423,6 +428,11 @@ def summarize(book: BotBook, now: float | None = None) -> PnLSummary:
         max_drawdown=float(dd[j]), max_drawdown_pct=dd_pct, capital=capital,
         cagr=cagr(capital, total, days) if capital else math.nan,
         days_running=days, first_fill=fills[0].time, fills=n,
+        fills_buy=sum(f.signed_qty > 0 for f in fills),
+        fills_sell=sum(f.signed_qty < 0 for f in fills),
+        volume=sum(f.amount for f in fills),
+        lot=float(np.median([f.amount for f in fills])),
+        fee_rate=float(np.mean([f.fee_rate for f in fills])),
         round_trips=tuple(sorted(closed, key=lambda r: r.close_time)),
         curves=Curves(times, equity, inventory), marks=marks)
 
@@ -481,13 +491,67 @@ def summary_dict(s: PnLSummary) -> dict:
 # ---------------------------------------------------------------------------- backtest
 
 
-def fills_frame(summary: PnLSummary) -> pd.DataFrame:
-    """Round trips as a frame (one row each), for comparisons and exports."""
-    return pd.DataFrame([{
-        "bot": r.bot, "trade_id": r.trade_id, "side": "short" if r.is_short else "long",
-        "open_time": r.open_time, "close_time": r.close_time, "entry": r.entry, "exit": r.exit,
-        "amount": r.amount, "captured_bp": r.captured_bp, "fees": r.fees, "pnl": r.pnl,
-    } for r in summary.round_trips])
+@dataclass(frozen=True)
+class Comparison:
+    """Live figures next to what the tick-level backtester expected over the same window.
+
+    ``rows``: (figure, live, backtest) with the same units on both sides; ``window``:
+    (start, end) in the live clock, epoch s; ``shift``: seconds added to live times to
+    reach the data's times (non-zero only for a replay that moved the data to 'now')."""
+
+    window: tuple[float, float]
+    shift: float
+    execution: str
+    rows: tuple[tuple[str, float, float], ...]
+    backtest: dict
+
+
+def compare_with_backtest(summary: PnLSummary, data_dir: str | Path, coin: str,
+                          params_file: str | Path, *, shift: float = 0.0,
+                          execution: str = "freqtrade") -> Comparison:
+    """Run the tick-level backtester on the collector's data for the live window
+    ``[first fill, end]`` with the live order size and fee rate and the parameter file the
+    bot quoted from, and line its figures up with the live ones.
+
+    Raises :class:`PnLError` when the data or the parameter file cannot be used."""
+    from .backtest import BacktestConfig, load_events, run_backtest
+    from .marketdata import DataError
+    from .params import ParamsError, load_params
+
+    start, end = summary.first_fill, float(summary.curves.time[-1])
+    try:
+        params = load_params(params_file, check_fresh=False)
+        events = load_events(data_dir, coin, start + shift, end + shift)
+        cfg = BacktestConfig.from_params(params, order_size=summary.lot,
+                                         maker_fee=summary.fee_rate, execution=execution)
+        bt = run_backtest(events, cfg).summary()
+    except (DataError, ParamsError, ValueError, FileNotFoundError) as e:
+        raise PnLError(f"cannot backtest the live window for the comparison: {e}") from e
+    lot = summary.lot
+    rows = (
+        ("fills, our bid (buys)", float(summary.fills_buy), float(bt["fills_bid"])),
+        ("fills, our ask (sells)", float(summary.fills_sell), float(bt["fills_ask"])),
+        ("volume (base)", summary.volume, bt["volume_bid"] + bt["volume_ask"]),
+        ("fees (USDC)", summary.fees, bt["fees"]),
+        ("PnL after fees, marked (USDC)", summary.total, bt["pnl"]),
+        ("max drawdown (USDC)", summary.max_drawdown, bt["max_drawdown"]),
+        ("inventory max |q| (lots)", summary.inventory_max / lot, bt["inventory_max_abs"]),
+        ("inventory at the end (lots)", summary.inventory_now / lot, bt["inventory_final"]),
+    )
+    return Comparison((start, end), shift, execution, rows, bt)
+
+
+def comparison_table(c: Comparison):
+    from rich.table import Table
+
+    span = (c.window[1] - c.window[0]) / 60.0
+    t = Table(title=f"Does paper trading match the backtest? ({span:.1f} min from the first "
+                    f"fill, backtester execution '{c.execution}')", title_justify="left")
+    for col in ("figure", "live", "backtest", "live - backtest"):
+        t.add_column(col, justify="right" if col != "figure" else "left")
+    for label, live, bt in c.rows:
+        t.add_row(label, f"{live:,.6g}", f"{bt:,.6g}", f"{live - bt:+,.6g}")
+    return t
 
 
 # ---------------------------------------------------------------------------- presentation

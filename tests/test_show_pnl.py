@@ -361,3 +361,50 @@ def test_rest_from_a_real_dry_run_bot(trades_db, small_market, replay_exchange, 
     assert fig["total"] == pytest.approx(0.28999 + 0.01 * (mark - 99950.0), abs=1e-9)
     # Freqtrade's starting balance is the wallet times tradable_balance_ratio.
     assert fig["capital"] == pytest.approx(cfg["dry_run_wallet"] * cfg["tradable_balance_ratio"])
+
+
+def _params_file(path: Path, truth: dict) -> Path:
+    from asmm.params import Params, SideIntensity, write_params
+
+    t0 = T0.replace(tzinfo=UTC)
+    write_params(path, Params(
+        coin="BTC", model="glft", computed_at=t0, valid_until=t0 + timedelta(days=2),
+        data_window=(t0 - timedelta(days=1), t0), mid_price=truth["mid0"],
+        sigma=truth["sigma"], gamma=0.01, bid=SideIntensity(**truth["bid"]),
+        ask=SideIntensity(**truth["ask"])))
+    return path
+
+
+def test_compare_with_backtest_over_the_live_window(trades_db, small_market, tmp_path):
+    """The hand-built trades fall on the first synthetic day (2025-09-01, 00:00 to 01:00):
+    the comparison backtests exactly [first fill, end] with the live lot and fee rate."""
+    from asmm.backtest import BacktestConfig, load_events, run_backtest
+    from asmm.params import load_params
+
+    data, truth = small_market
+    params = _params_file(tmp_path / "p.json", truth)
+    book = pnl.load_db(trades_db)
+    end = (T0 + timedelta(hours=2)).replace(tzinfo=UTC).timestamp()
+    s = pnl.summarize(book, end)
+    c = pnl.compare_with_backtest(s, data, "BTC", params)
+    live = {label: v for label, v, _ in c.rows}
+    bt = {label: v for label, _, v in c.rows}
+    assert live["fills, our bid (buys)"] == 3 and live["fills, our ask (sells)"] == 2
+    assert live["volume (base)"] == pytest.approx(0.07)
+    assert live["inventory max |q| (lots)"] == pytest.approx(2.0)  # 0.02 BTC in 0.01 lots
+    start = T0.replace(tzinfo=UTC).timestamp()
+    assert c.window == (start, end)
+    cfg = BacktestConfig.from_params(load_params(params, check_fresh=False), order_size=0.01,
+                                     maker_fee=FEE, execution="freqtrade")
+    expected = run_backtest(load_events(data, "BTC", start, end), cfg).summary()
+    assert bt["fills, our bid (buys)"] == expected["fills_bid"]
+    assert bt["PnL after fees, marked (USDC)"] == pytest.approx(expected["pnl"])
+    assert expected["fills_bid"] + expected["fills_ask"] > 0  # the window has fills to compare
+
+
+def test_compare_without_data_is_a_clear_error(trades_db, small_market, tmp_path):
+    _, truth = small_market
+    r = _cli("--db", str(trades_db), "--no-plot", "--data-dir", str(tmp_path / "empty"),
+             "--params", str(_params_file(tmp_path / "p.json", truth)))
+    assert r.returncode == 2
+    assert "cannot backtest the live window" in r.stderr
