@@ -16,7 +16,7 @@ import pytest
 
 from asmm.backtest import BacktestConfig, load_events, run_backtest, run_grid
 from asmm.cli import main as cli_main
-from asmm.marketdata import DataError, write_table
+from asmm.marketdata import DataError, orderbook_columns, write_table
 from asmm.model import quotes
 from asmm.params import Params, SideIntensity, write_params
 from asmm.synth import SynthConfig, generate
@@ -98,6 +98,26 @@ def test_queue_prob_waits_for_the_volume_ahead(tmp_path):
                                         pytest.approx(T0 + 2, abs=1e-6)]
     assert prob.fills["t"].tolist() == [pytest.approx(T0 + 2, abs=1e-6)]
     assert prob.fills["qty"].tolist() == [0.5]
+
+
+def test_queue_behind_the_touch_comes_from_the_l2_snapshot(tmp_path):
+    # Our bid at 98 is one level behind the 99 touch; the L2 snapshot shows 4 queued at 98.
+    # A sell sweeping to 98 prints 3 there (1 left ahead), a second prints 2: we get 0.5.
+    write_market(tmp_path, [(T0, 99, 101, 1, 1), (T0 + 9, 99, 101, 1, 1)],
+                 [(T0 + 1, 99, 1, "sell"), (T0 + 1, 98, 3, "sell"), (T0 + 2, 98, 2, "sell")])
+    cols = {"timestamp": [T0], "sequence": [1], "exchange_timestamp": [round(T0 * 1000)]}
+    for i in range(3):
+        cols |= {f"bid_price_{i}": [99.0 - i], f"bid_size_{i}": [1.0 + 3 * i],
+                 f"ask_price_{i}": [101.0 + i], f"ask_size_{i}": [1.0]}
+    write_table(pa.table(cols).select(orderbook_columns(3)), tmp_path / f"orderbooks_{COIN}.csv")
+    ev = load_events(tmp_path, COIN)
+    assert ev.book_t.size == 1
+    none, prob = run_grid(ev, [fixed(2.0, refresh_seconds=5.0),
+                               fixed(2.0, refresh_seconds=5.0, queue="prob")],
+                          record_fills=True)
+    assert none.fills["t"].tolist() == [pytest.approx(T0 + 1, abs=1e-6)]
+    assert prob.fills["t"].tolist() == [pytest.approx(T0 + 2, abs=1e-6)]
+    assert prob.fills["price"].tolist() == [98.0]
 
 
 def test_fill_is_capped_by_the_aggressor_size(tmp_path):
