@@ -277,3 +277,26 @@ def test_cli_bad_setting_is_a_clear_error(tmp_path):
     r = _asmm("collect", "--output-dir", str(tmp_path), env={"ORDERBOOK_DEPTH": "50"})
     assert r.returncode == 2 and "ORDERBOOK_DEPTH must be 1..20" in r.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_unwritable_output_dir_fails_at_start(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    c = _collector(blocker / "out")
+    assert c.run() == 2
+
+
+def test_header_mismatch_stops_the_collector_with_the_reason(tmp_path):
+    from datetime import UTC, datetime
+
+    now = time.time()
+    day = datetime.fromtimestamp(now, UTC).date().isoformat()
+    existing = tmp_path / f"orderbooks_BTC_{day}.csv"
+    existing.write_text(",".join(orderbook_columns(5)) + "\n")
+    c = _collector(tmp_path, orderbook_depth=2)
+    book = hlproto.l2book_msg("BTC", int(now * 1000), [(100.0, 1.0, 1)], [(101.0, 1.0, 1)])
+    c.queue.put(("l2Book", now, book))
+    c.queue.put(None)
+    c._write_loop()
+    assert "ORDERBOOK_DEPTH" in c.fatal and c._stop.is_set()
+    assert existing.read_text() == ",".join(orderbook_columns(5)) + "\n"

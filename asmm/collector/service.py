@@ -84,8 +84,17 @@ class Collector:
         return self._fatal
 
     def run(self) -> int:
-        self.cfg.output_dir.mkdir(parents=True, exist_ok=True)
-        previous = read_heartbeat(self.cfg.heartbeat_path)
+        try:
+            self.cfg.output_dir.mkdir(parents=True, exist_ok=True)
+            previous = read_heartbeat(self.cfg.heartbeat_path)
+            if previous and previous.get("last_data"):
+                # The newest data on disk, kept across restarts (a crash before the first
+                # message must not lose where the next gap starts).
+                self.stats.last_data = float(previous["last_data"])
+            self._heartbeat(raise_errors=True)  # an unwritable folder fails now, not later
+        except OSError as e:
+            log.error("cannot write to %s: %s", self.cfg.output_dir, e)
+            return 2
         writer = threading.Thread(target=self._write_loop, name="collector-writer", daemon=True)
         writer.start()
         try:
@@ -291,7 +300,7 @@ class Collector:
         for row in rows:
             self.writer.write(kind, coin, t, format_row(row))
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self, raise_errors: bool = False) -> None:
         snap = self.stats.snapshot()
         snap.update(time=self.clock(), connected=self.connected.is_set(),
                     queue=self.queue.qsize(), rows=dict(self.writer.rows_written),
@@ -299,4 +308,6 @@ class Collector:
         try:
             write_heartbeat(self.cfg.heartbeat_path, snap)
         except OSError as e:
+            if raise_errors:
+                raise
             log.warning("cannot write heartbeat %s: %s", self.cfg.heartbeat_path, e)
