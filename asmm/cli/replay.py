@@ -82,6 +82,7 @@ def run(args) -> int:
     import time
     from pathlib import Path
 
+    import pyarrow as pa
     from rich.console import Console
 
     from asmm.marketdata import DataError
@@ -109,6 +110,9 @@ def run(args) -> int:
     except DataError as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
+    # Reading the CSVs leaves freed pages in Arrow's allocator; a long-running server
+    # should not sit on them (~75 MB per full-size day).
+    pa.default_memory_pool().release_unused()
     wait = getattr(args, "wait_subscriptions", None)  # its default depends on --speed
     if wait is None:
         wait = 1 if cfg.speed == 0 else 0
