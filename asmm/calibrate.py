@@ -8,9 +8,10 @@ statistics, :mod:`asmm.estimators`), so memory does not grow with the number of 
   before them, sigma, A and k are estimated on the ``window_days`` days ending at N-1 and
   day N is backtested tick by tick for every gamma of a log-spaced grid. Each run is scored
   by :func:`objective`; the gamma with the best mean score over the test days wins. The
-  grid's results go into ``diagnostics.gamma``.
-- **One day of data** (no day N-1 to estimate on): gamma falls back to
-  :func:`fallback_gamma` and the file says so (``diagnostics.gamma.method`` and
+  grid's results go into ``diagnostics.gamma``. A test day whose estimate or backtest
+  fails (an empty or one-sided day before it) is skipped and named in the warnings.
+- **One day of data** (no day N-1 to estimate on), or every test day skipped: gamma falls
+  back to :func:`fallback_gamma` and the file says so (``diagnostics.gamma.method`` and
   ``diagnostics.warnings``).
 
 A run either writes a complete, validated parameter file atomically (:mod:`asmm.params`)
@@ -353,30 +354,41 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
         days = [d for d, _, _ in iter_days(data_dir, cfg.coin)]
         if not days:
             raise CalibrationError(f"no days of {cfg.coin} data in {data_dir}")
-        final_days = days[-cfg.window_days:]
-        tests = days[1:][-cfg.walk_forward_days:] if cfg.walk_forward_days else []
-        windows = {t: [d for d in days if d < t][-cfg.window_days:] for t in tests}
-        needed = sorted(set(final_days).union(*windows.values()))
         gaps = est.merge_intervals(read_gaps(data_dir, cfg.coin))
-        stats: dict[date, DayStats] = {}
-        progress.start("days", len(needed))
-        for d in needed:
-            stats[d] = day_stats(data_dir, cfg.coin, d, cfg, gaps)
-            progress.advance("days")
     except DataError as e:
         raise CalibrationError(str(e)) from None
-    except est.EstimationError as e:
-        raise CalibrationError(str(e)) from None
+    final_days = days[-cfg.window_days:]
+    tests = days[1:][-cfg.walk_forward_days:] if cfg.walk_forward_days else []
+    windows = {t: [d for d in days if d < t][-cfg.window_days:] for t in tests}
+    # The final window first: if it cannot be estimated nothing else is worth reading.
+    needed = final_days + sorted(set().union(*windows.values()) - set(final_days))
+    stats: dict[date, DayStats] = {}
+    unusable: dict[date, str] = {}
+    progress.start("days", len(needed))
+    for d in needed:
+        try:
+            stats[d] = day_stats(data_dir, cfg.coin, d, cfg, gaps)
+        except (DataError, est.EstimationError) as e:
+            if d in final_days:
+                raise CalibrationError(str(e)) from None
+            unusable[d] = str(e)  # only the gamma search needed it; it skips that test day
+        progress.advance("days")
 
     final = estimate([stats[d] for d in final_days], cfg.min_sweeps)
     warnings: list[str] = []
+    gamma_diag = None
     if tests:
-        gamma_diag = _walk_forward(data_dir, cfg, tests, windows, stats, progress)
+        gamma_diag = _walk_forward(data_dir, cfg, tests, windows, stats, unusable, progress)
         warnings.extend(gamma_diag["warnings"])
+        if gamma_diag["value"] is None:
+            why = "no test day could be backtested: " + "; ".join(
+                f"{d['test_day']}: {d['skipped']}" for d in gamma_diag["test_days"])
+            gamma_diag = None
     else:
+        why = "only one day of data" if len(days) == 1 else "walk-forward disabled"
+    if gamma_diag is None:
         grid = gamma_grid(final, cfg)
         g = fallback_gamma(final, grid, cfg.max_inventory, cfg.model, cfg.as_horizon)
-        why = ("only one day of data" if len(days) == 1 else "walk-forward disabled")
         warnings.append(f"gamma not backtested ({why}); fallback rule: a full inventory "
                         f"Q = {cfg.max_inventory} lots skews the quotes by one spread")
         gamma_diag = {"method": "fallback rule (not backtested)", "reason": why,
@@ -386,7 +398,8 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
             warnings.append(f"{s.inside} of {s.sweeps} sweeps printed inside the recorded "
                             "touch (counted at the touch)")
 
-    quality = {d.isoformat(): stats[d].quality for d in needed}
+    quality = {d.isoformat(): stats[d].quality if d in stats else {"unusable": unusable[d]}
+               for d in sorted(needed)}
     diagnostics = {
         "estimation": final.diagnostics(),
         "gamma": gamma_diag,
@@ -410,42 +423,55 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
     return Result(params, final, gamma_diag, warnings)
 
 
-def _walk_forward(data_dir, cfg, tests, windows, stats, progress) -> dict:
-    first = estimate([stats[d] for d in windows[tests[0]]], cfg.min_sweeps)
-    grid = gamma_grid(first, cfg)
-    progress.start("gamma grid", len(grid) * len(tests))
+def _walk_forward(data_dir, cfg, tests, windows, stats, unusable, progress) -> dict:
+    """Backtest each test day on the grid; a test day whose estimate or backtest fails is
+    skipped with its reason (``value`` is None when every one was)."""
     run = backtest_with_asmm(data_dir, cfg, progress)
-    scores = np.zeros((len(tests), grid.size))
-    per_day = []
-    for i, t in enumerate(tests):
-        e = estimate([stats[d] for d in windows[t]], cfg.min_sweeps)
+    grid = None
+    rows, per_day, warnings = [], [], []
+    for t in tests:
+        entry = {"test_day": t.isoformat(), "estimated_on": [d.isoformat() for d in windows[t]]}
+        per_day.append(entry)
         try:
+            bad = [f"{d}: {unusable[d]}" for d in windows[t] if d in unusable]
+            if bad:
+                raise CalibrationError("; ".join(bad))
+            e = estimate([stats[d] for d in windows[t]], cfg.min_sweeps)
+            if grid is None:
+                # One grid for every test day, set by the earliest estimate (never by the
+                # latest day, whose data the final parameters come from).
+                grid = gamma_grid(e, cfg)
+                progress.start("gamma grid", len(grid) * len(tests))
             summaries = run(t, e, grid)
-        except (DataError, ValueError) as err:
-            raise CalibrationError(f"backtest of {t}: {err}") from None
+        except (CalibrationError, DataError, ValueError) as err:
+            entry["skipped"] = str(err)
+            warnings.append(f"walk-forward test day {t} skipped: {err}")
+            continue
+        scores = np.empty(grid.size)
         for j, s in enumerate(summaries):
             # Quoting so wide that nothing fills scores 0 and would beat every losing
             # market maker: such a run is not eligible.
             fills = s.get("fills_bid", 0) + s.get("fills_ask", 0)
             hours = s.get("hours") or len(s["hourly_pnl"])
-            scores[i, j] = (objective(s["hourly_pnl"], s["hourly_mean_abs_q"],
-                                      cfg.risk_aversion, cfg.inventory_penalty)
-                            if fills >= cfg.min_fills_per_hour * hours else -np.inf)
-        per_day.append({
-            "test_day": t.isoformat(), "estimated_on": [d.isoformat() for d in windows[t]],
+            scores[j] = (objective(s["hourly_pnl"], s["hourly_mean_abs_q"],
+                                   cfg.risk_aversion, cfg.inventory_penalty)
+                         if fills >= cfg.min_fills_per_hour * hours else -np.inf)
+        rows.append(scores)
+        entry.update({
             "sigma": e.sigma.sigma, "bid": {"A": e.bid.A, "k": e.bid.k},
             "ask": {"A": e.ask.A, "k": e.ask.k},
             "runs": [{k: _jsonable(v) for k, v in s.items()
                       if k not in ("hourly_pnl", "hourly_mean_abs_q")} for s in summaries],
-            "scores": _jsonable(scores[i]),
+            "scores": _jsonable(scores),
         })
-    mean = scores.mean(axis=0)
+    if not rows:
+        return {"value": None, "warnings": warnings, "test_days": per_day}
+    mean = np.mean(rows, axis=0)
     if not np.any(np.isfinite(mean)):
         raise CalibrationError(
             f"no gamma on the grid traded at least {cfg.min_fills_per_hour} fills per hour "
             "in the backtest; widen the gamma range or check the data")
     best = int(np.argmax(np.where(np.isfinite(mean), mean, -np.inf)))
-    warnings = []
     if mean[best] < 0:
         warnings.append(f"the best gamma loses money in the walk-forward backtest (score "
                         f"{mean[best]:.4g} per hour); check fees and the market before quoting")

@@ -238,3 +238,29 @@ def test_single_file_and_parquet_layouts_agree(capsys, data, tmp_path, clean):
         rc, _ = calibrate(capsys, folder, out)
         assert rc == 0
         assert _numbers(json.loads(out.read_text())) == _numbers(clean)
+
+
+@pytest.mark.parametrize("damage", ["no sell trades", "empty"])
+def test_unusable_earlier_day_skips_the_walk_forward_not_the_file(capsys, data, tmp_path,
+                                                                  damage):
+    """Day 1 serves only the gamma search: when it cannot be estimated, the test day is
+    skipped (said in the file) and gamma falls back; sigma, A, k of day 2 are still written."""
+    if damage == "empty":
+        for kind in ("trades", "prices"):
+            p = data / f"{kind}_BTC_{DAY1}.csv"
+            p.write_text(_lines(p)[0])
+    else:
+        path = data / f"trades_BTC_{DAY1}.csv"
+        lines = _lines(path)
+        path.write_text(lines[0] + "".join(x for x in lines[1:] if ",sell," not in x))
+    out = tmp_path / "p.json"
+    rc = main(["calibrate", "--data-dir", str(data), "--output", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    params = load_params(out)
+    g = params.diagnostics["gamma"]
+    assert g["method"] == "fallback rule (not backtested)"
+    assert g["reason"].startswith(f"no test day could be backtested: {DAY2}: ")
+    reason = "usable quotes" if damage == "empty" else "bid side (sell orders hitting bids)"
+    assert reason in g["reason"]
+    assert any(f"test day {DAY2} skipped" in w for w in params.diagnostics["warnings"])
+    assert params.diagnostics["estimation"]["days"] == [DAY2]
