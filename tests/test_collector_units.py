@@ -300,3 +300,19 @@ def test_header_mismatch_stops_the_collector_with_the_reason(tmp_path):
     c._write_loop()
     assert "ORDERBOOK_DEPTH" in c.fatal and c._stop.is_set()
     assert existing.read_text() == ",".join(orderbook_columns(5)) + "\n"
+
+
+def test_parquet_converts_days_an_earlier_run_left_as_csv(tmp_path):
+    w = DayWriter(tmp_path, COLUMNS)  # an earlier run without rotation: day 1 stays CSV
+    for t in (MIDNIGHT - 2, MIDNIGHT + 1):
+        for line in _bbo_lines(t, int(t * 1000), 100.0, 101.0):
+            w.write("prices", "BTC", t, line)
+    w.close()
+    (tmp_path / "prices_BTC_2025-09-02.csv").rename(tmp_path / "prices_BTC_2025-08-31.csv")
+    w2 = DayWriter(tmp_path, COLUMNS, parquet=True)
+    # Today is 2025-09-02: the two earlier days are converted, no file of today exists.
+    assert w2.convert_earlier_days(int(MIDNIGHT // 86400), [("prices", "BTC")]) == 2
+    w2.close()
+    assert sorted(p.name for p in tmp_path.glob("prices_*")) == [
+        "prices_BTC_2025-08-31.parquet", "prices_BTC_2025-09-01.parquet"]
+    assert len(read_bbo(tmp_path, "BTC")) == 2

@@ -25,7 +25,7 @@ from asmm import hlproto
 from asmm.collector.config import CollectorConfig
 from asmm.collector.feed import TRANSPORTS, UnknownCoinError
 from asmm.collector.health import Stats, read_heartbeat, status_line, write_heartbeat
-from asmm.collector.writer import DayWriter, GapLog, WriterError, format_row
+from asmm.collector.writer import DayWriter, GapLog, WriterError, format_row, utc_day
 from asmm.marketdata import PRICES_COLUMNS, TRADES_COLUMNS, orderbook_columns
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,9 @@ class Collector:
                 # message must not lose where the next gap starts).
                 self.stats.last_data = float(previous["last_data"])
             self._heartbeat(raise_errors=True)  # an unwritable folder fails now, not later
+            self.writer.convert_earlier_days(
+                utc_day(self.clock()),
+                [(k, c) for k in self.writer.columns for c in self.cfg.symbols])
         except OSError as e:
             log.error("cannot write to %s: %s", self.cfg.output_dir, e)
             return 2

@@ -198,15 +198,38 @@ class DayWriter:
         for t in self._converters:
             t.join()
 
+    def convert_earlier_days(self, today: int, kinds_coins) -> int:
+        """With Parquet on: convert day CSVs older than ``today`` (days since the epoch) that
+        an earlier run left behind (it stopped before their day ended); returns how many.
+
+        Runs in the background like the conversions at rotation.
+        """
+        if not self.parquet:
+            return 0
+        n = 0
+        for kind, coin in kinds_coins:
+            for path in sorted(self.folder.glob(f"{kind}_{coin}_*.csv")):
+                try:
+                    day = date.fromisoformat(path.stem.rsplit("_", 1)[1])
+                except ValueError:
+                    continue
+                if (day - _EPOCH).days < today and not path.with_suffix(".parquet").exists():
+                    self._convert_in_background(path)
+                    n += 1
+        return n
+
     def _finish(self, f: _DayFile) -> None:
         f.close()
         self.files_closed.append(f.path)
         log.info("closed %s (%d rows this run)", f.path.name, f.rows)
         if self.parquet:
-            t = threading.Thread(target=self._convert, args=(f.path,), daemon=True,
-                                 name=f"parquet-{f.path.stem}")
-            t.start()
-            self._converters = [c for c in self._converters if c.is_alive()] + [t]
+            self._convert_in_background(f.path)
+
+    def _convert_in_background(self, path: Path) -> None:
+        t = threading.Thread(target=self._convert, args=(path,), daemon=True,
+                             name=f"parquet-{path.stem}")
+        t.start()
+        self._converters = [c for c in self._converters if c.is_alive()] + [t]
 
     @staticmethod
     def _convert(path: Path) -> None:
