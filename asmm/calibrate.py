@@ -99,9 +99,7 @@ class DayStats:
     sigma: est.SigmaStats
     sides: dict[str, est.ReachStats]
     tick: float
-    first_mid: float
-    last_mid: float
-    start: float          # epoch s of the first usable state
+    last_mid: float       # the last usable mid of the day
     end: float            # epoch s of the last event
     quality: dict = field(default_factory=dict)
 
@@ -125,7 +123,6 @@ def day_stats(data_dir: str | Path, coin: str, day: date, cfg: CalibrationConfig
     sweeps = est.group_sweeps(trades.t, trades.price, trades.side)
     sides = est.reach_stats(sweeps, bbo.t, bbo.bid, bbo.ask, ok, tick, gaps, exposure,
                             cfg.max_silence)
-    good = np.flatnonzero(ok)
     quality = {
         "prices_rows": bbo.quality.rows_read, "trades_rows": trades.quality.rows_read,
         "dropped": {**_prefixed("prices", bbo.quality.dropped),
@@ -133,8 +130,8 @@ def day_stats(data_dir: str | Path, coin: str, day: date, cfg: CalibrationConfig
         "notes": bbo.quality.notes + trades.quality.notes,
         "bbo_states": len(bbo), "unusable_bbo_states": int(np.count_nonzero(~ok)),
     }
-    return DayStats(day, sig, sides, tick, float(mid[good[0]]), float(mid[good[-1]]),
-                    float(bbo.t[good[0]]) / 1000.0, span_end / 1000.0, quality)
+    return DayStats(day, sig, sides, tick, float(mid[np.flatnonzero(ok)[-1]]),
+                    span_end / 1000.0, quality)
 
 
 def _prefixed(kind: str, dropped: dict) -> dict:
@@ -152,10 +149,9 @@ class Estimate:
     sigma: est.SigmaEstimate
     bid: est.SideEstimate
     ask: est.SideEstimate
-    mid: float
+    mid: float       # the last usable mid of the window
     tick: float
-    start: float
-    end: float
+    end: float       # epoch s of the window's last event
 
     def diagnostics(self) -> dict:
         return {
@@ -191,7 +187,7 @@ def estimate(stats: Sequence[DayStats], min_sweeps: int = 100) -> Estimate:
             who = "sell orders hitting bids" if side == "bid" else "buy orders lifting asks"
             raise CalibrationError(f"{side} side ({who}) on {label}: {e}") from None
     return Estimate(days, sigma, fitted["bid"], fitted["ask"], stats[-1].last_mid,
-                    stats[-1].tick, stats[0].start, stats[-1].end)
+                    stats[-1].tick, stats[-1].end)
 
 
 # --------------------------------------------------------------------------- gamma
