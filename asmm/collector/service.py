@@ -2,7 +2,7 @@
 
 Threads::
 
-    SDK websocket thread  --(channel, t_recv, msg)-->  queue (bounded)  -->  writer thread
+    websocket thread  --(channel, t_recv, msg)-->  queue (bounded)  -->  writer thread
     supervisor (caller of run()): connects, confirms subscriptions, watches for a dead feed,
                                   reconnects with backoff + jitter, records gaps
 
