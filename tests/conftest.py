@@ -29,6 +29,7 @@ def replay_exchange(tmp_path_factory):
 
     ``start = replay_exchange``, then
     ``rp = start(data_dir, *extra_cli_args, coin="BTC", speed=1.0, timeout=60.0)``
+    (``coin="BTC,ETH"`` serves several coins on one clock)
     where ``extra_cli_args`` are strings, e.g. ``"--start-at", "data", "--drop-after", "500",
     "--record", str(path)``; ``speed`` may be ``"max"`` (unpaced; streaming then waits for one
     WS subscription unless ``"--wait-subscriptions", "N"``). Returns once the server listens
