@@ -64,7 +64,6 @@ def _sub_key(sub: dict) -> str:
     return f"{sub['type']}:{sub['coin']}"
 
 
-
 class ReplayServer:
     """Serve an :class:`Exchange` on ``host:port`` (0 = a free port; see :attr:`port`).
 
