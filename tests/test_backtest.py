@@ -260,6 +260,19 @@ def test_freqtrade_mode_has_one_resting_order(small_events):
     assert np.max(np.abs(pair.fills["position"])) <= 0.5 + 1e-12
     assert np.any(np.isfinite(pair.samples["bid"]) & np.isfinite(pair.samples["ask"]))
     assert two.stats["inventory_max_abs"] > 1.0
+    # A flat bot enters opposite to its last entry, long first (asmm.mm.flat_side).
+    pos = ft.fills["position"]
+    prev = np.concatenate([[0.0], pos[:-1]])
+    entries = ft.fills["side"][prev == 0.0]
+    assert entries[0] == 1.0 and np.all(entries[1:] == -entries[:-1])
+
+
+def test_freqtrade_flat_side_rule(small_events):
+    long_only, short_only = run_grid(small_events, [
+        fixed(1.0, execution="freqtrade", flat_side=side, refresh_seconds=1.0)
+        for side in ("long", "short")], record_fills=True)
+    assert long_only.fills["position"].min() == 0.0 < long_only.fills["position"].max()
+    assert short_only.fills["position"].max() == 0.0 > short_only.fills["position"].min()
 
 
 def test_queue_and_latency_have_a_cost(small_events):
@@ -361,6 +374,7 @@ def test_missing_and_empty_data_are_clear_errors(tmp_path, small_market):
     dict(model="fixed"),
     dict(model="fixed", fixed_depth=1.0, queue="fifo"),
     dict(model="fixed", fixed_depth=1.0, execution="both"),
+    dict(model="fixed", fixed_depth=1.0, flat_side="up"),
     dict(model="fixed", fixed_depth=1.0, order_size=0.0),
     dict(model="fixed", fixed_depth=1.0, latency_ms=-1.0),
 ])

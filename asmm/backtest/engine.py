@@ -22,6 +22,7 @@ from .events import Events
 EXECUTIONS = {"two-sided": K.EXEC_TWO_SIDED, "freqtrade": K.EXEC_FREQTRADE,
               "freqtrade-pair": K.EXEC_PAIR}
 QUEUES = {"none": K.QUEUE_NONE, "prob": K.QUEUE_PROB}
+FLAT_SIDES = {"alternate": 0.0, "long": 1.0, "short": -1.0}
 HOURS_PER_YEAR = 24.0 * 365.0
 _CHUNK = 250_000  # events per kernel call under a progress bar
 
@@ -45,7 +46,9 @@ class BacktestConfig:
       ``taker_fee``: used only for the closing-cost view ``pnl_after_close``.
     - ``execution``: ``"two-sided"`` (bid and ask rest at once), ``"freqtrade"`` (one bot,
       one order: an entry, then its exit), ``"freqtrade-pair"`` (a long-only and a
-      short-only bot sharing the net inventory).
+      short-only bot sharing the net inventory). ``flat_side``: the side a flat
+      ``freqtrade`` bot enters, as the strategy's ``asmm.mm.flat_side`` rule
+      (``"alternate"``: opposite of the last entry, long first; ``"long"``; ``"short"``).
     - ``tick``: price grid; ``None`` infers it from the data.
     - ``min_spread`` (price) and ``max_improve_ticks``: passed to the quote function.
     """
@@ -68,6 +71,7 @@ class BacktestConfig:
     maker_fee: float = 0.00015
     taker_fee: float = 0.00045
     execution: str = "two-sided"
+    flat_side: str = "alternate"
     tick: float | None = None
     min_spread: float = 0.0
     max_improve_ticks: float = math.inf
@@ -103,6 +107,8 @@ class BacktestConfig:
             bad(f"queue {self.queue!r}; choose {' or '.join(QUEUES)}")
         if self.execution not in EXECUTIONS:
             bad(f"execution {self.execution!r}; choose one of {', '.join(EXECUTIONS)}")
+        if self.flat_side not in FLAT_SIDES:
+            bad(f"flat_side {self.flat_side!r}; choose one of {', '.join(FLAT_SIDES)}")
         if self.tick is not None and not self.tick >= 0:
             bad(f"tick = {self.tick} must be >= 0")
 
@@ -178,6 +184,7 @@ def _param_row(cfg: BacktestConfig, tick: float) -> np.ndarray:
     row[K.P_QUEUE] = QUEUES[cfg.queue]
     row[K.P_QPOW] = cfg.queue_power
     row[K.P_EXEC] = EXECUTIONS[cfg.execution]
+    row[K.P_FLATSIDE] = FLAT_SIDES[cfg.flat_side]
     return row
 
 

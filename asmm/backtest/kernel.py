@@ -63,8 +63,8 @@ _drop_stale_cache()
 P_MODEL, P_SIGMA, P_GAMMA, P_ABID, P_KBID, P_AASK, P_KASK = 0, 1, 2, 3, 4, 5, 6
 P_HORIZON, P_SIZE, P_REFRESH, P_LATENCY, P_QFEE, P_MFEE, P_TFEE = 7, 8, 9, 10, 11, 12, 13
 P_QMAX, P_MINSPREAD, P_MAXIMP, P_TICK, P_QUEUE, P_QPOW, P_EXEC = 14, 15, 16, 17, 18, 19, 20
-P_TIMEDEP = 21
-N_PARAMS = 22
+P_TIMEDEP, P_FLATSIDE = 21, 22
+N_PARAMS = 23
 
 EXEC_TWO_SIDED, EXEC_FREQTRADE, EXEC_PAIR = 0, 1, 2
 QUEUE_NONE, QUEUE_PROB = 0, 1
@@ -304,20 +304,12 @@ def _decide(c, T, par, acc, slots, ring, rhead, rlen, feed_t, feed_bid, feed_ask
         else:
             if bpos != 0.0:  # a partly filled entry keeps its direction
                 side = 1.0 if bpos > 0.0 else -1.0
-            elif bid == bid and ask == ask:
-                # Enter on the side the model quotes nearer the mid (the inventory skew);
-                # on a tie, the opposite of the last entry so a symmetric quote alternates.
-                db, da = mid - bid, ask - mid
-                if db < da:
-                    side = 1.0
-                elif da < db:
-                    side = -1.0
-                else:
-                    side = -acc[c, A_LASTENTRY] if acc[c, A_LASTENTRY] != 0.0 else 1.0
-            elif bid == bid:
-                side = 1.0
+            elif par[c, P_FLATSIDE] != 0.0:
+                side = par[c, P_FLATSIDE]
             else:
-                side = -1.0
+                # asmm.mm.flat_side("alternate"): the opposite of the last filled entry,
+                # long first — what the Freqtrade strategy does.
+                side = -1.0 if acc[c, A_LASTENTRY] > 0.0 else 1.0
             _want(c, 0, side, bid if side > 0.0 else ask, ROLE_ENTRY, T, par, slots, ring,
                   rhead, rlen)
     else:

@@ -64,6 +64,9 @@ def register(sub) -> None:
                    default="two-sided",
                    help="two-sided: bid and ask rest at once; freqtrade: one order at a time "
                         "(entry then exit); freqtrade-pair: a long and a short bot")
+    p.add_argument("--flat-side", choices=["alternate", "long", "short"], default="alternate",
+                   help="freqtrade mode: the side a flat bot enters (the strategy's "
+                        "flat_side_rule; alternate = opposite of the last entry)")
     p.add_argument("--sample-seconds", type=float, default=60.0,
                    help="equity/plot sampling interval, s (must divide 3600)")
     p.add_argument("--json", action="store_true",
@@ -80,7 +83,7 @@ def _config(args):
                   latency_ms=args.latency_ms, queue=args.queue, queue_power=args.queue_power,
                   maker_fee=args.maker_fee, taker_fee=args.taker_fee,
                   max_inventory=args.max_inventory, horizon=args.horizon, tick=args.tick,
-                  execution=args.execution)
+                  execution=args.execution, flat_side=args.flat_side)
     if args.fixed_depth is not None:
         if args.gamma is not None:
             raise ValueError("--gamma applies to --params, not to --fixed-depth")
