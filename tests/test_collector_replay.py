@@ -229,16 +229,24 @@ def test_stalled_feed_is_stale_and_replaced(replay, tmp_path, transport):
     assert max(stamps) > gaps[0, 1]
 
 
-def test_malformed_messages_are_counted_skipped_and_survived(replay, tmp_path, transport):
+def test_malformed_messages_are_counted_skipped_and_survived(replay, tmp_path, transport,
+                                                             caplog):
+    caplog.set_level("INFO", logger="asmm.collector")
     r = replay("max", "--wait-subscriptions", "3", "--malformed-every", "400")
     out = tmp_path / "out"
-    with running(config(out, r.url, ws_client=transport)) as c:
+    with running(config(out, r.url, ws_client=transport, status_seconds=0.5)) as c:
         wait_until(lambda: done_receiving(r, c), 60, "the whole day with bad messages")
         wait_until(lambda: c.stats.malformed == r.sent()["messages"]["malformed"], 10,
                    "every malformed message to be counted")
+        wait_until(lambda: any("| queue " in m for m in caplog.messages), 10, "a status line")
     exp = assert_every_sent_message_is_a_row(out, r)
     assert exp["malformed"] >= 20 and c.stats.malformed == exp["malformed"]
     assert c.stats.reconnects == 0
+    # Status lines while streaming: rates per channel, queue depth, the malformed so far.
+    status = [m for m in caplog.messages if "| queue " in m]
+    assert status and all(f"{ch} " in status[0] for ch in ("bbo", "trades", "l2Book"))
+    counts = [int(m.split("| malformed ")[1].split()[0]) for m in status]
+    assert 0 < max(counts) <= exp["malformed"]
 
 
 def test_utc_midnight_rollover_starts_new_files(replay, tmp_path):
