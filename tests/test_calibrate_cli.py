@@ -183,3 +183,20 @@ def test_sidecar_recovers_once_data_arrives_and_stops_on_sigterm(small_market, t
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=60)
     assert rc == 0
+
+
+def test_avellaneda_stoikov_model_walks_forward_on_its_own_gamma_scale(small_market, tmp_path):
+    """A-S gammas live near 1/(k sigma^2 T) (~1e-6 here), six orders of magnitude below
+    GLFT's ~k: a grid on the GLFT scale would quote A-S spreads of thousands of USDC."""
+    src, truth = small_market
+    out = tmp_path / "p.json"
+    proc = subprocess.run([ASMM, "calibrate", "--data-dir", str(src), "--output", str(out),
+                           "--model", "as", "--gamma-points", "6"], capture_output=True,
+                          text=True, env=_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    params = load_params(out)
+    g = params.diagnostics["gamma"]
+    assert params.model == "as" and g["method"] == "walk-forward backtest"
+    scale = 1 / (truth["bid"]["k"] * truth["sigma"] ** 2 * 86400)
+    assert g["grid"][0] == pytest.approx(1e-3 * scale, rel=0.05)
+    assert g["grid"][-1] == pytest.approx(10 * scale, rel=0.05)
