@@ -248,6 +248,10 @@ def _want(c, s, side, px, role, T, par, slots, ring, rhead, rlen):
     if same:
         return
     cap = ring.shape[1]
+    if rlen[c] == cap:
+        # Decisions are a refresh apart and live one latency, so the engine sizes the ring
+        # for 2 * (latency / refresh + 2) actions; reaching it is a bug, not a market event.
+        raise RuntimeError("backtest kernel: pending-order ring full")
     k = (rhead[c] + rlen[c]) % cap
     ring[c, k, R_T] = T + par[c, P_LATENCY]
     ring[c, k, R_SLOT] = s
