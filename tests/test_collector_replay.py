@@ -215,7 +215,7 @@ def test_drop_mid_stream_reconnects_resubscribes_and_records_gaps(replay, tmp_pa
 
 def test_stalled_feed_is_stale_and_replaced(replay, tmp_path, transport):
     # The socket stays open but data stops (pings still answered): only staleness shows it.
-    r = replay(FAST, "--stall-every", "1500", "--stall-seconds", "60")
+    r = replay(FAST, "--wait-subscriptions", "3", "--stall-every", "1500", "--stall-seconds", "60")
     out = tmp_path / "out"
     with running(config(out, r.url, stale_seconds=0.5, ws_client=transport)) as c:
         wait_until(lambda: c.stats.gaps >= 1 and c.connected.is_set(), 30,
@@ -306,7 +306,7 @@ def test_sigterm_writes_every_buffered_row(replay, tmp_path):
 
 
 def test_kill_9_leaves_files_that_parse(replay, tmp_path):
-    r = replay(FAST)
+    r = replay(FAST, "--wait-subscriptions", "3")  # the stream starts when the collector is in
     out = tmp_path / "out"
     proc = _collect_cli(out, r.url, "--flush-seconds", "0.05")
     try:
