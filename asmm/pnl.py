@@ -525,6 +525,8 @@ def compare_with_backtest(summary: PnLSummary, data_dir: str | Path, coin: str,
         cfg = BacktestConfig.from_params(params, order_size=summary.lot,
                                          maker_fee=summary.fee_rate, execution=execution)
         bt = run_backtest(events, cfg).summary()
+        if not bt["events"]:
+            raise ValueError(f"no market data in {data_dir} for the window")
     except (DataError, ParamsError, ValueError, FileNotFoundError) as e:
         raise PnLError(f"cannot backtest the live window for the comparison: {e}") from e
     lot = summary.lot
@@ -546,7 +548,8 @@ def comparison_table(c: Comparison):
 
     span = (c.window[1] - c.window[0]) / 60.0
     t = Table(title=f"Does paper trading match the backtest? ({span:.1f} min from the first "
-                    f"fill, backtester execution '{c.execution}')", title_justify="left")
+                    f"fill, {c.backtest['events']:,} market events, backtester execution "
+                    f"'{c.execution}')", title_justify="left")
     for col in ("figure", "live", "backtest", "live - backtest"):
         t.add_column(col, justify="right" if col != "figure" else "left")
     for label, live, bt in c.rows:
