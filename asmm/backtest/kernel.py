@@ -130,11 +130,10 @@ def _queue_ahead(side, px, mkt, bptr, book_t, book_bid_px, book_bid_sz, book_ask
     if bptr == 0:
         return 0.0
     j = bptr - 1
-    lv_px = book_bid_px[j] if side > 0 else book_ask_px[j]
-    lv_sz = book_bid_sz[j] if side > 0 else book_ask_sz[j]
-    for d in range(lv_px.size):
-        if lv_px[d] == lv_px[d] and _same_px(px, lv_px[d]):
-            return lv_sz[d]
+    for d in range(book_bid_px.shape[1]):
+        lv = book_bid_px[j, d] if side > 0 else book_ask_px[j, d]
+        if lv == lv and _same_px(px, lv):
+            return book_bid_sz[j, d] if side > 0 else book_ask_sz[j, d]
     return 0.0
 
 
@@ -288,7 +287,11 @@ def _decide(c, T, par, acc, slots, ring, rhead, rlen, feed_t, feed_bid, feed_ask
     mid = 0.5 * (kb + ka)
     q = acc[c, A_POS] / size
     horizon = par[c, P_HORIZON]
-    tau = horizon - (T % horizon)
+    # Seconds to the next multiple of the horizon in epoch time (A–S only; the others
+    # ignore tau). floor rather than %: fmod of an epoch time is needlessly slow.
+    tau = 0.0
+    if par[c, P_TIMEDEP] != 0.0:
+        tau = horizon - (T - math.floor(T / horizon) * horizon)
     bid, ask = quote_scalar(
         int(par[c, P_MODEL]), mid, q, tau, par[c, P_SIGMA], par[c, P_GAMMA], par[c, P_ABID],
         par[c, P_KBID], par[c, P_AASK], par[c, P_KASK], par[c, P_QFEE], par[c, P_TICK],
@@ -516,11 +519,12 @@ def _on_book(c, slots, j, book_bid_px, book_bid_sz, book_ask_px, book_ask_sz):
     for s in range(2):
         if slots[c, s, S_ACT] == 0.0:
             continue
-        lv_px = book_bid_px[j] if slots[c, s, S_SIDE] > 0.0 else book_ask_px[j]
-        lv_sz = book_bid_sz[j] if slots[c, s, S_SIDE] > 0.0 else book_ask_sz[j]
-        for d in range(lv_px.size):
-            if lv_px[d] == lv_px[d] and _same_px(slots[c, s, S_PX], lv_px[d]):
-                slots[c, s, S_FRONT] = min(slots[c, s, S_FRONT], lv_sz[d])
+        bid_side = slots[c, s, S_SIDE] > 0.0
+        for d in range(book_bid_px.shape[1]):
+            lv = book_bid_px[j, d] if bid_side else book_ask_px[j, d]
+            if lv == lv and _same_px(slots[c, s, S_PX], lv):
+                sz = book_bid_sz[j, d] if bid_side else book_ask_sz[j, d]
+                slots[c, s, S_FRONT] = min(slots[c, s, S_FRONT], sz)
                 break
 
 
