@@ -221,3 +221,35 @@ def test_hourly_mean_abs_groups_by_utc_hour():
     q = np.where(np.arange(120) < 60, -2.0, 1.0)
     q[5] = np.nan
     assert hourly_mean_abs(t, q).tolist() == [2.0, 1.0]
+
+
+def test_print_inside_the_touch_counts_at_the_touch():
+    """A buy printing below the recorded ask (the book changed within the block) is a sweep
+    at level 0, counted in ``inside``, not a negative depth."""
+    bbo_t = np.array([0], dtype=np.int64)
+    bid, ask = np.array([100.0]), np.array([102.0])
+    sw = est.group_sweeps(np.array([10, 20]), np.array([101.0, 104.0]),
+                          np.array([1, 1], dtype=np.int8))
+    rs = est.reach_stats(sw, bbo_t, bid, ask, est.valid_states(bid, ask), 1.0,
+                         np.zeros((0, 2)), 1.0)["ask"]
+    assert rs.inside == 1
+    assert rs.hist.tolist() == [[2, 0, 1], [2, 2, 1]]
+
+
+def test_a_frozen_book_is_treated_as_an_outage():
+    """States older than max_silence give neither sigma increments nor exposure nor sweeps."""
+    t = np.array([0, 1000, 2000, 600_000, 601_000], dtype=np.int64)  # 598 s without a quote
+    bid = np.array([100.0, 101.0, 100.0, 120.0, 121.0])
+    ask = bid + 1
+    ok = est.valid_states(bid, ask)
+    none = np.zeros((0, 2))
+    st = est.sigma_stats(t, 0.5 * (bid + ask), ok, 0.0, 602.0, 1.0, none, max_silence=300.0)
+    # The quote of t=2 s is trusted for 300 s: increments [0,1] .. [301,302] (302 of them),
+    # then none until quotes resume: [600,601] and [601,602].
+    assert st.n == 302 + 2 and st.sum_sq == pytest.approx(1 + 1 + 1)
+    assert est.exposure_seconds(t, ok, 602_000.0, none, max_silence=300.0) == \
+        pytest.approx(1 + 1 + 300 + 1 + 1)
+    sw = est.group_sweeps(np.array([500_000, 600_500]), np.array([101.0, 121.0]),
+                          np.array([1, 1], dtype=np.int8))
+    rs = est.reach_stats(sw, t, bid, ask, ok, 1.0, none, 1.0, max_silence=300.0)["ask"]
+    assert rs.n == 1 and rs.dropped == 1
