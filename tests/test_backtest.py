@@ -232,6 +232,19 @@ def test_grid_equals_separate_runs(small_events, glft_cfg):
         np.testing.assert_array_equal(g.samples["equity"], alone.samples["equity"])
 
 
+def test_chunked_progress_gives_the_same_result(small_events, glft_cfg, monkeypatch):
+    import asmm.backtest.engine as engine
+
+    monkeypatch.setattr(engine, "_CHUNK", 10_000)  # many resumptions of the kernel state
+    calls = []
+    chunked = run_backtest(small_events, glft_cfg, progress=lambda d, n: calls.append((d, n)))
+    whole = run_backtest(small_events, glft_cfg)
+    assert len(calls) > 10 and calls[-1] == (small_events.t.size, small_events.t.size)
+    assert np.all(np.diff([d for d, _ in calls]) > 0)
+    assert chunked.stats == whole.stats
+    np.testing.assert_array_equal(chunked.fills["t"], whole.fills["t"])
+
+
 def test_hourly_pnl_sums_to_pnl(small_events, glft_cfg):
     r = run_backtest(small_events, glft_cfg)
     h = r.hourly_pnl()
