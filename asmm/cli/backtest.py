@@ -34,7 +34,9 @@ def register(sub) -> None:
     p.add_argument("--coin", default="BTC", help="coin to backtest")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--params", help="parameter file (scripts/avellaneda_parameters_<COIN>"
-                                      ".json) whose model, sigma, gamma, A, k are quoted")
+                                      ".json) whose model, sigma, gamma, A, k are quoted; "
+                                      "its valid_until is not checked (old periods are the "
+                                      "point of a backtest)")
     src.add_argument("--fixed-depth", type=float,
                      help="baseline: quote D price units either side of the mid")
     p.add_argument("--gamma", type=float,
