@@ -352,7 +352,7 @@ def estimate_side(st: ReachStats, min_sweeps: int = 100) -> SideEstimate:
     ``A = N / T`` with ``se = sqrt(N) / T`` (Poisson). ``k`` is the root of the score of the
     tick-grid likelihood in the module docstring; ``se = 1 / sqrt(observed information)``.
     Raises :class:`EstimationError` with fewer than ``min_sweeps`` sweeps, no exposure, or
-    no sweep beyond the touch (then the likelihood grows without bound in ``k``).
+    no sweep beyond the touch (then the likelihood keeps rising as ``k`` grows).
     """
     n = st.n
     if n < max(min_sweeps, 1):
@@ -368,7 +368,7 @@ def estimate_side(st: ReachStats, min_sweeps: int = 100) -> SideEstimate:
     u1, c1 = u[~at_touch] + j[~at_touch] * st.tick, c[~at_touch]
     if c1.sum() == 0:
         raise EstimationError("no sweep reached past the touch, so k is not identified "
-                              "(the likelihood grows without bound)")
+                              "(the likelihood keeps rising as k grows)")
 
     def f(k):
         return _score(k, u0, c0, u1, c1, st.tick)[0]
