@@ -427,6 +427,13 @@ def run_demo(args) -> int:
     d.logs.mkdir(parents=True, exist_ok=True)
     only = set(args.steps.split(",")) if args.steps else None
     code = 0
+    i, name = 0, "start"
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    # `kill <demo>` shuts down what the demo started, as Ctrl-C does.
+    previous_term = signal.signal(signal.SIGTERM, on_term)
     try:
         for i, (name, title, fn) in enumerate(STEPS, 1):
             if only is not None and name not in only:
@@ -450,6 +457,7 @@ def run_demo(args) -> int:
         if d.procs:
             console.rule("[bold]Shutting down what the demo started")
             d.stop_all()
+        signal.signal(signal.SIGTERM, previous_term)
     if d.notes:
         console.print("[yellow]Not shown in this run:[/yellow]")
         for n in d.notes:
