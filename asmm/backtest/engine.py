@@ -201,7 +201,8 @@ class BacktestResult:
     ``qty`` and ``position`` in coin, ``cash`` and ``realised`` in quote currency) — empty
     unless fills were recorded. ``samples``: dict of arrays on a regular grid ``t`` (epoch
     s): equity (quote currency, marked at the exchange mid), inventory (lots), mid, our
-    resting bid/ask (NaN if none), cumulative fees.
+    resting bid/ask (NaN if none), cumulative fees. ``events``: market events simulated;
+    ``seconds``: wall time of the kernel pass, shared by all configurations of a grid.
     """
 
     config: BacktestConfig
