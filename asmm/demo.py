@@ -424,8 +424,13 @@ def run_demo(args) -> int:
     console = Console()
     work = Path(args.workdir).resolve()
     d = Demo(args, console, work)
-    d.logs.mkdir(parents=True, exist_ok=True)
     only = set(args.steps.split(",")) if args.steps else None
+    unknown = (only or set()) - {n for n, _, _ in STEPS}
+    if unknown:
+        console.print(f"[red]error:[/red] unknown step(s) {', '.join(sorted(unknown))}; "
+                      f"choose from {', '.join(n for n, _, _ in STEPS)}")
+        return 2
+    d.logs.mkdir(parents=True, exist_ok=True)
     code = 0
     i, name = 0, "start"
 

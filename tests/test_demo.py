@@ -54,6 +54,12 @@ def test_failing_step_names_itself_and_its_log(tmp_path):
     assert "3. Tick-level backtest" not in r.stdout  # the demo stopped there
 
 
+def test_unknown_step_is_refused(tmp_path):
+    r = _demo(tmp_path, "--steps", "synthesize,fly")
+    assert r.returncode == 2 and "unknown step(s) fly" in r.stdout
+    assert not (tmp_path / "demo").exists()
+
+
 def test_failure_after_start_stops_the_replay(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
