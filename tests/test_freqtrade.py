@@ -115,6 +115,10 @@ def wait_until(pred, timeout: float, what: str, proc: subprocess.Popen | None = 
         tick.wait(interval)
 
 
+def is_entry(order: dict, trade: dict) -> bool:
+    return order["ft_order_side"] == ("sell" if trade["is_short"] else "buy")
+
+
 def quote_lines(log_text: str) -> list[dict]:
     """``asmm quote`` log lines as dicts (time, kind, side, price, why and model inputs)."""
     out = []
@@ -341,7 +345,9 @@ def single_bot(live_market, tmp_path_factory):
     params = make_params(params_file, truth, now - timedelta(minutes=5), now + timedelta(hours=2))
     bot = None
     try:
-        bot = Bot(work, rp.url, params_file, "single", kill_timeout_seconds=15)
+        # No maker fee: quotes a few ticks from the mid fill within seconds on this market,
+        # so a few minutes hold many round trips (with the 1.5 bp fee, about one a minute).
+        bot = Bot(work, rp.url, params_file, "single", kill_timeout_seconds=15, maker_fee=0.0)
         yield bot, params, params_file, truth
     finally:
         if bot:
@@ -357,7 +363,7 @@ def test_dry_run_entries_and_exits_fill_in_both_directions(single_bot):
     for t in bot.trades():
         if not t["is_open"]:
             filled = [o for o in t["orders"] if o["status"] == "closed"]
-            assert [o["ft_is_entry"] for o in filled] == [True, False]
+            assert [is_entry(o, t) for o in filled] == [True, False]
             assert t["amount"] == pytest.approx(0.001)
 
 
@@ -376,13 +382,15 @@ def test_dry_run_order_prices_are_the_models_for_the_logged_inventory(single_bot
         for o in t["orders"]:
             if o["status"] != "closed":
                 continue
-            kind = "entry" if o["ft_is_entry"] else "exit"
+            kind = "entry" if is_entry(o, t) else "exit"
             placed = datetime.fromtimestamp(o["order_timestamp"] / 1000, UTC)
             # The quote line the order was sent with: same kind and side, logged just before.
             cands = [ln for ln in model_lines if ln["kind"] == kind and ln["side"] == direction
                      and abs((ln["time"] - placed).total_seconds()) < 5
                      and abs(ln["price"] - o["safe_price"]) <= ln["tick"]]
-            assert cands, f"no model quote for {kind} {direction} order at {o['safe_price']}"
+            near = [(str(ln["time"]), ln["kind"], ln["side"], ln["price"]) for ln in model_lines
+                    if abs((ln["time"] - placed).total_seconds()) < 10]
+            assert cands, f"no model quote for {kind} {direction} {o} placed {placed}: {near}"
             ln = cands[-1]
             assert abs(o["safe_price"] - model_price(ln, params)) <= ln["tick"]
             # Inventory in lots: flat before an entry, one lot in the trade's direction before
@@ -486,7 +494,7 @@ def test_pair_of_bots_rests_a_bid_and_an_ask_at_once_when_flat(live_market, tmp_
                 orders = t["orders"]
                 if any(o["status"] == "closed" for o in orders):
                     return None
-                open_entries = [o for o in orders if o["is_open"] and o["ft_is_entry"]]
+                open_entries = [o for o in orders if o["is_open"] and is_entry(o, t)]
                 if open_entries:
                     return open_entries[0]
             return None
