@@ -359,10 +359,12 @@ def _get(d: Demo, path: str):
 
 
 def _watch_bot(d: Demo, p: subprocess.Popen, seconds: float) -> None:
-    """Let the bot trade, showing its open trades and closed round trips as it goes."""
+    """Let the bot trade, printing each fill as it happens and a running count."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     end = time.monotonic() + seconds
+    seen: set[str] = set()
+    next_line = 0.0
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
                   console=d.console, disable=not d.console.is_terminal) as bar:
         task = bar.add_task("dry-run", total=seconds)
@@ -372,16 +374,39 @@ def _watch_bot(d: Demo, p: subprocess.Popen, seconds: float) -> None:
                 raise StepFailed(f"Freqtrade exited with status {p.returncode} while trading",
                                  d.logs / "freqtrade.log")
             try:
-                n_open = len(_get(d, "status"))
-                n_closed = _get(d, "trades?limit=1")["total_trades"]
-                last = f"{n_open} open trade(s), {n_closed} closed round trip(s)"
-            except (OSError, ValueError, KeyError):
+                open_trades = _get(d, "status")
+                closed = _get(d, "trades?limit=20")
+                last = (f"{len(open_trades)} open trade(s), {closed['total_trades']} closed "
+                        "round trip(s)")
+                for line in _new_fills(open_trades + closed["trades"], seen):
+                    d.console.print(line)
+            except (OSError, ValueError, KeyError, TypeError):
                 last = "API busy"
             bar.update(task, completed=seconds - left, description=f"dry-run: {last}")
-            if not d.console.is_terminal:
+            if not d.console.is_terminal and seconds - left >= next_line:
                 d.console.print(f"  {seconds - left:5.0f} s: {last}")
-            time.sleep(min(10.0, max(left, 0.0)))
+                next_line += 30.0
+            time.sleep(min(5.0, max(left, 0.0)))
     d.console.print(f"after {seconds / 60:g} min: {last}")
+
+
+def _new_fills(trades: list[dict], seen: set[str]) -> list[str]:
+    """One line per filled order not shown yet, oldest first (API trade/order shapes)."""
+    rows = []
+    for t in trades:
+        entry_side = "sell" if t["is_short"] else "buy"
+        for o in t.get("orders") or []:
+            if not o.get("filled") or o["order_id"] in seen:
+                continue
+            seen.add(o["order_id"])
+            what = ("short" if t["is_short"] else "long") + (
+                " entry" if o["ft_order_side"] == entry_side else " exit")
+            stamp = o.get("order_filled_timestamp") or o.get("order_timestamp") or 0
+            rows.append((stamp, f"  fill {time.strftime('%H:%M:%S', time.gmtime(stamp / 1000))}"
+                                f" {o['ft_order_side'].upper():4} {o['filled']:g} "
+                                f"{t.get('base_currency', '')} @ {o['safe_price']:,.1f} "
+                                f"({what}, trade {t['trade_id']})"))
+    return [line for _, line in sorted(rows)]
 
 
 def step_report(d: Demo) -> None:

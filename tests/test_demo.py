@@ -142,6 +142,7 @@ def test_shortened_demo_end_to_end(tmp_path):
     assert "Not shown in this run" not in out  # no step was skipped
     assert "Calibrated parameters" in out and "round trips long / short" in out
     assert "Does paper trading match the backtest?" in out
+    assert re.search(r"fill \d\d:\d\d:\d\d (BUY|SELL) ", out)  # the bot was seen trading
     png = tmp_path / "demo" / "pnl.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(_stopped_pids(out)) == {"replay", "freqtrade"}

@@ -408,3 +408,31 @@ def test_compare_without_data_is_a_clear_error(trades_db, small_market, tmp_path
              "--params", str(_params_file(tmp_path / "p.json", truth)))
     assert r.returncode == 2
     assert "cannot backtest the live window" in r.stderr
+
+
+def test_cagr_edges():
+    assert pnl.cagr(1000.0, 100.0, 365.25) == pytest.approx(0.1)
+    assert pnl.cagr(1000.0, -1000.0, 10.0) == -1.0  # ruin
+    assert pnl.cagr(1000.0, 1000.0, 0.001) == math.inf  # 2^365250 overflows a float
+    assert math.isnan(pnl.cagr(1000.0, 1.0, 0.0))
+
+
+def test_partial_fills_use_average_cost():
+    """Long: buy 1 @ 100 and 1 @ 102 (average 101), sell 1 @ 103 (+2), sell 1 @ 100 (-1);
+    fee 0.001 on 405 of notional = 0.405; no funding. Round trip: entry 101, exit 101.5,
+    captured 0.5/101 = 49.50495 bp, PnL 1 - 0.405 = 0.595."""
+    fills = tuple(pnl.Fill(time=float(i), bot="b", trade_id=1, pair="X/USDC:USDC",
+                           is_short=False, is_entry=e, amount=1.0, price=p, fee_rate=0.001)
+                  for i, (e, p) in enumerate([(True, 100.0), (True, 102.0), (False, 103.0),
+                                              (False, 100.0)]))
+    book = pnl.BotBook("b", [pnl.TradeRec("b", 1, "X/USDC:USDC", False, False, 0.0, fills)])
+    s = pnl.summarize(book, 10.0)
+    (rt,) = s.round_trips
+    assert (rt.entry, rt.exit, rt.amount) == (101.0, 101.5, 2.0)
+    assert rt.captured_bp == pytest.approx(0.5 / 101 * 1e4)
+    assert s.realised == pytest.approx(0.595) and s.unrealised == 0.0
+    assert list(s.curves.inventory) == [1, 2, 1, 0, 0]
+    # Equity after each fill, open lots marked at the last fill price: -0.1 (fee);
+    # -0.202 + 2 lots * (102 - 101) = 1.798; 2 - 0.305 + 1 lot * (103 - 101) = 3.695;
+    # 1 - 0.405 = 0.595; and at the end 0.595.
+    assert list(s.curves.equity) == pytest.approx([-0.1, 1.798, 3.695, 0.595, 0.595])
