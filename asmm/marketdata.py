@@ -153,14 +153,33 @@ class Quality:
 
 def _read_raw(path: Path, columns: list[str], types: dict[str, pa.DataType],
               quality: Quality) -> pa.Table:
-    """Read one file; rows with the wrong number of fields (a truncated last line after a
-    kill -9) are skipped and counted."""
+    """Read one file; bad rows are skipped and counted.
+
+    Every complete row a writer puts down ends with a newline, so a CSV file that does not
+    end with one was cut mid-row (kill -9, a full disk): its last line is dropped even when
+    it happens to have the right number of fields ("...,17566848" cut from a timestamp).
+    Rows with the wrong number of fields are skipped too.
+    """
     if path.suffix == ".parquet":
         table = pq.read_table(path)
     else:
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size == 0:
             quality.notes.append(f"{path.name}: empty file")
             return pa.table({c: pa.array([], type=types.get(c, pa.float64())) for c in columns})
+        source: Path | pa.BufferReader = path
+        with open(path, "rb") as fh:
+            fh.seek(size - 1)
+            complete = fh.read(1) == b"\n"
+        if not complete:
+            data = path.read_bytes()
+            data = data[: data.rfind(b"\n") + 1]
+            quality.drop("truncated last line", 1)
+            if not data:  # not even a whole header: a file cut as it was created
+                quality.notes.append(f"{path.name}: empty file (header cut short)")
+                return pa.table({c: pa.array([], type=types.get(c, pa.float64()))
+                                 for c in columns})
+            source = pa.BufferReader(data)
         skipped = 0
 
         def on_bad(row):
@@ -170,7 +189,7 @@ def _read_raw(path: Path, columns: list[str], types: dict[str, pa.DataType],
 
         try:
             table = pacsv.read_csv(
-                path,
+                source,
                 parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad),
                 convert_options=pacsv.ConvertOptions(
                     column_types={c: t for c, t in types.items()},
@@ -275,7 +294,17 @@ def _files(folder, kind, coin, start, end) -> list[DataFile]:
         lo, hi = day_bounds(f.day)
         if (end is None or lo < end) and (start is None or hi > start):
             out.append(f)
+    if not out:
+        have = ", ".join(f.day.isoformat() for f in files if f.day) or "none"
+        raise DataError(
+            f"no {kind} files for {coin} in {folder} cover the window "
+            f"[{_fmt_epoch(start)}, {_fmt_epoch(end)}); days on disk: {have}"
+        )
     return out
+
+
+def _fmt_epoch(t: float | None) -> str:
+    return "open" if t is None else datetime.fromtimestamp(t, UTC).isoformat()
 
 
 def _clean_common(price, size, quality: Quality, what: str) -> np.ndarray:

@@ -141,8 +141,8 @@ def test_truncated_last_line(capsys, data, tmp_path, clean):
     rc, _ = calibrate(capsys, data, out)
     assert rc == 0
     dropped = json.loads(out.read_text())["diagnostics"]["data_quality"][DAY2]["dropped"]
-    assert dropped["trades: malformed row"] == 1
-    assert dropped["prices: malformed row"] == 1
+    assert dropped["trades: truncated last line"] == 1
+    assert dropped["prices: truncated last line"] == 1
 
 
 def test_crossed_quotes_are_left_out(capsys, data, tmp_path, small_market):

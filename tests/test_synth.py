@@ -135,3 +135,4 @@ def test_cli_writes_parquet_and_rejects_bad_values(tmp_path):
     bad = subprocess.run([ASMM, "synth", "--out", str(tmp_path / "bad"), "--sigma", "-1"],
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "sigma" in bad.stderr
+
