@@ -203,9 +203,9 @@ def run_backtest(m: BacktestMarket, name: str, params_valid_until: datetime,
     cmd = freqtrade_cmd(*extra, "-c", str(CONFIG), "-c", str(ov), "--userdir",
                         str(work / "user_data"), "--strategy-path", str(STRATEGIES),
                         "--datadir", str(m.datadir), "--timerange", timerange,
-                        "--cache", "none", "--logfile", str(work / "freqtrade.log"))
+                        "--logfile", str(work / "freqtrade.log"))
     if extra[0] == "backtesting":
-        cmd += ["--export", "trades"]
+        cmd += ["--export", "trades", "--cache", "none"]
     r = subprocess.run(cmd, cwd=work, env=ft_env(credentials()), capture_output=True, text=True,
                        timeout=600, check=False)
     # The log file has one record per line; the console handler wraps long lines.
