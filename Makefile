@@ -10,7 +10,7 @@ help:
 	@echo "make demo   - offline demo on a synthetic market (sets up .venv on first run)"
 	@echo "make test   - the whole test suite"
 	@echo "make lint   - ruff"
-	@echo "make bench  - benchmarks (see benchmarks/README.md)"
+	@echo "make bench  - all benchmarks, hftbacktest side by side (see benchmarks/README.md)"
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (or: make PYTHON=python3 ...)"; exit 1; }
@@ -33,9 +33,15 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python benchmarks/run.py
+# The reference backtester pins numpy < 2.3: it gets a venv of its own.
+HFT_STAMP := .venv-hft/.installed
+$(HFT_STAMP):
+	$(PYTHON) -m venv .venv-hft
+	.venv-hft/bin/python -m pip install --quiet hftbacktest==2.4.4
+	@touch $@
+
+bench: $(STAMP) $(HFT_STAMP)
+	HFT_PYTHON=.venv-hft/bin/python $(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache demo_run
+	rm -rf $(VENV) .venv-hft build *.egg-info .pytest_cache demo_run

@@ -16,6 +16,7 @@ script runs on it. Prints one line per figure; copy them into benchmarks/README.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import subprocess
 import tempfile
@@ -76,8 +77,9 @@ def main() -> None:
     ap.add_argument("--data", help="collector data folder (default: 2 synthetic days)")
     ap.add_argument("--coin", default="BTC", help="coin")
     ap.add_argument("--export-hft", help="write the market as hftbacktest events (.npz)")
-    ap.add_argument("--hft-python", help="interpreter with hftbacktest 2.4.4 to run the "
-                                         "side-by-side script on the export")
+    ap.add_argument("--hft-python", default=os.environ.get("HFT_PYTHON"),
+                    help="interpreter with hftbacktest 2.4.4 to run the side-by-side script "
+                         "on the export (default: $HFT_PYTHON, as `make bench` sets it)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data

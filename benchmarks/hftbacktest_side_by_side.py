@@ -1,7 +1,7 @@
 """The reference: the same fixed-depth job in hftbacktest 2.4.4, on the same market.
 
-Usage (an interpreter with hftbacktest 2.4.4 installed, e.g. `pip install '.[bench]'`, or a
-separate venv since hftbacktest pins numpy < 2.3)::
+Usage (an interpreter with hftbacktest 2.4.4 installed: `make bench` makes one in `.venv-hft`,
+separate because hftbacktest pins numpy < 2.3)::
 
     python benchmarks/hftbacktest_side_by_side.py EVENTS.npz [--depth 2] [--refresh 0.1 1]
 
