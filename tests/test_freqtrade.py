@@ -521,3 +521,22 @@ def test_pair_of_bots_rests_a_bid_and_an_ask_at_once_when_flat(live_market, tmp_
         for bot in bots:
             bot.stop()
         rp.stop()
+
+
+def test_ftdata_cli_writes_what_freqtrade_loads_and_refuses_bad_input(small_market, tmp_path):
+    from freqtrade.data.history.datahandlers import get_datahandler
+    from freqtrade.enums import CandleType
+
+    from asmm.cli import main
+
+    folder, _ = small_market
+    assert main(["ftdata", "--data-dir", str(folder), "--datadir", str(tmp_path / "ft")]) == 0
+    handler = get_datahandler(tmp_path / "ft", "feather")
+    candles = handler.ohlcv_load(PAIR, "1m", CandleType.FUTURES)
+    assert len(candles) == 2 * 1440  # two synthetic days, one candle a minute
+    assert (candles["low"] <= candles["high"]).all()
+    assert len(handler.ohlcv_load(PAIR, "1h", CandleType.FUNDING_RATE)) == 48
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["ftdata", "--data-dir", str(empty), "--datadir", str(tmp_path / "ft2")]) == 2
+    assert not (tmp_path / "ft2").exists()
