@@ -1,24 +1,27 @@
 """Messages per second the collector receives, parses and writes, and its peak memory.
 
 One full-size synthetic day (20 L2 levels a side, as Hyperliquid serves) is streamed unpaced
-by ``asmm replay --speed max`` (a subprocess pinned to the other core); the collector runs
-in this process pinned to one core, writing CSV to a temporary folder. Figures:
+by ``asmm replay --speed max`` (a subprocess pinned to the other core), twice:
 
-- wall rate: messages from the first data message until the writer has taken the last one;
-  bounded by the slower of the replay's push rate and the collector;
-- collector CPU: the same messages per CPU-second this process used (its capacity on one
-  core, whatever the replay's speed), split by thread: the SDK's websocket thread (frame
-  reading + JSON decoding + queueing) and the writer (parsing + formatting + writing);
-- peak RSS of this process (VmHWM), which holds nothing but the collector.
+1. to a collector in this process, pinned to one core: messages per CPU-second it used (its
+   capacity on one core, whatever the replay's speed and the machine's other load), split
+   by thread: websocket (frame reading, queueing) and writer (decoding, parsing, formatting,
+   writing);
+2. to ``asmm collect`` as deployed (its own process, pinned to one core): wall rate from its
+   first data message until the writer has taken the last one (bounded by the slower of the
+   replay and the collector, and by whatever else runs on the machine), and its peak RSS
+   (VmHWM, read before it is stopped).
 
-Usage: python benchmarks/bench_collector.py [--bbo-rate 5] [--data DIR]
+Usage: python benchmarks/bench_collector.py [--ws-client aiohttp|sdk] [--bbo-rate 5] [--data DIR]
 Prints one line per figure; copy them into benchmarks/README.md with the date.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,24 +33,83 @@ from asmm.collector.config import CollectorConfig
 from asmm.collector.service import Collector
 from asmm.replay.process import start_replay
 
+ASMM = str(Path(sys.executable).parent / "asmm")
+
+
+def _cpu(stat: Path) -> float:
+    """CPU seconds (user + system) from a /proc .../stat file."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
 
 def thread_cpu(native_id: int) -> float:
-    """CPU seconds (user + system) of one thread of this process, from /proc."""
-    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _cpu(Path(f"/proc/self/task/{native_id}/stat"))
 
 
 def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of another process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _cpu(Path(f"/proc/{pid}/stat"))
 
 
-def peak_rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    raise RuntimeError(f"no VmHWM in /proc/{pid}/status")
+
+
+def in_process(url: str, n_events: int, out: Path, ws_client: str) -> dict:
+    """Phase 1: CPU per message, split by thread."""
+    cfg = CollectorConfig(output_dir=out, api_url=url, orderbook_depth=20, stale_seconds=600,
+                          status_seconds=3600, ws_client=ws_client)
+    c = Collector(cfg)
+    runner = threading.Thread(target=c.run, daemon=True)
+    runner.start()
+    while c.stats.last_data is None:
+        time.sleep(0.001)  # the measurement's start, not synchronisation
+    cpu0 = time.process_time()
+    session = c._session
+    writer = next(t for t in threading.enumerate() if t.name == "collector-writer")
+    while sum(c.stats.messages.values()) < n_events or not c.queue.empty():
+        time.sleep(0.01)
+    ws_thread = session.manager if ws_client == "sdk" else session._thread
+    res = {"cpu": time.process_time() - cpu0, "ws_cpu": thread_cpu(ws_thread.native_id),
+           "writer_cpu": thread_cpu(writer.native_id), "rows": dict(c.writer.rows_written)}
+    c.stop()
+    runner.join()
+    return res
+
+
+def as_deployed(url: str, n_events: int, out: Path, ws_client: str, core: int | None) -> dict:
+    """Phase 2: ``asmm collect`` in its own process; wall rate and peak RSS."""
+    proc = subprocess.Popen([ASMM, "collect", "--api-url", url, "--output-dir", str(out),
+                             "--stale-seconds", "600", "--ws-client", ws_client],
+                            stderr=subprocess.DEVNULL)
+    if core is not None:
+        os.sched_setaffinity(proc.pid, {core})
+    hb_path = out / ".heartbeat.json"
+    t_first = None
+    try:
+        while True:
+            try:
+                hb = json.loads(hb_path.read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                hb = {"messages": {}, "queue": 0}
+            n = sum(hb["messages"].values())
+            if n and t_first is None:
+                # The heartbeat is written every second: the first data came at most 1 s ago.
+                t_first = time.perf_counter() - 1.0
+            if n >= n_events and hb["queue"] == 0:
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(f"asmm collect exited with {proc.returncode}")
+            time.sleep(0.05)
+        wall = time.perf_counter() - t_first
+        rss = peak_rss_mb(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    mb = sum(p.stat().st_size for p in out.glob("*.csv")) / 1e6
+    return {"wall": wall, "rss": rss, "mb": mb}
 
 
 def main() -> None:
@@ -63,57 +125,37 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = args.data or os.path.join(tmp, "market")
         if not args.data:
-            # In a child process: the day's arrays must not count in this process's peak.
-            subprocess.run([str(Path(sys.executable).parent / "asmm"), "synth", "--out", data,
-                            "--days", "1", "--depth", "20", "--bbo-rate", str(args.bbo_rate)],
-                           check=True, capture_output=True)
-        rp = start_replay(data, "--wait-subscriptions", "3", speed="max", log_dir=tmp,
-                          timeout=600)
-        try:
-            if len(cores) > 1:
-                os.sched_setaffinity(rp.proc.pid, {cores[1]})
-                os.sched_setaffinity(0, {cores[0]})
-            n_events = rp.clock()["events"]
-            cfg = CollectorConfig(output_dir=Path(tmp) / "out", api_url=rp.url,
-                                  orderbook_depth=20, stale_seconds=600, status_seconds=3600,
-                                  ws_client=args.ws_client)
-            c = Collector(cfg)
-            runner = threading.Thread(target=c.run, daemon=True)
-            cpu0 = time.process_time()
-            runner.start()
-            while c.stats.last_data is None:
-                time.sleep(0.001)  # a measurement's start, not synchronisation
-            t0, cpu_start = time.perf_counter(), time.process_time()
-            replay_cpu0 = process_cpu(rp.proc.pid)
-            session = c._session
-            writer = next(t for t in threading.enumerate() if t.name == "collector-writer")
-            while sum(c.stats.messages.values()) < n_events or not c.queue.empty():
-                time.sleep(0.01)
-            dt = time.perf_counter() - t0
-            ws_thread = session.manager if args.ws_client == "sdk" else session._thread
-            ws_cpu = thread_cpu(ws_thread.native_id)
-            wr_cpu = thread_cpu(writer.native_id)
-            cpu = time.process_time() - cpu_start
-            replay_cpu = process_cpu(rp.proc.pid) - replay_cpu0
-            c.stop()
-            runner.join()
-            total_cpu = time.process_time() - cpu0
-            rows = dict(c.writer.rows_written)
-            mb = sum(p.stat().st_size for p in cfg.output_dir.glob("*.csv")) / 1e6
-        except BaseException:
-            print(rp.log(), file=sys.stderr)
-            raise
-        finally:
-            rp.stop()
-    n = n_events
-    print(f"collector (WS_CLIENT={args.ws_client}): {n:,} messages (bbo+trades+l2Book, "
-          f"20 levels) in {dt:.2f} s wall = "
-          f"{n / dt:,.0f} msg/s with the replay unpaced; {mb:.0f} MB of CSV; rows {rows}")
-    print(f"collector CPU: {cpu:.2f} s for them = {n / cpu:,.0f} msg per CPU-second "
-          f"(websocket thread {ws_cpu:.2f} s incl. its connection, writer thread "
-          f"{wr_cpu:.2f} s; whole run incl. start/stop {total_cpu:.2f} s)")
-    print(f"replay exchange CPU meanwhile: {replay_cpu:.2f} s (its own core)")
-    print(f"collector peak RSS: {peak_rss_mb():.0f} MB")
+            # In a child process: the day's arrays must not count in this process's memory.
+            subprocess.run([ASMM, "synth", "--out", data, "--days", "1", "--depth", "20",
+                            "--bbo-rate", str(args.bbo_rate)], check=True, capture_output=True)
+        results = []
+        for phase in (in_process, as_deployed):
+            rp = start_replay(data, "--wait-subscriptions", "3", speed="max", log_dir=tmp,
+                              timeout=600)
+            try:
+                core = None
+                if len(cores) > 1:
+                    os.sched_setaffinity(rp.proc.pid, {cores[1]})
+                    os.sched_setaffinity(0, {cores[0]})
+                    core = cores[0]
+                n_events = rp.clock()["events"]
+                out = Path(tmp) / f"out-{phase.__name__}"
+                if phase is in_process:
+                    results.append(phase(rp.url, n_events, out, args.ws_client))
+                else:
+                    results.append(phase(rp.url, n_events, out, args.ws_client, core))
+            except BaseException:
+                print(rp.log(), file=sys.stderr)
+                raise
+            finally:
+                rp.stop()
+    cpu, dep, n = results[0], results[1], n_events
+    print(f"collector (WS_CLIENT={args.ws_client}) capacity: {n:,} messages (bbo + trades + "
+          f"l2Book, 20 levels) in {cpu['cpu']:.2f} CPU-s = {n / cpu['cpu']:,.0f} msg per "
+          f"CPU-second (websocket thread {cpu['ws_cpu']:.2f} s incl. its connection, writer "
+          f"{cpu['writer_cpu']:.2f} s); rows {cpu['rows']}")
+    print(f"asmm collect: {n / dep['wall']:,.0f} msg/s wall ({dep['wall']:.1f} s, replay "
+          f"unpaced), peak RSS {dep['rss']:.0f} MB, {dep['mb']:.0f} MB of CSV")
 
 
 if __name__ == "__main__":

@@ -111,7 +111,7 @@ SETTINGS: list[tuple[str, str, object, str]] = [
      "attempt, with jitter)"),
     ("backoff_max", "BACKOFF_MAX", float, "longest reconnect delay (seconds)"),
     ("ws_client", "WS_CLIENT", str, "websocket transport: 'aiohttp' (compiled frame reader, "
-     "about 1.6x the messages per CPU-second) or 'sdk' (hyperliquid-python-sdk's "
+     "about 1.5x the messages per CPU-second) or 'sdk' (hyperliquid-python-sdk's "
      "websocket-client manager)"),
 ]
 

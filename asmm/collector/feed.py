@@ -10,11 +10,11 @@ SDK's manager and takes every frame *before* the SDK's routing.
 :class:`AiohttpSession` (``WS_CLIENT=aiohttp``, the default) speaks the same protocol over aiohttp's
 websocket client, whose frame reader is compiled and reads the socket in large chunks;
 websocket-client makes three ``recv`` calls (each a GIL hand-off) and a ``poll`` per frame
-and parses frames in Python. It handles about 1.6x the messages per CPU-second, the
-difference between below and above the collector's goal of 20,000 msg/s on one core
+and parses frames in Python. It handles about 1.5x the messages per CPU-second
 (benchmarks/README.md). Both use the SDK's ``Info`` for the exchange's coin list.
 
-Both hand data to ``on_data(channel, t_recv, msg)`` and bad frames to
+Both hand data to ``on_data(channel, t_recv, frame)`` (the frame's text, or the decoded
+message when it does not start the usual way; the writer decodes) and bad frames to
 ``on_malformed(reason)`` on their own thread, one frame at a time; the supervisor in
 :mod:`asmm.collector.service` builds a new session after each drop.
 """
@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 COLLECTED_CHANNELS = ("bbo", "trades", "l2Book")
 PING_SECONDS = 50.0  # as the SDK: Hyperliquid closes connections silent for 60 s
 _CONNECTED = (hlproto.CONNECTED_TEXT, hlproto.CONNECTED_TEXT.encode())
+# How Hyperliquid (and the replay exchange) start a data message. Matching frames go to the
+# writer undecoded: a queued frame is then its text (~2 KB for a 20-level book) instead of
+# its decoded objects (~14 KB), which is most of the collector's memory under load.
+_DATA_PREFIXES = [(f'{{"channel":"{ch}"', f'{{"channel":"{ch}"'.encode(), ch)
+                  for ch in COLLECTED_CHANNELS]
 
 
 class UnknownCoinError(Exception):
@@ -115,6 +120,11 @@ class _BaseSession:
 
     def _on_frame(self, text: str | bytes) -> None:
         t = self.clock()
+        for as_str, as_bytes, channel in _DATA_PREFIXES:
+            if text.startswith(as_str if isinstance(text, str) else as_bytes):
+                self.last_data_mono = time.monotonic()
+                self.on_data(channel, t, text)
+                return
         if text in _CONNECTED:
             return
         try:
@@ -123,7 +133,7 @@ class _BaseSession:
             self.on_malformed(str(e))
             return
         channel = msg["channel"]
-        if channel in COLLECTED_CHANNELS:
+        if channel in COLLECTED_CHANNELS:  # a data message spelt differently: passed decoded
             self.last_data_mono = time.monotonic()
             self.on_data(channel, t, msg)
         elif channel == "subscriptionResponse":

@@ -2,7 +2,7 @@
 
 Threads::
 
-    websocket thread  --(channel, t_recv, msg)-->  queue (bounded)  -->  writer thread
+    websocket thread  --(channel, t_recv, frame)-->  queue (bounded)  -->  writer thread
     supervisor (caller of run()): connects, confirms subscriptions, watches for a dead feed,
                                   reconnects with backoff + jitter, records gaps
 
@@ -117,7 +117,7 @@ class Collector:
 
     # ----------------------------------------------------------------- websocket side
 
-    def _on_data(self, channel: str, t: float, msg: dict) -> None:
+    def _on_data(self, channel: str, t: float, msg) -> None:
         self.stats.count_message(channel, t)
         item = (channel, t, msg)
         if self.cfg.on_full == "drop":
@@ -278,8 +278,10 @@ class Collector:
                 self._fatal = self._fatal or f"closing files: {e}"
         self._heartbeat()
 
-    def _write_item(self, channel: str, t: float, msg: dict) -> None:
+    def _write_item(self, channel: str, t: float, msg) -> None:
         try:
+            if not isinstance(msg, dict):  # the frame's text, decoded here (see feed.py)
+                msg = hlproto.parse_message(msg)
             if channel == "bbo":
                 kind, coin = "prices", msg["data"]["coin"]
                 rows = hlproto.parse_bbo(msg, t)
