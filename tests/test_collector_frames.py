@@ -1,13 +1,14 @@
 """Frames the replay exchange never sends: undecodable text, JSON without a channel.
 
 A small aiohttp server on 127.0.0.1 plays the exchange: ``/info`` answers the SDK's
-``spotMeta`` and ``meta``; ``/ws`` confirms the subscriptions, then sends bad frames
-around one good ``bbo`` message.
+``spotMeta`` and ``meta``; ``/ws`` confirms the subscriptions, then sends bad frames and
+two good ``bbo`` messages, one spelt differently.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 
@@ -21,6 +22,10 @@ from asmm.marketdata import read_bbo
 
 BAD_FRAMES = ["not json {", '{"no": "channel"}', "[1, 2, 3]", '"just a string"']
 GOOD = hlproto.bbo_msg("BTC", 1_756_684_800_000, (100.0, 1.0, 1), (101.0, 2.0, 1))
+# Valid, but not spelt as Hyperliquid spells it ("channel" not first, spaces): the collector
+# must not depend on the spelling its fast path looks for.
+REORDERED = json.dumps({"data": hlproto.bbo_msg("BTC", 1_756_684_801_000, (99.0, 1.0, 1),
+                                                (102.0, 3.0, 1))["data"], "channel": "bbo"})
 
 
 @pytest.fixture
@@ -50,6 +55,7 @@ def odd_exchange():
                 for text in BAD_FRAMES:
                     await ws.send_str(text)
                 await ws.send_str(hlproto.dumps(GOOD))
+                await ws.send_str(REORDERED)
         return ws
 
     async def main():
@@ -83,7 +89,7 @@ def test_undecodable_frames_are_counted_and_skipped(odd_exchange, tmp_path, tran
     t.start()
     try:
         deadline = time.monotonic() + 30
-        while c.stats.messages.get("bbo", 0) < 1 or c.stats.malformed < len(BAD_FRAMES):
+        while c.stats.messages.get("bbo", 0) < 2 or c.stats.malformed < len(BAD_FRAMES):
             assert time.monotonic() < deadline, (c.stats, c.fatal)
             time.sleep(0.02)
         assert c.connected.is_set()  # the bad frames did not cost the connection
@@ -92,4 +98,4 @@ def test_undecodable_frames_are_counted_and_skipped(odd_exchange, tmp_path, tran
         t.join(30)
     assert c.stats.malformed == len(BAD_FRAMES) and c.stats.reconnects == 0
     bbo = read_bbo(tmp_path, "BTC")
-    assert len(bbo) == 1 and bbo.bid[0] == 100.0 and bbo.ask_size[0] == 2.0
+    assert list(bbo.bid) == [100.0, 99.0] and list(bbo.ask_size) == [2.0, 3.0]
