@@ -217,3 +217,19 @@ def test_env_example_has_no_real_secrets():
               "PAIR_SHORT_PRIVATE_KEY"):
         assert env[k] == "", f"{k} must be empty in .env.example"
     assert "change-me" in env["FREQTRADE__API_SERVER__JWT_SECRET_KEY"]
+
+
+def test_replay_config_is_the_dry_run_config_pointed_at_loopback():
+    live = load_config(ROOT / "user_data" / "config.json")
+    replay = load_config(ROOT / "user_data" / "config.replay.json")
+    # Same bot, same rules: only where the exchange lives differs.
+    assert replay["asmm"] == live["asmm"]
+    for key in ("strategy", "timeframe", "trading_mode", "margin_mode", "stake_currency",
+                "unfilledtimeout", "entry_pricing", "exit_pricing"):
+        assert replay[key] == live[key], key
+    assert replay["exchange"]["_ft_has_params"]["ohlcv_partial_candle"] is False
+    assert live["exchange"]["_ft_has_params"]["ohlcv_partial_candle"] is False
+    urls = replay["exchange"]["ccxt_config"]["urls"]["api"]
+    assert {urls["public"], urls["private"]} == {"http://127.0.0.1:8765"}
+    assert replay["exchange"]["enable_ws"] is False
+    assert replay["db_url"] != live["db_url"]
