@@ -124,7 +124,8 @@ def csv_to_parquet(path: Path) -> Path:
     The Parquet file appears only complete (temp + rename); the CSV is removed only after
     that, so an interruption leaves the CSV, never a lost day.
     """
-    names = path.open().readline().strip().split(",")
+    with path.open() as fh:
+        names = fh.readline().strip().split(",")
     types = {c: (pa.int64() if c in _INT_COLUMNS else pa.string() if c in _STR_COLUMNS
                  else pa.float64()) for c in names}
     table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(
@@ -183,9 +184,6 @@ class DayWriter:
     def flush(self) -> None:
         for _, f in self._open.values():
             f.flush()
-
-    def buffered_rows(self) -> int:
-        return sum(len(f.buf) for _, f in self._open.values())
 
     def close(self) -> None:
         """Flush and close every open file; wait for Parquet conversions of finished days.
