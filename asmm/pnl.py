@@ -86,13 +86,16 @@ class TradeRec:
 @dataclass
 class BotBook:
     """Everything one source knows. ``marks`` pair -> price for unrealised PnL; ``capital``
-    the starting balance (USDC) CAGR is measured against; ``now`` epoch s of the report."""
+    the starting balance (USDC) CAGR is measured against; ``now`` epoch s of the report;
+    ``started`` epoch s when the bot first ran on this database (Freqtrade's
+    ``bot_start_time``), if known."""
 
     name: str
     trades: list[TradeRec]
     marks: dict[str, float] = field(default_factory=dict)
     capital: float | None = None
     now: float | None = None
+    started: float | None = None
 
 
 # ---------------------------------------------------------------------------- sources
@@ -131,10 +134,16 @@ def load_db(path: str | Path, name: str | None = None) -> BotBook:
             "SELECT ft_trade_id, ft_order_side, side, filled, average, price, "
             "order_filled_date, order_date FROM orders "
             "WHERE filled > 0 AND ft_order_side != 'stoploss' ORDER BY id").fetchall()
+        try:
+            row = con.execute("SELECT datetime_value FROM KeyValueStore "
+                              "WHERE key = 'bot_start_time'").fetchone()
+        except sqlite3.OperationalError:  # databases from before the key-value store
+            row = None
     except sqlite3.DatabaseError as e:
         raise PnLError(f"{path} is not a Freqtrade trades database ({e})") from e
     finally:
         con.close()
+    started = _ts(row[0]) if row else None
     name = name or path.stem
     by_trade: dict[int, list] = {}
     for o in orders:
@@ -157,7 +166,7 @@ def load_db(path: str | Path, name: str | None = None) -> BotBook:
                                  t["close_profit_abs"]))
     if not recs:
         raise PnLError(f"{path} holds no filled trades yet: nothing to report")
-    return BotBook(name, recs)
+    return BotBook(name, recs, started=started)
 
 
 def trades_from_json(name: str, trades: Sequence[dict]) -> list[TradeRec]:
@@ -220,6 +229,7 @@ def load_rest(url: str, username: str | None, password: str | None,
                 break
         status = _checked(url, "/status", client.status())
         balance = _checked(url, "/balance", client.balance())
+        profit = _checked(url, "/profit", client.profit())
     except OSError as e:
         raise PnLError(f"cannot talk to the Freqtrade API at {url}: {e}") from e
     except (KeyError, TypeError) as e:
@@ -236,7 +246,9 @@ def load_rest(url: str, username: str | None, password: str | None,
     capital = balance.get("starting_capital") if isinstance(balance, dict) else None
     if not recs:
         raise PnLError(f"{url}: the bot holds no filled trades yet: nothing to report")
-    return BotBook(name, recs, marks, float(capital) if capital else None, now=None)
+    start_ms = profit.get("bot_start_timestamp") if isinstance(profit, dict) else None
+    return BotBook(name, recs, marks, float(capital) if capital else None, now=None,
+                   started=start_ms / 1000.0 if start_ms else None)
 
 
 def merge_books(books: Sequence[BotBook]) -> BotBook:
@@ -248,9 +260,10 @@ def merge_books(books: Sequence[BotBook]) -> BotBook:
         marks.update(b.marks)
     caps = [b.capital for b in books]
     nows = [b.now for b in books if b.now is not None]
+    starts = [b.started for b in books if b.started is not None]
     return BotBook(" + ".join(b.name for b in books), [t for b in books for t in b.trades],
                    marks, sum(caps) if all(c is not None for c in caps) else None,
-                   max(nows) if nows else None)
+                   max(nows) if nows else None, min(starts) if starts else None)
 
 
 # ---------------------------------------------------------------------------- figures
@@ -310,6 +323,7 @@ class PnLSummary:
     cagr: float                # fraction per year; NaN without capital; inf if it overflows
     days_running: float
     first_fill: float
+    started: float             # when the bot started quoting (its start, else the first fill)
     fills: int
     fills_buy: int
     fills_sell: int
@@ -428,6 +442,7 @@ def summarize(book: BotBook, now: float | None = None) -> PnLSummary:
         max_drawdown=float(dd[j]), max_drawdown_pct=dd_pct, capital=capital,
         cagr=cagr(capital, total, days) if capital else math.nan,
         days_running=days, first_fill=fills[0].time, fills=n,
+        started=min(book.started, fills[0].time) if book.started else fills[0].time,
         fills_buy=sum(f.signed_qty > 0 for f in fills),
         fills_sell=sum(f.signed_qty < 0 for f in fills),
         volume=sum(f.amount for f in fills),
@@ -480,7 +495,7 @@ def summary_dict(s: PnLSummary) -> dict:
     keys = ("name", "realised", "unrealised", "total", "fees", "funding", "round_trips_long",
             "round_trips_short", "win_rate", "captured_bp", "fee_bp", "inventory_now",
             "inventory_max", "max_drawdown", "max_drawdown_pct", "capital", "cagr",
-            "days_running", "first_fill", "fills")
+            "days_running", "first_fill", "started", "fills")
     out = {}
     for k in keys:
         v = getattr(s, k)
@@ -510,15 +525,15 @@ def compare_with_backtest(summary: PnLSummary, data_dir: str | Path, coin: str,
                           params_file: str | Path, *, shift: float = 0.0,
                           execution: str = "freqtrade") -> Comparison:
     """Run the tick-level backtester on the collector's data for the live window
-    ``[first fill, end]`` with the live order size and fee rate and the parameter file the
-    bot quoted from, and line its figures up with the live ones.
+    ``[bot start (else first fill), end]`` with the live order size and fee rate and the
+    parameter file the bot quoted from, and line its figures up with the live ones.
 
     Raises :class:`PnLError` when the data or the parameter file cannot be used."""
     from .backtest import BacktestConfig, load_events, run_backtest
     from .marketdata import DataError
     from .params import ParamsError, load_params
 
-    start, end = summary.first_fill, float(summary.curves.time[-1])
+    start, end = summary.started, float(summary.curves.time[-1])
     try:
         params = load_params(params_file, check_fresh=False)
         events = load_events(data_dir, coin, start + shift, end + shift)
@@ -547,8 +562,8 @@ def comparison_table(c: Comparison):
     from rich.table import Table
 
     span = (c.window[1] - c.window[0]) / 60.0
-    t = Table(title=f"Does paper trading match the backtest? ({span:.1f} min from the first "
-                    f"fill, {c.backtest['events']:,} market events, backtester execution "
+    t = Table(title=f"Does paper trading match the backtest? ({span:.1f} min from the bot's "
+                    f"start, {c.backtest['events']:,} market events, backtester execution "
                     f"'{c.execution}')", title_justify="left")
     for col in ("figure", "live", "backtest", "live - backtest"):
         t.add_column(col, justify="right" if col != "figure" else "left")

@@ -80,11 +80,13 @@ def _trade(is_short: bool, amount: float, entry: float, exit_: float | None, t_i
 
 @pytest.fixture(scope="module")
 def trades_db(tmp_path_factory) -> Path:
-    from freqtrade.persistence import Trade, init_db
+    from freqtrade.persistence import KeyValueStore, Trade, init_db
 
     path = tmp_path_factory.mktemp("ftdb") / "tradesv3.dryrun.sqlite"
     init_db(f"sqlite:///{path}")
     try:
+        # The bot started quoting 5 minutes before its first fill.
+        KeyValueStore.store_value("bot_start_time", T0 - timedelta(minutes=5))
         _trade(False, 0.01, 100000.0, 100020.0, 0, 60, -0.02, 1)
         _trade(True, 0.02, 100030.0, 99990.0, 120, 300, 0.01, 3)
         _trade(False, 0.01, 99950.0, None, 3600, None, 0.0, 5)
@@ -377,7 +379,7 @@ def _params_file(path: Path, truth: dict) -> Path:
 
 def test_compare_with_backtest_over_the_live_window(trades_db, small_market, tmp_path):
     """The hand-built trades fall on the first synthetic day (2025-09-01, 00:00 to 01:00):
-    the comparison backtests exactly [first fill, end] with the live lot and fee rate."""
+    the comparison backtests exactly [bot start, end] with the live lot and fee rate."""
     from asmm.backtest import BacktestConfig, load_events, run_backtest
     from asmm.params import load_params
 
@@ -392,7 +394,8 @@ def test_compare_with_backtest_over_the_live_window(trades_db, small_market, tmp
     assert live["fills, our bid (buys)"] == 3 and live["fills, our ask (sells)"] == 2
     assert live["volume (base)"] == pytest.approx(0.07)
     assert live["inventory max |q| (lots)"] == pytest.approx(2.0)  # 0.02 BTC in 0.01 lots
-    start = T0.replace(tzinfo=UTC).timestamp()
+    start = T0.replace(tzinfo=UTC).timestamp() - 300.0
+    assert book.started == start
     assert c.window == (start, end)
     cfg = BacktestConfig.from_params(load_params(params, check_fresh=False), order_size=0.01,
                                      maker_fee=FEE, execution="freqtrade")
