@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--png", type=Path, default=Path("pnl.png"),
                    help="where to write the plot")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
+    p.add_argument("--html", type=Path, default=None,
+                   help="also write an interactive, self-contained HTML report here")
     p.add_argument("--json", action="store_true",
                    help="print the figures as JSON instead of the table")
     p.add_argument("--timeout", type=float, default=10.0, help="API timeout, seconds")
@@ -122,6 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         path = pnl.plot(summaries[-1], args.png, base=base or "base")
         (err if args.json else out).print(
             f"plot (equity, inventory, captured spread over time): {path}")
+    if args.html is not None:
+        path = pnl.write_html(summaries, args.html, base=base, comparison=comparison)
+        (err if args.json else out).print(f"interactive report: {path}")
     return 0
 
 

@@ -414,7 +414,8 @@ def step_report(d: Demo) -> None:
         raise StepSkipped("no bot ran, so there is nothing to report")
     png = d.work / "pnl.png"
     env = {"FREQTRADE_API_USER": d.api_auth[0], "FREQTRADE_API_PASSWORD": d.api_auth[1]}
-    cmd = [sys.executable, str(ROOT / "show_PnL.py"), "--url", d.api_url, "--png", str(png)]
+    cmd = [sys.executable, str(ROOT / "show_PnL.py"), "--url", d.api_url, "--png", str(png),
+           "--html", str(d.work / "pnl.html")]
     if d.params_file is not None:
         # The replay moved the data's times to 'now' (at speed 1): undo that shift to find
         # the data of the live window for the backtest comparison.

@@ -583,14 +583,9 @@ def _fmt(x: float, spec: str, unit: str = "") -> str:
     return f"{x:{spec}}{unit}"
 
 
-def summary_table(summaries: Sequence[PnLSummary], quote: str = "USDC", base: str = ""):
-    """A rich table, one column per summary (per bot, then the merged book)."""
-    from rich.table import Table
-
-    t = Table(title="PnL report", title_justify="left")
-    t.add_column("figure")
-    for s in summaries:
-        t.add_column(s.name, justify="right")
+def summary_rows(summaries: Sequence[PnLSummary], quote: str = "USDC",
+                 base: str = "") -> list[tuple[str, list[str]]]:
+    """The report's figures as text: (label, one value per summary)."""
     when = datetime.fromtimestamp
     rows = [
         ("realised PnL (after fees, funding)", lambda s: _fmt(s.realised, ",.4f", f" {quote}")),
@@ -616,9 +611,122 @@ def summary_table(summaries: Sequence[PnLSummary], quote: str = "USDC", base: st
          lambda s: when(s.first_fill, UTC).strftime("%Y-%m-%d %H:%M:%S")),
         ("fills", lambda s: str(s.fills)),
     ]
-    for label, fn in rows:
-        t.add_row(label, *(fn(s) for s in summaries))
+    return [(label, [fn(s) for s in summaries]) for label, fn in rows]
+
+
+def summary_table(summaries: Sequence[PnLSummary], quote: str = "USDC", base: str = ""):
+    """A rich table, one column per summary (per bot, then the merged book)."""
+    from rich.table import Table
+
+    t = Table(title="PnL report", title_justify="left")
+    t.add_column("figure")
+    for s in summaries:
+        t.add_column(s.name, justify="right")
+    for label, values in summary_rows(summaries, quote, base):
+        t.add_row(label, *values)
     return t
+
+
+_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>PnL report</title>
+<style>
+body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}
+table{border-collapse:collapse;margin-bottom:1.5em}
+td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+td:first-child,th:first-child{text-align:left}
+svg{display:block;margin-bottom:.4em;background:#fafafa;border:1px solid #ddd}
+#tip{position:fixed;pointer-events:none;background:#fff;border:1px solid #888;
+padding:2px 6px;font-size:12px;display:none}
+</style></head><body>
+<h2>PnL report</h2>
+<div id="tables"></div><div id="charts"></div><div id="tip"></div>
+<script>
+const D = __DATA__;
+function table(head, rows){
+  let h = '<table><tr>' + head.map(x => '<th>' + x + '</th>').join('') + '</tr>';
+  for (const r of rows) h += '<tr>' + r.map(x => '<td>' + x + '</td>').join('') + '</tr>';
+  return h + '</table>';
+}
+let html = table(['figure', ...D.names], D.rows.map(r => [r[0], ...r[1]]));
+if (D.comparison) html += '<h3>' + D.comparison.title + '</h3>' +
+  table(['figure', 'live', 'backtest', 'live - backtest'], D.comparison.rows);
+document.getElementById('tables').innerHTML = html;
+const tip = document.getElementById('tip');
+const W = 900, H = 200, P = 50;
+function chart(title, t, y, step, dots){
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('width', W); svg.setAttribute('height', H);
+  const t0 = D.t[0], t1 = D.t[D.t.length - 1] > t0 ? D.t[D.t.length - 1] : t0 + 1;
+  let lo = Math.min(0, ...y), hi = Math.max(0, ...y); if (hi === lo) hi = lo + 1;
+  const X = v => P + (v - t0) / (t1 - t0) * (W - 2 * P);
+  const Y = v => H - 20 - (v - lo) / (hi - lo) * (H - 40);
+  let path = '';
+  for (let i = 0; i < t.length; i++) {
+    if (dots) continue;
+    path += (i ? (step ? 'H' + X(t[i]) + 'V' : 'L' + X(t[i]) + ',') : 'M' + X(t[i]) + ',')
+      + Y(y[i]);
+  }
+  let s = '<text x="' + P + '" y="14">' + title + '</text>' +
+    '<line x1="' + P + '" x2="' + (W - P) + '" y1="' + Y(0) + '" y2="' + Y(0) +
+    '" stroke="#aaa"/><text x="2" y="' + (Y(hi) + 4) + '" font-size="11">' +
+    hi.toPrecision(4) + '</text><text x="2" y="' + (Y(lo) + 4) + '" font-size="11">' +
+    lo.toPrecision(4) + '</text>';
+  if (dots) t.forEach((v, i) => { s += '<circle r="3" cx="' + X(v) + '" cy="' + Y(y[i]) +
+    '" fill="' + dots[i] + '"/>'; });
+  else s += '<path d="' + path + '" fill="none" stroke="#1f77b4" stroke-width="1.5"/>';
+  svg.innerHTML = s + '<line class="cur" y1="20" y2="' + (H - 20) + '" stroke="#999"/>';
+  svg.addEventListener('mousemove', e => {
+    if (!t.length) return;
+    const r = svg.getBoundingClientRect(), tx = t0 + (e.clientX - r.left - P) /
+      (W - 2 * P) * (t1 - t0);
+    let i = 0; while (i + 1 < t.length && t[i + 1] <= tx) i++;
+    svg.querySelector('.cur').setAttribute('x1', X(t[i]));
+    svg.querySelector('.cur').setAttribute('x2', X(t[i]));
+    tip.style.display = 'block'; tip.style.left = (e.clientX + 12) + 'px';
+    tip.style.top = (e.clientY + 12) + 'px';
+    tip.textContent = new Date(t[i] * 1000).toISOString().replace('T', ' ').slice(0, 19) +
+      ' UTC: ' + y[i].toPrecision(6);
+  });
+  svg.addEventListener('mouseleave', () => { tip.style.display = 'none'; });
+  document.getElementById('charts').appendChild(svg);
+}
+chart('total PnL (USDC)', D.t, D.equity, true);
+chart('net inventory (' + D.base + ')', D.t, D.inventory, true);
+chart('captured spread per round trip (bp, green long, red short)', D.rt_t, D.rt_bp, false,
+      D.rt_long.map(l => l ? '#2ca02c' : '#d62728'));
+</script></body></html>
+"""
+
+
+def write_html(summaries: Sequence[PnLSummary], out: str | Path, *, base: str = "",
+               comparison: Comparison | None = None) -> Path:
+    """A self-contained interactive HTML page (no external scripts): the report's tables
+    and the equity, inventory and captured-spread charts of the last summary, with the
+    value under the mouse. Written to a temp file and renamed."""
+    import json
+
+    book = summaries[-1]
+    c = book.curves
+    rt = book.round_trips
+    data = {
+        "names": [s.name for s in summaries], "rows": summary_rows(summaries, base=base),
+        "base": base or "base", "t": c.time.tolist(), "equity": c.equity.tolist(),
+        "inventory": c.inventory.tolist(), "rt_t": [r.close_time for r in rt],
+        "rt_bp": [r.captured_bp for r in rt], "rt_long": [not r.is_short for r in rt],
+        "comparison": None if comparison is None else {
+            "title": "Does paper trading match the backtest?",
+            "rows": [[label, f"{live:,.6g}", f"{bt:,.6g}", f"{live - bt:+,.6g}"]
+                     for label, live, bt in comparison.rows]},
+    }
+    # "</" inside a <script> would end it early; JSON allows the escaped form.
+    payload = json.dumps(data).replace("</", "<\\/")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(_HTML.replace("__DATA__", payload))
+    tmp.replace(out)
+    return out
 
 
 def plot(summary: PnLSummary, out: str | Path, base: str = "base") -> Path:

@@ -439,3 +439,55 @@ def test_partial_fills_use_average_cost():
     # -0.202 + 2 lots * (102 - 101) = 1.798; 2 - 0.305 + 1 lot * (103 - 101) = 3.695;
     # 1 - 0.405 = 0.595; and at the end 0.595.
     assert list(s.curves.equity) == pytest.approx([-0.1, 1.798, 3.695, 0.595, 0.595])
+
+
+# Runs the page's script under Node with a minimal stand-in for the DOM: the script must
+# run without error, draw three charts and answer a mouse move with a value.
+_DOM_HARNESS = r"""
+const fs = require('fs');
+const html = fs.readFileSync(process.argv[2], 'utf8');
+const js = html.split('<script>')[1].split('</script>')[0];
+const els = {}; const svgs = [];
+const el = () => ({innerHTML: '', style: {}, appendChild(c) { svgs.push(c); }});
+global.document = {
+  getElementById(id) { return els[id] || (els[id] = el()); },
+  createElementNS() {
+    const a = {}; const h = {};
+    return {attrs: a, handlers: h, innerHTML: '', setAttribute(k, v) { a[k] = v; },
+      addEventListener(k, f) { h[k] = f; },
+      getBoundingClientRect() { return {left: 0, top: 0}; },
+      querySelector() { return {setAttribute() {}}; }};
+  }};
+eval(js);
+for (const s of svgs) s.handlers.mousemove({clientX: 400, clientY: 50});
+console.log(JSON.stringify({
+  charts: svgs.length,
+  rows: (els.tables.innerHTML.match(/<tr>/g) || []).length,
+  paths: svgs.map(s => (s.innerHTML.match(/<path|<circle/g) || []).length),
+  tip: els.tip.textContent}));
+"""
+
+
+def test_interactive_html(trades_db, tmp_path):
+    import shutil
+
+    html = tmp_path / "r.html"
+    r = _cli("--db", str(trades_db), "--mark", "100000", "--now", "2025-09-02T00:00:00",
+             "--no-plot", "--html", str(html))
+    assert r.returncode == 0, r.stderr
+    text = html.read_text()
+    data = json.loads(text.split("const D = ", 1)[1].split(";\n", 1)[0])
+    assert data["equity"] == pytest.approx([-0.1, -0.02002, -0.22008, 0.38994, 0.28999,
+                                            0.78999], abs=1e-9)
+    assert ["total PnL", ["0.7900 USDC"]] in data["rows"]
+    assert "<script src" not in text  # self-contained
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node not installed: the page's script was not executed")
+    (tmp_path / "h.js").write_text(_DOM_HARNESS)
+    out = subprocess.run([node, str(tmp_path / "h.js"), str(html)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert got["charts"] == 3 and got["paths"] == [1, 1, 2]
+    assert got["tip"].endswith("UTC: 3.99880")  # the short round trip under the mouse
