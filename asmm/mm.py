@@ -28,6 +28,7 @@ import os
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -442,40 +443,50 @@ def adx_on_timeframe(df: pd.DataFrame, timeframe: str, period: int) -> pd.Series
 
 # --------------------------------------------------------------------------- gate
 
+class Block(NamedTuple):
+    """Why entries are blocked: ``key`` names the guard (stable while it blocks; messages
+    carry changing numbers such as ages and clocks), ``message`` is the line to log."""
+
+    key: str
+    message: str
+
+
 @dataclass
 class Gate:
-    """Logs a blocking reason once when it starts and once when it clears.
+    """Logs a block once when it starts (or the blocking guard changes) and once when it
+    clears.
 
     The bot loops every few seconds; a guard that logs on every loop would bury the line
     that says why it stopped.
     """
 
     name: str
-    reason: str | None = None
+    key: str | None = None
 
-    def set(self, reason: str | None, logger: logging.Logger = log) -> str | None:
-        if reason != self.reason:
-            if reason is None:
+    def set(self, block: Block | None, logger: logging.Logger = log) -> str | None:
+        key = block.key if block else None
+        if key != self.key:
+            if block is None:
                 logger.info("%s: entries allowed again", self.name)
             else:
-                logger.warning("%s: no new entries: %s", self.name, reason)
-            self.reason = reason
-        return reason
+                logger.warning("%s: no new entries: %s", self.name, block.message)
+            self.key = key
+        return block.message if block else None
 
 
-def entry_block_reason(*, params_error: str | None, kill: str, drawdown_tripped: bool,
+def entry_block_reason(*, params_error: Exception | None, kill: str, drawdown_tripped: bool,
                        shared_state_error: str | None, adx_value: float | None,
-                       adx_threshold: float | None) -> str | None:
+                       adx_threshold: float | None) -> Block | None:
     """The first reason no new entry may open, or None. Exits are never blocked here."""
     if kill != "off":
-        return "kill switch active"
+        return Block("kill", "kill switch active")
     if drawdown_tripped:
-        return "max-drawdown stop tripped"
-    if params_error:
-        return params_error
+        return Block("drawdown", "max-drawdown stop tripped")
+    if params_error is not None:
+        return Block(f"params:{type(params_error).__name__}", str(params_error))
     if shared_state_error:
-        return shared_state_error
+        return Block("shared_state", shared_state_error)
     if adx_threshold is not None and adx_value is not None and math.isfinite(adx_value) \
             and adx_value > adx_threshold:
-        return f"trending market: ADX {adx_value:.1f} > {adx_threshold:g}"
+        return Block("adx", f"trending market: ADX {adx_value:.1f} > {adx_threshold:g}")
     return None

@@ -339,7 +339,7 @@ def single_bot(live_market, tmp_path_factory):
     file order: trading -> prices -> REST API -> stale parameters -> kill switch -> log."""
     folder, truth = live_market
     work = tmp_path_factory.mktemp("ft_single")
-    rp = start_replay(folder, "--start-at", "now", log_dir=work)
+    rp = start_replay(folder, "--start-at", "now", "--history", "600", log_dir=work)
     params_file = work / "params.json"
     now = datetime.now(UTC)
     params = make_params(params_file, truth, now - timedelta(minutes=5), now + timedelta(hours=2))
@@ -347,7 +347,11 @@ def single_bot(live_market, tmp_path_factory):
     try:
         # No maker fee: quotes a few ticks from the mid fill within seconds on this market,
         # so a few minutes hold many round trips (with the 1.5 bp fee, about one a minute).
-        bot = Bot(work, rp.url, params_file, "single", kill_timeout_seconds=15, maker_fee=0.0)
+        # Kill timeout 0: the kill switch goes to market at once, so the run exercises that
+        # path deterministically (working down at the model's price first is the normal
+        # exit, exercised throughout; the phase switch is unit-tested).
+        bot = Bot(work, rp.url, params_file, "single", kill_timeout_seconds=0.001,
+                  maker_fee=0.0)
         yield bot, params, params_file, truth
     finally:
         if bot:
@@ -449,7 +453,6 @@ def test_dry_run_kill_switch_over_the_api_brings_the_bot_flat(single_bot):
     bot.client.lock_add(PAIR, until, "*", "kill")
     armed = datetime.now(UTC)
     bot.wait(lambda: "asmm: kill switch armed" in bot.text(), 30, "the kill switch to arm")
-    # Model price first, then at market after kill_timeout_seconds (15 s) and the next candle.
     bot.wait(lambda: bot.client.status() == [], 150, "the bot to be flat after the kill switch")
     t_flat = time.monotonic()
     bot.wait(lambda: time.monotonic() - t_flat > 5, 30, "a few more loops")
@@ -457,6 +460,14 @@ def test_dry_run_kill_switch_over_the_api_brings_the_bot_flat(single_bot):
     late = [t for t in bot.trades()
             if datetime.fromtimestamp(t["open_timestamp"] / 1000, UTC) > armed]
     assert late == [], "the kill switch let a new entry through"
+    # If the position was still open when the switch armed, it left at market: a marketable
+    # limit at the opposite touch.
+    exited_after = [o for t in bot.trades() for o in t["orders"]
+                    if not is_entry(o, t) and o["status"] == "closed"
+                    and datetime.fromtimestamp(o["order_timestamp"] / 1000, UTC) > armed]
+    market = [ln for ln in quote_lines(bot.text()) if ln["why"] == "market"]
+    if exited_after:
+        assert market and all(ln["price"] in (ln["best_bid"], ln["best_ask"]) for ln in market)
 
 
 @pytest.mark.slow
@@ -475,7 +486,7 @@ def test_dry_run_log_has_no_error_and_no_foreign_host(single_bot):
 def test_pair_of_bots_rests_a_bid_and_an_ask_at_once_when_flat(live_market, tmp_path_factory):
     folder, truth = live_market
     work = tmp_path_factory.mktemp("ft_pair")
-    rp = start_replay(folder, "--start-at", "now", log_dir=work)
+    rp = start_replay(folder, "--start-at", "now", "--history", "600", log_dir=work)
     params_file = work / "params.json"
     now = datetime.now(UTC)
     params = make_params(params_file, truth, now - timedelta(minutes=5), now + timedelta(hours=2))
@@ -485,7 +496,8 @@ def test_pair_of_bots_rests_a_bid_and_an_ask_at_once_when_flat(live_market, tmp_
         for mode in ("long", "short"):
             bots.append(Bot(work / mode, rp.url, params_file, f"pair-{mode}",
                             configs=(ROOT / "user_data" / f"config.pair-{mode}.json",),
-                            shared_state_dir=str(shared)))
+                            shared_state_dir=str(shared),
+                            kill_switch_file=str(work / "KILL"), kill_timeout_seconds=5))
         long_bot, short_bot = bots
 
         def resting_entry(bot: Bot):
@@ -513,6 +525,11 @@ def test_pair_of_bots_rests_a_bid_and_an_ask_at_once_when_flat(live_market, tmp_
             assert lines[-1]["q"] == 0.0
         states = {p.stem: json.loads(p.read_text()) for p in shared.glob("*.json")}
         assert set(states) == {"long", "short"}
+        # The kill-switch file stops both: resting entries are cancelled, positions closed.
+        (work / "KILL").touch()
+        for bot in bots:
+            bot.wait(lambda b=bot: "asmm: kill switch armed" in b.text()
+                     and b.client.status() == [], 120, f"{bot.name} to stop and be flat")
         for bot in bots:
             text = bot.text()
             assert error_lines(text) == []

@@ -13,7 +13,7 @@ import pytest
 
 from asmm import mm
 from asmm.model import quotes
-from asmm.params import Params, SideIntensity
+from asmm.params import Params, ParamsExpiredError, SideIntensity
 
 NOW = datetime(2025, 9, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -242,21 +242,27 @@ def test_entry_block_reason_priority():
     kw = dict(params_error=None, kill="off", drawdown_tripped=False, shared_state_error=None,
               adx_value=None, adx_threshold=None)
     assert mm.entry_block_reason(**kw) is None
-    assert "kill" in mm.entry_block_reason(**{**kw, "kill": "work", "params_error": "x"})
-    assert mm.entry_block_reason(**{**kw, "params_error": "expired"}) == "expired"
-    assert "ADX 30.0 > 25" in mm.entry_block_reason(**{**kw, "adx_value": 30.0,
-                                                        "adx_threshold": 25.0})
+    expired = ParamsExpiredError("parameters for BTC expired")
+    assert mm.entry_block_reason(**{**kw, "kill": "work", "params_error": expired}).key == "kill"
+    b = mm.entry_block_reason(**{**kw, "params_error": expired})
+    assert b == mm.Block("params:ParamsExpiredError", "parameters for BTC expired")
+    b = mm.entry_block_reason(**{**kw, "adx_value": 30.0, "adx_threshold": 25.0})
+    assert b.key == "adx" and "ADX 30.0 > 25" in b.message
     assert mm.entry_block_reason(**{**kw, "adx_value": 30.0}) is None  # filter off
 
 
-def test_gate_logs_once_per_change(caplog):
+def test_gate_logs_once_per_guard_not_per_changing_message(caplog):
     g = mm.Gate("asmm")
     with caplog.at_level("INFO"):
-        for _ in range(5):
-            g.set("parameters expired")
-        g.set(None)
+        for i in range(5):  # the message carries the clock; the guard is the same
+            assert g.set(mm.Block("params:ParamsExpiredError", f"expired (now {i})")) \
+                == f"expired (now {i})"
+        g.set(mm.Block("kill", "kill switch active"))
+        assert g.set(None) is None
     lines = [r.getMessage() for r in caplog.records]
-    assert lines == ["asmm: no new entries: parameters expired", "asmm: entries allowed again"]
+    assert lines == ["asmm: no new entries: expired (now 0)",
+                     "asmm: no new entries: kill switch active",
+                     "asmm: entries allowed again"]
 
 
 # ------------------------------------------------------------------ shared inventory

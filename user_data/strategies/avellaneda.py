@@ -156,17 +156,15 @@ class Avellaneda(IStrategy):
                               max_inventory=float(self.max_inventory_lots.value),
                               best_bid=best_bid, best_ask=best_ask)
 
-    def _block_reason(self, pair: str, now: datetime, dataframe: DataFrame | None = None
-                      ) -> str | None:
+    def _block_reason(self, pair: str, now: datetime) -> str | None:
         try:
             self.params_cache.get(now)
             params_error = None
         except ParamsError as e:
-            params_error = str(e)
+            params_error = e
         adx_value = None
         if self.mm.adx_filter:
-            df = dataframe if dataframe is not None else \
-                self.dp.get_analyzed_dataframe(pair, self.timeframe)[0]
+            df = self.dp.get_analyzed_dataframe(pair, self.timeframe)[0]
             if len(df) and "adx" in df:
                 adx_value = float(df["adx"].iloc[-1])
         return self.gate.set(mm.entry_block_reason(
@@ -294,6 +292,19 @@ class Avellaneda(IStrategy):
             self._log_quote(pair, "exit", side, new, quote, why)
             return new
         return current_order_rate
+
+    # Freqtrade calls these every loop; adjust_order_price only once it holds a candle newer
+    # than the order, which at a minute boundary can be a minute away. A tripped guard must
+    # not wait for that: a resting entry is cancelled, and an exit that must go at market is
+    # cancelled so the same loop places it again at custom_exit_price's market price.
+    def check_entry_timeout(self, pair: str, trade: Trade, order: Order,
+                            current_time: datetime, **kwargs) -> bool:
+        return self._block_reason(pair, current_time) is not None
+
+    def check_exit_timeout(self, pair: str, trade: Trade, order: Order,
+                           current_time: datetime, **kwargs) -> bool:
+        price, _, why = self._exit_target(pair, trade, current_time, order.safe_price)
+        return why in ("market", "liquidation") and price != order.safe_price
 
     def order_filled(self, pair: str, trade: Trade, order: Order, current_time: datetime,
                      **kwargs) -> None:
