@@ -345,7 +345,8 @@ def step_dry_run(d: Demo) -> None:
           "REST API is on")
     d.console.print(f"[bold green]{ui} {d.api_url}[/bold green]  (user [bold]{user}[/bold], "
                     f"password [bold]{password}[/bold], valid for this run only)")
-    _watch_bot(d, p, d.args.dry_run_minutes * 60.0)
+    _watch_bot(d, p, d.args.dry_run_minutes * 60.0,
+               max(d.args.max_dry_run_minutes, d.args.dry_run_minutes) * 60.0)
 
 
 def _get(d: Demo, path: str):
@@ -358,36 +359,48 @@ def _get(d: Demo, path: str):
         return json.loads(r.read())
 
 
-def _watch_bot(d: Demo, p: subprocess.Popen, seconds: float) -> None:
-    """Let the bot trade, printing each fill as it happens and a running count."""
+def _watch_bot(d: Demo, p: subprocess.Popen, seconds: float, max_seconds: float) -> None:
+    """Let the bot trade for ``seconds``, and on up to ``max_seconds`` until a round trip
+    has closed (a report without one shows little), printing each fill as it happens."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    end = time.monotonic() + seconds
+    t0 = time.monotonic()
     seen: set[str] = set()
     next_line = 0.0
+    closed_n = 0
+    extended = False
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
                   console=d.console, disable=not d.console.is_terminal) as bar:
         task = bar.add_task("dry-run", total=seconds)
         last = ""
-        while (left := end - time.monotonic()) > 0:
+        while True:
+            elapsed = time.monotonic() - t0
+            if elapsed >= max_seconds or (elapsed >= seconds and closed_n > 0):
+                break
+            if elapsed >= seconds and not extended:
+                extended = True
+                bar.update(task, total=max_seconds)
+                d.console.print(f"no round trip closed yet: trading on, for at most "
+                                f"{max_seconds / 60:g} min in all")
             if p.poll() is not None:
                 raise StepFailed(f"Freqtrade exited with status {p.returncode} while trading",
                                  d.logs / "freqtrade.log")
             try:
                 open_trades = _get(d, "status")
                 closed = _get(d, "trades?limit=20")
-                last = (f"{len(open_trades)} open trade(s), {closed['total_trades']} closed "
-                        "round trip(s)")
+                closed_n = closed["total_trades"]
+                last = f"{len(open_trades)} open trade(s), {closed_n} closed round trip(s)"
                 for line in _new_fills(open_trades + closed["trades"], seen):
                     d.console.print(line)
             except (OSError, ValueError, KeyError, TypeError):
                 last = "API busy"
-            bar.update(task, completed=seconds - left, description=f"dry-run: {last}")
-            if not d.console.is_terminal and seconds - left >= next_line:
-                d.console.print(f"  {seconds - left:5.0f} s: {last}")
+            bar.update(task, completed=elapsed, description=f"dry-run: {last}")
+            if not d.console.is_terminal and elapsed >= next_line:
+                d.console.print(f"  {elapsed:5.0f} s: {last}")
                 next_line += 30.0
-            time.sleep(min(5.0, max(left, 0.0)))
-    d.console.print(f"after {seconds / 60:g} min: {last}")
+            limit = max_seconds if extended else seconds
+            time.sleep(min(5.0, max(limit - elapsed, 0.0)))
+    d.console.print(f"after {(time.monotonic() - t0) / 60:.1f} min: {last}")
 
 
 def _new_fills(trades: list[dict], seen: set[str]) -> list[str]:

@@ -130,9 +130,10 @@ def test_ctrl_c_while_the_bot_runs_stops_everything(tmp_path):
 
 @pytest.mark.slow
 def test_shortened_demo_end_to_end(tmp_path):
-    """The whole pipeline on the default (full-size) market with a 2-minute dry-run: the
-    strategy fills within seconds on it (A = 0.5 orders/s a side), so a report exists."""
-    r = _demo(tmp_path, "--dry-run-minutes", "2", "--api-port", str(_free_port()))
+    """The whole pipeline on the default (full-size) market with a short dry-run that goes on
+    (up to 10 min) until the bot has closed a round trip, so there is a report to check."""
+    r = _demo(tmp_path, "--dry-run-minutes", "1", "--max-dry-run-minutes", "10",
+              "--api-port", str(_free_port()))
     out = r.stdout
     assert r.returncode == 0, out + r.stderr
     for i, step in enumerate(["Synthesize", "Calibrate", "Tick-level backtest",

@@ -20,6 +20,9 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=1, help="random seed of the synthetic market")
     p.add_argument("--dry-run-minutes", type=float, default=3.0,
                    help="how long the Freqtrade dry-run trades")
+    p.add_argument("--max-dry-run-minutes", type=float, default=6.0,
+                   help="if no round trip has closed after --dry-run-minutes, trade on until "
+                        "one has, for at most this long in all")
     p.add_argument("--api-port", type=int, default=8080,
                    help="port of Freqtrade's REST API / FreqUI on 127.0.0.1")
     p.add_argument("--replay-port", type=int, default=0,
