@@ -491,3 +491,19 @@ def test_interactive_html(trades_db, tmp_path):
     got = json.loads(out.stdout)
     assert got["charts"] == 3 and got["paths"] == [1, 1, 2]
     assert got["tip"].endswith("UTC: 3.99880")  # the short round trip under the mouse
+
+
+def test_cli_two_databases_are_shown_apart_and_as_one_book(trades_db, tmp_path):
+    paths = []
+    for name in ("long_bot", "short_bot"):
+        with sqlite3.connect(trades_db) as src, sqlite3.connect(tmp_path / f"{name}.sqlite") \
+                as dst:
+            src.backup(dst)
+        paths += ["--db", str(tmp_path / f"{name}.sqlite")]
+    r = _cli(*paths, "--json", "--no-plot")
+    assert r.returncode == 0, r.stderr
+    a, b, book = json.loads(r.stdout)
+    assert (a["name"], b["name"], book["name"]) == ("long_bot", "short_bot",
+                                                    "long_bot + short_bot")
+    assert book["inventory_now"] == pytest.approx(a["inventory_now"] + b["inventory_now"])
+    assert book["realised"] == pytest.approx(2 * 0.28999, abs=1e-9)
