@@ -73,7 +73,8 @@ class Demo:
             timeout: float | None = None) -> str:
         """Run a command to completion, output to ``logs/<name>.log``; return its stdout."""
         log = self.logs / f"{name}.log"
-        with log.open("w") as fh:
+        with log.open("w") as fh, self.console.status(f"running {Path(cmd[0]).name} "
+                                                      f"{' '.join(cmd[1:2])} (log: {log})"):
             fh.write("$ " + " ".join(cmd) + "\n")
             fh.flush()
             try:
