@@ -193,13 +193,14 @@ def bt_market(tmp_path_factory):
 
 
 def run_backtest(m: BacktestMarket, name: str, params_valid_until: datetime,
-                 extra: tuple[str, ...] = ("backtesting",), timerange="20250901-20250902"):
+                 extra: tuple[str, ...] = ("backtesting",), timerange="20250901-20250902",
+                 **asmm):
     work = m.folder / name
     (work / "user_data").mkdir(parents=True)
     params_file = work / "params.json"
     params = make_params(params_file, m.truth, datetime(2025, 8, 31, tzinfo=UTC),
                          params_valid_until)
-    ov = overlay(work, m.url, params_file, free_port(), name)
+    ov = overlay(work, m.url, params_file, free_port(), name, **asmm)
     cmd = freqtrade_cmd(*extra, "-c", str(CONFIG), "-c", str(ov), "--userdir",
                         str(work / "user_data"), "--strategy-path", str(STRATEGIES),
                         "--datadir", str(m.datadir), "--timerange", timerange,
@@ -250,6 +251,28 @@ def test_backtesting_with_expired_params_opens_nothing_and_says_why(bt_market):
     assert r.returncode == 0, log[-3000:]
     assert "asmm: no new entries: parameters for BTC expired at 2025-08-31T12:00:00Z" in log
     assert len(load_bt_trades(work)) == 0
+
+
+def test_backtesting_adx_filter_enters_only_in_calm_markets(bt_market):
+    import pandas as pd
+    from freqtrade.data.history.datahandlers import get_datahandler
+    from freqtrade.enums import CandleType
+
+    from asmm.mm import adx_on_timeframe
+
+    r, log, _, work = run_backtest(bt_market, "bt_adx", datetime(2025, 9, 3, tzinfo=UTC),
+                                   adx_filter=True)
+    assert r.returncode == 0, log[-3000:]
+    trades = load_bt_trades(work)
+    candles = get_datahandler(bt_market.datadir, "feather").ohlcv_load(PAIR, "1m",
+                                                                         CandleType.FUTURES)
+    adx = pd.Series(adx_on_timeframe(candles, "5m", 14).to_numpy(), index=candles["date"])
+    # The filter had something to filter: the synthetic random walk trends at times.
+    assert (adx > 25).mean() > 0.05 and (adx <= 25).mean() > 0.05
+    assert len(trades) > 0
+    # An entry is placed on the candle after its signal candle; that one must be calm.
+    signal = adx.reindex(pd.DatetimeIndex(trades["open_date"]) - pd.Timedelta(minutes=1))
+    assert (signal <= 25).all()
 
 
 @pytest.mark.slow
@@ -350,8 +373,10 @@ def single_bot(live_market, tmp_path_factory):
         # Kill timeout 0: the kill switch goes to market at once, so the run exercises that
         # path deterministically (working down at the model's price first is the normal
         # exit, exercised throughout; the phase switch is unit-tested).
-        bot = Bot(work, rp.url, params_file, "single", kill_timeout_seconds=0.001,
-                  maker_fee=0.0)
+        # The committed offline config; the overlay only moves ports, files and the URL.
+        bot = Bot(work, rp.url, params_file, "single",
+                  configs=(ROOT / "user_data" / "config.replay.json",),
+                  kill_timeout_seconds=0.001, maker_fee=0.0)
         yield bot, params, params_file, truth
     finally:
         if bot:
