@@ -29,8 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "CAGR; plus a PNG with equity, inventory and captured spread over time.",
         epilog="Credentials come from --user/--password or the environment variables "
                "FREQTRADE_API_USER / FREQTRADE_API_PASSWORD (FREQTRADE_API_URL may list URLs, "
-               "comma-separated). Exit status: 0 ok, 2 bad input or unreachable source.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+               "comma-separated). Exit status: 0 ok, 2 bad input or unreachable source.")
     src = p.add_argument_group("source (one kind)")
     src.add_argument("--url", action="append", default=[],
                      help="Freqtrade API base URL, e.g. http://127.0.0.1:8080 (repeat for "
@@ -64,13 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="backtester execution to compare with (default: freqtrade for one "
                           "bot, freqtrade-pair for several)")
     p.add_argument("--png", type=Path, default=Path("pnl.png"),
-                   help="where to write the plot")
+                   help="where to write the plot (default: pnl.png)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     p.add_argument("--html", type=Path, default=None,
                    help="also write an interactive, self-contained HTML report here")
     p.add_argument("--json", action="store_true",
                    help="print the figures as JSON instead of the table")
-    p.add_argument("--timeout", type=float, default=10.0, help="API timeout, seconds")
+    p.add_argument("--timeout", type=float, default=10.0, help="API timeout, seconds (default: 10)")
     return p
 
 
