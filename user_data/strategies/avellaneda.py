@@ -57,7 +57,9 @@ class Avellaneda(IStrategy):
 
     gamma_multiplier = DecimalParameter(0.25, 4.0, default=1.0, decimals=2, space="buy")
     requote_ticks = IntParameter(0, 10, default=1, space="buy")
-    max_inventory_lots = IntParameter(1, 5, default=1, space="buy")
+    # One trade per bot keeps |q| <= 1 lot (net, for the pair), so the bound cannot bind yet;
+    # declared for a future position-adjusting mode, not tuned.
+    max_inventory_lots = IntParameter(1, 5, default=1, space="buy", optimize=False)
     adx_threshold = IntParameter(15, 40, default=25, space="buy", optimize=False)
 
     # ------------------------------------------------------------------ lifecycle
