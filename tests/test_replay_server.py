@@ -295,9 +295,10 @@ def test_freqtrade_downloads_candles_from_the_replay(tiny, tmp_path, replay_exch
     import pandas as pd
 
     df = pd.read_feather(datadir / "futures" / "BTC_USDC_USDC-1m-futures.feather")
-    # The replay clock stands at the day's last event, inside 23:59: Freqtrade drops that
-    # still-open candle.
-    assert len(df) == 1439 and df["date"].iloc[0].isoformat() == "2025-09-01T00:00:00+00:00"
+    # The replay clock stands at the day's last event, inside 23:59. The replay config keeps
+    # Freqtrade's still-open last candle (ohlcv_partial_candle: false, so the strategy
+    # re-quotes every loop), so all 1440 minutes of the day arrive.
+    assert len(df) == 1440 and df["date"].iloc[0].isoformat() == "2025-09-01T00:00:00+00:00"
     tr = read_trades(tiny, "BTC")
     t_ms = df["date"].astype("int64").to_numpy() // 10**6
     minute = (tr.t // 60_000) * 60_000
