@@ -70,7 +70,12 @@ class Avellaneda(IStrategy):
         self.gate = mm.Gate("asmm")
         self.drawdown = mm.DrawdownGuard(self.mm.max_drawdown)
         self.kill_since: datetime | None = None
-        self.last_entry_side: str | None = None
+        # The ping-pong alternation survives a restart: resume from the latest filled entry.
+        pair = self.config["exchange"]["pair_whitelist"][0]
+        filled = [t for t in Trade.get_trades_proxy(pair=pair) if t.nr_of_successful_entries]
+        latest = max(filled, key=lambda t: t.open_date_utc, default=None)
+        self.last_entry_side: str | None = (None if latest is None else
+                                            "short" if latest.is_short else "long")
         self.shared_error: str | None = None
         self.net_q_others = 0.0
         self.loop = 0
