@@ -179,6 +179,18 @@ def read_net_inventory(folder: str | os.PathLike, pair: str, now: datetime,
     return total
 
 
+def stake_for_lot(lot_size: float, rate: float, leverage: float) -> float:
+    """Margin (USDC) that buys one lot (coin) at ``rate`` with ``leverage``: Freqtrade sizes
+    positions by stake, ``amount = stake * leverage / rate``."""
+    return lot_size * rate / leverage
+
+
+def touch(bids: list, asks: list) -> tuple[float, float, float]:
+    """``(mid, best_bid, best_ask)`` from ccxt order-book sides (``[[price, size], ...]``)."""
+    bid, ask = float(bids[0][0]), float(asks[0][0])
+    return 0.5 * (bid + ask), bid, ask
+
+
 # --------------------------------------------------------------------------- sides
 
 def flat_side(rule: str, last_entry_side: str | None) -> str:
@@ -197,23 +209,31 @@ def flat_side(rule: str, last_entry_side: str | None) -> str:
     return SHORT if last_entry_side == LONG else LONG
 
 
-def entry_signals(n: int, mode: str, desired_side: str) -> tuple[np.ndarray, np.ndarray]:
+def entry_signals(n: int, mode: str, desired_side: str, adx: np.ndarray | None = None,
+                  adx_threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``enter_long`` and ``enter_short`` columns (0/1) for ``n`` candles.
 
     Pair bots signal their own direction on every candle. A ping-pong bot must offer one
     side per candle (Freqtrade ignores a candle with both): history alternates by candle
     parity — the only stateless choice in vectorised backtesting, where
     ``confirm_trade_entry`` then admits the side :func:`flat_side` wants — and the latest
-    candle, the one live trading reads, carries ``desired_side`` itself.
+    candle, the one live trading reads, carries ``desired_side`` itself. With ``adx`` (one
+    value per candle) and a threshold, candles whose ADX exceeds it signal nothing (NaN, too
+    little history, counts as calm).
     """
     if mode == LONG:
-        return np.ones(n, dtype=np.int8), np.zeros(n, dtype=np.int8)
-    if mode == SHORT:
-        return np.zeros(n, dtype=np.int8), np.ones(n, dtype=np.int8)
-    long_ = (np.arange(n) % 2 == 0).astype(np.int8)
-    if n:
-        long_[-1] = 1 if desired_side == LONG else 0
-    return long_, (1 - long_).astype(np.int8)
+        long_, short = np.ones(n, dtype=np.int8), np.zeros(n, dtype=np.int8)
+    elif mode == SHORT:
+        long_, short = np.zeros(n, dtype=np.int8), np.ones(n, dtype=np.int8)
+    else:
+        long_ = (np.arange(n) % 2 == 0).astype(np.int8)
+        if n:
+            long_[-1] = 1 if desired_side == LONG else 0
+        short = (1 - long_).astype(np.int8)
+    if adx is not None and adx_threshold is not None:
+        calm = ~(np.asarray(adx, dtype=float) > adx_threshold)
+        long_, short = long_ * calm, short * calm
+    return long_, short
 
 
 # --------------------------------------------------------------------------- quotes

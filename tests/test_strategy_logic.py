@@ -56,6 +56,12 @@ def test_inventory_lots_sign_and_scale():
     assert mm.inventory_lots(0.001, True, 0.001) == pytest.approx(-1.0)
 
 
+def test_stake_for_lot_and_touch():
+    # 0.001 BTC at 100,000 USDC with 2x leverage needs 50 USDC of margin.
+    assert mm.stake_for_lot(0.001, 100_000.0, 2.0) == pytest.approx(50.0)
+    assert mm.touch([[99.0, 1.0], [98.0, 2.0]], [[101.0, 1.0]]) == (100.0, 99.0, 101.0)
+
+
 def test_flat_side_alternates_after_each_entry():
     assert mm.flat_side("alternate", None) == "long"
     assert mm.flat_side("alternate", "long") == "short"
@@ -74,6 +80,11 @@ def test_entry_signals_offer_exactly_one_side_per_candle_in_pingpong():
     long_, short = mm.entry_signals(3, "short", "long")
     assert long_.tolist() == [0, 0, 0] and short.tolist() == [1, 1, 1]
     assert mm.entry_signals(0, "pingpong", "long")[0].size == 0
+    adx = np.array([np.nan, 10.0, 30.0, 25.0])
+    long_, short = mm.entry_signals(4, "long", "long", adx=adx, adx_threshold=25.0)
+    assert long_.tolist() == [1, 1, 0, 1] and short.tolist() == [0, 0, 0, 0]
+    long_, short = mm.entry_signals(4, "pingpong", "long", adx=adx, adx_threshold=25.0)
+    assert (long_ + short).tolist() == [1, 1, 0, 1]
 
 
 # ------------------------------------------------------------------ quotes

@@ -141,8 +141,7 @@ class Avellaneda(IStrategy):
             return proposed_rate, math.nan, math.nan
         if self._book is None or self._book[0] != self.loop:
             ob = self.dp.orderbook(pair, 1)
-            bid, ask = float(ob["bids"][0][0]), float(ob["asks"][0][0])
-            self._book = (self.loop, (0.5 * (bid + ask), bid, ask))
+            self._book = (self.loop, mm.touch(ob["bids"], ob["asks"]))
         return self._book[1]
 
     def _market(self, pair: str) -> tuple[float, float]:
@@ -197,10 +196,11 @@ class Avellaneda(IStrategy):
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         desired = mm.flat_side(self.mm.flat_side_rule, self.last_entry_side)
-        long_, short = mm.entry_signals(len(dataframe), self.mm.mode, desired)
-        if self.mm.adx_filter and "adx" in dataframe:
-            calm = (dataframe["adx"].fillna(0.0) <= self.adx_threshold.value).to_numpy()
-            long_, short = long_ * calm, short * calm
+        use_adx = self.mm.adx_filter and "adx" in dataframe
+        long_, short = mm.entry_signals(
+            len(dataframe), self.mm.mode, desired,
+            adx=dataframe["adx"].to_numpy() if use_adx else None,
+            adx_threshold=float(self.adx_threshold.value) if use_adx else None)
         dataframe["enter_long"] = long_
         dataframe["enter_short"] = short
         return dataframe
@@ -227,7 +227,7 @@ class Avellaneda(IStrategy):
                             proposed_stake: float, min_stake: float | None, max_stake: float,
                             leverage: float, entry_tag: str | None, side: str,
                             **kwargs) -> float:
-        stake = self.mm.lot_size * current_rate / leverage
+        stake = mm.stake_for_lot(self.mm.lot_size, current_rate, leverage)
         if min_stake is not None and stake < min_stake:
             logger.error("asmm: lot_size %g is below the exchange minimum (stake %.4g < %.4g); "
                          "raise asmm.lot_size", self.mm.lot_size, stake, min_stake)
