@@ -391,9 +391,6 @@ class DrawdownGuard:
                 self.tripped = True
         return self.tripped
 
-    def drawdown(self, equity: float) -> float:
-        return (self.peak - equity) / self.peak if self.peak > 0 else 0.0
-
 
 def clamp_leverage(wanted: float, max_allowed: float, exchange_max: float) -> float:
     """Integer leverage (Hyperliquid) in ``[1, min(max_allowed, exchange_max)]``."""
