@@ -332,6 +332,22 @@ def choose_exit_price(quote: Quote | None, is_short: bool, *, kill: str, near_li
     return pick(best_bid if is_short else best_ask), quote, "passive"
 
 
+def pricing_q(mode: str, own_q: float, net_q: float, is_entry: bool) -> float:
+    """The inventory (lots) an order is priced for.
+
+    One bot (``pingpong``): its own, which is the net. A pair: an exit prices with the pair's
+    net inventory. An entry always rests on the same side as the other bot's exit (the short
+    bot sells to enter while the long bot sells to exit), so it prices with its own bot's
+    inventory: the net once that exit has filled. Priced alike, both orders would rest at
+    one price, one sweep would fill two lots, and the pair would swing from +1 to -1 lot at
+    the inner quote instead of laddering its second lot one inventory step deeper — as
+    GLFT prices each lot (measured with ``asmm backtest --execution freqtrade-pair``).
+    """
+    if mode == "pingpong" or not is_entry:
+        return net_q
+    return own_q
+
+
 def needs_requote(current: float, new: float, tick: float, threshold_ticks: float) -> bool:
     """Re-quote only when the price moved by at least ``threshold_ticks`` ticks.
 

@@ -280,6 +280,27 @@ def test_freqtrade_mode_has_one_resting_order(small_events):
     assert entries[0] == 1.0 and np.all(entries[1:] == -entries[:-1])
 
 
+def test_pair_of_bots_ladders_its_two_lots(small_events, glft_cfg):
+    """With model quotes the pair's second lot on a side rests one inventory step deeper
+    (asmm.mm.pricing_q), so no sweep fills both bots at one price; priced alike they did,
+    swinging the pair from +1 to -1 lot at the inner quote (4x the fills of two-sided)."""
+    two, pair = run_grid(small_events, [glft_cfg, glft_cfg.with_(execution="freqtrade-pair")],
+                         record_fills=True)
+    f = pair.fills
+    # One order can fill in pieces from several prints of one sweep at its price. Beyond one
+    # lot at one time and price only the crumbs of a partly filled entry can add (both
+    # orders pinned at the touch by the no-crossing clamp); never two whole lots.
+    key = np.stack([f["t"], f["side"], f["price"]], axis=1)
+    _, group = np.unique(key, axis=0, return_inverse=True)
+    per_price = np.bincount(group.ravel(), weights=f["qty"])
+    lot = glft_cfg.order_size
+    assert per_price.max() < 1.5 * lot
+    assert np.mean(per_price > lot + 1e-12) < 0.01
+    assert np.max(np.abs(f["position"])) <= glft_cfg.order_size + 1e-12
+    n_two = two.stats["fills_bid"] + two.stats["fills_ask"]
+    assert pair.stats["fills_bid"] + pair.stats["fills_ask"] < 2 * n_two
+
+
 def test_freqtrade_flat_side_rule(small_events):
     long_only, short_only = run_grid(small_events, [
         fixed(1.0, execution="freqtrade", flat_side=side, refresh_seconds=1.0)

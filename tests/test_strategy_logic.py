@@ -307,3 +307,18 @@ def test_make_params_is_valid_for_a_synthetic_day():
     p = make_params()
     p.check_fresh(NOW)
     assert date(2025, 9, 1) == p.computed_at.date()
+
+
+def test_pair_entries_price_one_inventory_step_behind_the_other_bots_exit():
+    # Long bot holds +1 lot, short bot flat: net +1. The long bot's exit (a sell) prices
+    # at q = +1; the short bot's entry (also a sell) at its own q = 0, i.e. one step deeper.
+    assert mm.pricing_q("long", own_q=1.0, net_q=1.0, is_entry=False) == 1.0
+    assert mm.pricing_q("short", own_q=0.0, net_q=1.0, is_entry=True) == 0.0
+    params, cfg = make_params(gamma=0.05), mm.MMConfig.from_dict({})
+    exit_q = mm.model_quote(params, cfg, mid=1e5, q=1.0, now=NOW, tick=1.0, maker_fee=0.0,
+                            max_inventory=2.0)
+    entry_q = mm.model_quote(params, cfg, mid=1e5, q=0.0, now=NOW, tick=1.0, maker_fee=0.0,
+                             max_inventory=2.0)
+    assert mm.exit_price(exit_q, is_short=False) < mm.entry_price(entry_q, "short")
+    # One bot: always its own inventory, which is the net.
+    assert mm.pricing_q("pingpong", own_q=-1.0, net_q=-1.0, is_entry=True) == -1.0

@@ -320,12 +320,24 @@ def _decide(c, T, par, acc, slots, ring, rhead, rlen, feed_t, feed_bid, feed_ask
             _want(c, 0, side, bid if side > 0.0 else ask, ROLE_ENTRY, T, par, slots, ring,
                   rhead, rlen)
     else:
-        # Slot 0: the long-only bot; slot 1: the short-only bot. Both price from the net q.
+        # Slot 0: the long-only bot; slot 1: the short-only bot (asmm.mm.pricing_q). An exit
+        # prices with the pair's net q. An entry rests on the same side as the other bot's
+        # exit, so it prices with its own bot's q: the inventory once that exit has filled.
+        # Priced alike, both would rest at one price and a single sweep would fill two lots.
         for s in range(2):
             long_bot = s == 0
             entry = slots[c, s, S_PHASE] == ROLE_ENTRY
             buy = long_bot == entry
-            _want(c, s, 1.0 if buy else -1.0, bid if buy else ask,
+            px = bid if buy else ask
+            if entry:
+                own = slots[c, s, S_BPOS] / size
+                eb, ea = quote_scalar(
+                    int(par[c, P_MODEL]), mid, own, tau, par[c, P_SIGMA], par[c, P_GAMMA],
+                    par[c, P_ABID], par[c, P_KBID], par[c, P_AASK], par[c, P_KASK],
+                    par[c, P_QFEE], par[c, P_TICK], par[c, P_QMAX], par[c, P_MINSPREAD], kb, ka,
+                    par[c, P_MAXIMP])
+                px = eb if buy else ea
+            _want(c, s, 1.0 if buy else -1.0, px,
                   ROLE_ENTRY if entry else ROLE_EXIT, T, par, slots, ring, rhead, rlen)
 
 

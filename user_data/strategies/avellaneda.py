@@ -150,14 +150,16 @@ class Avellaneda(IStrategy):
         fee = self.mm.maker_fee if self.mm.maker_fee is not None else market.get("maker", 0.0)
         return tick, float(fee or 0.0)
 
-    def _quote(self, pair: str, now: datetime, proposed_rate: float) -> mm.Quote | None:
+    def _quote(self, pair: str, now: datetime, proposed_rate: float, *, entry: bool
+               ) -> mm.Quote | None:
         try:
             params = self.params_cache.get(now)
         except ParamsError:
             return None
         mid, best_bid, best_ask = self._touch(pair, proposed_rate)
         tick, fee = self._market(pair)
-        return mm.model_quote(params, self.mm, mid=mid, q=self._net_q(pair), now=now, tick=tick,
+        q = mm.pricing_q(self.mm.mode, self._own_q(pair), self._net_q(pair), entry)
+        return mm.model_quote(params, self.mm, mid=mid, q=q, now=now, tick=tick,
                               maker_fee=fee, gamma_multiplier=float(self.gamma_multiplier.value),
                               max_inventory=float(self.max_inventory_lots.value),
                               best_bid=best_bid, best_ask=best_ask)
@@ -220,7 +222,7 @@ class Avellaneda(IStrategy):
             return False
         if self._block_reason(pair, current_time) is not None:
             return False
-        quote = self._quote(pair, current_time, rate)
+        quote = self._quote(pair, current_time, rate, entry=True)
         return quote is not None and math.isfinite(mm.entry_price(quote, side))
 
     def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float,
@@ -237,7 +239,7 @@ class Avellaneda(IStrategy):
     def custom_entry_price(self, pair: str, trade: Trade | None, current_time: datetime,
                            proposed_rate: float, entry_tag: str | None, side: str,
                            **kwargs) -> float:
-        quote = self._quote(pair, current_time, proposed_rate)
+        quote = self._quote(pair, current_time, proposed_rate, entry=True)
         price = mm.entry_price(quote, side) if quote else math.nan
         if not math.isfinite(price):
             # confirm_trade_entry refuses this entry; the proposed rate is never sent.
@@ -253,7 +255,7 @@ class Avellaneda(IStrategy):
         liq = mm.near_liquidation(mid, trade.liquidation_price, trade.is_short,
                                   self.mm.liquidation_buffer)
         phase = mm.kill_phase(self.kill_since, now, self.mm.kill_timeout_seconds)
-        quote = self._quote(pair, now, proposed_rate)
+        quote = self._quote(pair, now, proposed_rate, entry=False)
         return mm.choose_exit_price(quote, trade.is_short, kill=phase, near_liquidation=liq,
                                     best_bid=best_bid, best_ask=best_ask, fallback=proposed_rate)
 
@@ -282,7 +284,7 @@ class Avellaneda(IStrategy):
         if is_entry:
             if self._block_reason(pair, current_time) is not None:
                 return None
-            quote = self._quote(pair, current_time, proposed_rate)
+            quote = self._quote(pair, current_time, proposed_rate, entry=True)
             new = mm.entry_price(quote, side) if quote else math.nan
             if not mm.needs_requote(current_order_rate, new, tick, self.requote_ticks.value):
                 return current_order_rate
