@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .figures import save_png
+
 DAY = 86_400.0
 YEAR_DAYS = 365.25
 
@@ -776,12 +778,4 @@ def plot(summary: PnLSummary, out: str | Path, base: str = "base") -> Path:
     for a in ax:
         a.grid(alpha=0.3)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.png")
-    try:
-        fig.savefig(tmp, dpi=110)
-        tmp.replace(out)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return out
+    return save_png(fig, out)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..figures import save_png
 from .engine import BacktestResult
 
 
@@ -55,12 +56,4 @@ def plot_result(result: BacktestResult, path: str | Path, title: str = "",
                            f"PnL {sm['pnl']:.2f}, fees {sm['fees']:.2f}, "
                            f"fills {sm['fills_bid']}+{sm['fills_ask']}"), fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=110)
-        tmp.replace(path)
-    finally:
-        plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path
+    return save_png(fig, path)
