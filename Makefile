@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test test-fast lint bench clean
+.PHONY: help venv demo test test-fast lint bench clean collector calibrator bot
 
 help:
 	@echo "make demo   - offline demo on a synthetic market (sets up .venv on first run)"
 	@echo "make test   - the whole test suite"
 	@echo "make lint   - ruff"
+	@echo "make collector / calibrator / bot - the compose services, without Docker"
 	@echo "make bench  - all benchmarks, hftbacktest side by side (see benchmarks/README.md)"
 
 $(STAMP): pyproject.toml
@@ -42,6 +43,17 @@ $(HFT_STAMP):
 
 bench: $(STAMP) $(HFT_STAMP)
 	HFT_PYTHON=.venv-hft/bin/python $(BIN)/python benchmarks/run.py
+
+# The docker-compose services, run without Docker (settings from the environment / .env).
+collector: $(STAMP)
+	$(BIN)/asmm collect
+
+calibrator: $(STAMP)
+	$(BIN)/asmm calibrate --every 24h
+
+bot: $(STAMP)
+	@test -f .env || { echo "cp .env.example .env, then set the API password and JWT secret"; exit 2; }
+	set -a && . ./.env && set +a && $(BIN)/freqtrade trade --config user_data/config.json --strategy Avellaneda
 
 clean:
 	rm -rf $(VENV) .venv-hft build *.egg-info .pytest_cache demo_run

@@ -25,3 +25,12 @@ def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     readme = (ROOT / "README.md").read_text()
     assert "make demo" in readme and "make test" in readme
+
+
+def test_every_compose_service_has_a_make_target_without_docker():
+    out = subprocess.run(["make", "-n", "collector", "calibrator", "bot"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "asmm collect" in out.stdout
+    assert "asmm calibrate --every 24h" in out.stdout
+    assert "freqtrade trade --config user_data/config.json --strategy Avellaneda" in out.stdout
