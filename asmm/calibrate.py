@@ -37,6 +37,7 @@ from .marketdata import DataError, day_bounds, iter_days, read_bbo, read_gaps, r
 from .model import glft_omega
 from .params import Params, ParamsError, SideIntensity, write_params
 from .report import quote_ladder
+from .venue import MAKER_FEE
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class CalibrationConfig:
     risk_aversion: float = 0.5          # variance penalty of the objective, see objective()
     min_fills_per_hour: float = 1.0     # a gamma whose backtest trades less is not eligible
     inventory_penalty: float = 0.0      # price per lot^2 per hour, see objective()
-    maker_fee: float = 0.00015          # fraction of notional
+    maker_fee: float = MAKER_FEE        # fraction of notional
     order_size: float = 0.001           # coin per lot
     max_inventory: float = 5.0          # lots
     as_horizon: float = 86400.0         # s, A-S session length for backtests (model "as")

@@ -495,15 +495,6 @@ def read_gaps(folder: str | Path, coin: str) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 2))
 
 
-def in_gaps(t_seconds: np.ndarray, gaps: np.ndarray) -> np.ndarray:
-    """Boolean mask: which times fall inside any gap ``[start, end)``."""
-    t = np.asarray(t_seconds, dtype=float)
-    mask = np.zeros(t.shape, dtype=bool)
-    for s, e in gaps:
-        mask |= (t >= s) & (t < e)
-    return mask
-
-
 def iter_days(folder: str | Path, coin: str) -> Iterator[tuple[date, float, float]]:
     """UTC days with data, as ``(day, start, end)`` epoch seconds — for day-by-day work.
 

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from ..estimators import EstimationError
+from ..estimators import infer_tick as infer_price_grid
 from ..model import MODEL_AS, MODELS
+from ..venue import MAKER_FEE, TAKER_FEE
 from . import kernel as K
 from .events import Events
 
@@ -68,8 +71,8 @@ class BacktestConfig:
     latency_ms: float = 100.0
     queue: str = "prob"
     queue_power: float = 3.0
-    maker_fee: float = 0.00015
-    taker_fee: float = 0.00045
+    maker_fee: float = MAKER_FEE
+    taker_fee: float = TAKER_FEE
     execution: str = "two-sided"
     flat_side: str = "alternate"
     tick: float | None = None
@@ -140,15 +143,14 @@ def fixed_depth_model(depth: float) -> dict:
 
 
 def infer_tick(events: Events) -> float:
-    """The price grid of the data: the smallest positive gap between distinct BBO prices."""
+    """The price grid of the data, from the BBO prices (:func:`asmm.estimators.infer_tick`:
+    the most common gap, so a stray off-grid print does not halve it); 0 (no rounding) when
+    the data has fewer than two distinct prices."""
     px = events.bid[events.kind == 0][:200_000]
-    px = np.unique(px[np.isfinite(px)])
-    gaps = np.diff(px)
-    gaps = gaps[gaps > 1e-12 * max(px[-1] if px.size else 1.0, 1.0)]
-    if gaps.size == 0:
+    try:
+        return infer_price_grid(px[np.isfinite(px)])
+    except EstimationError:
         return 0.0
-    g = float(gaps.min())
-    return float(f"{g:.10g}")
 
 
 def _param_row(cfg: BacktestConfig, tick: float) -> np.ndarray:

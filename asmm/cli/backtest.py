@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
+from asmm.venue import MAKER_FEE, TAKER_FEE
+
 
 def _when(text: str) -> float:
     """Epoch seconds from epoch seconds, ``YYYY-MM-DD`` or an ISO time (UTC if no zone)."""
@@ -54,9 +56,9 @@ def register(sub) -> None:
                         "(probabilistic cancellations)")
     p.add_argument("--queue-power", type=float, default=3.0,
                    help="exponent n of the queue model's front^n/(front^n+back^n)")
-    p.add_argument("--maker-fee", type=float, default=0.00015,
+    p.add_argument("--maker-fee", type=float, default=MAKER_FEE,
                    help="maker fee, fraction of notional")
-    p.add_argument("--taker-fee", type=float, default=0.00045,
+    p.add_argument("--taker-fee", type=float, default=TAKER_FEE,
                    help="taker fee, fraction of notional (closing-cost view only)")
     p.add_argument("--max-inventory", type=float, default=10.0, help="inventory bound, lots")
     p.add_argument("--horizon", type=float, default=86400.0,

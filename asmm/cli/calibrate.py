@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import re
 
+from asmm.venue import MAKER_FEE
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -49,7 +51,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
                         "wide that nothing fills is not market making)")
     p.add_argument("--inventory-penalty", type=float, default=0.0,
                    help="objective penalty, price per lot^2 per hour of mean |inventory|^2")
-    p.add_argument("--maker-fee", type=float, default=0.00015,
+    p.add_argument("--maker-fee", type=float, default=MAKER_FEE,
                    help="maker fee as a fraction of notional (0.00015 = 1.5 bp)")
     p.add_argument("--order-size", type=float, default=0.001,
                    help="order size in coin (one lot) for the backtests")
