@@ -21,20 +21,22 @@ size ÷ ``lot_size``, signed, short negative).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .model import quotes
-from .params import Params, atomic_write_json, iso_utc
+from .params import Params, ParamsCache, atomic_write_json, iso_utc
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,10 @@ class MMConfig:
     shared_state_dir: str | None = None     # pair mode: folder of per-bot state files
     bot_id: str = "bot"
     state_max_age_seconds: float = 60.0     # the other bot's state older than this: no entries
+    max_mid_distance: float = 0.05          # file's mid this far (fraction) from the live mid:
+                                            # no entries
+    max_data_age_seconds: float = 129600.0  # file's data window ended longer ago: no entries
+                                            # (36 h, the calibrator's default validity)
 
     @classmethod
     def from_dict(cls, doc: dict | None) -> MMConfig:
@@ -106,7 +112,8 @@ class MMConfig:
             raise ConfigError(
                 f"asmm.flat_side_rule = {self.flat_side_rule!r}; choose one of {FLAT_SIDE_RULES}")
         positive = ("lot_size", "horizon_seconds", "kill_timeout_seconds", "max_drawdown",
-                    "liquidation_buffer", "leverage", "max_leverage", "state_max_age_seconds")
+                    "liquidation_buffer", "leverage", "max_leverage", "state_max_age_seconds",
+                    "max_mid_distance", "max_data_age_seconds")
         for name in positive:
             v = getattr(self, name)
             if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
@@ -177,6 +184,27 @@ def read_net_inventory(folder: str | os.PathLike, pair: str, now: datetime,
         raise SharedStateError(f"shared state for {pair} in {folder} from {seen or 'no bot'}; "
                                f"expected {expect_bots} bots")
     return total
+
+
+def coin_of_pair(pair: str) -> str:
+    """The base coin of a ccxt symbol: ``BTC`` for ``BTC/USDC:USDC``."""
+    return pair.split("/", 1)[0]
+
+
+def usable_params(cache: ParamsCache, cfg: MMConfig, *, pair: str, mid: float,
+                  now: datetime) -> Params:
+    """The parameters to quote ``pair`` with at ``now``, or a :class:`ParamsError` saying why
+    not: the file must be valid, fresh (also by the age of its data, ``cache.max_data_age``),
+    for this coin, and near the live ``mid`` (USDC; NaN when unknown, e.g. in backtesting).
+    """
+    params = cache.get(now)
+    params.check_market(coin_of_pair(pair), mid, cfg.max_mid_distance)
+    return params
+
+
+def params_cache(cfg: MMConfig) -> ParamsCache:
+    """The cache the strategy reads ``cfg.params_file`` through, with the data-age limit."""
+    return ParamsCache(cfg.params_file, timedelta(seconds=cfg.max_data_age_seconds))
 
 
 def stake_for_lot(lot_size: float, rate: float, leverage: float) -> float:
@@ -516,10 +544,96 @@ def entry_block_reason(*, params_error: Exception | None, kill: str, drawdown_tr
     if drawdown_tripped:
         return Block("drawdown", "max-drawdown stop tripped")
     if params_error is not None:
-        return Block(f"params:{type(params_error).__name__}", str(params_error))
+        kind = getattr(params_error, "kind", None)
+        return Block(f"params:{type(params_error).__name__}" + (f":{kind}" if kind else ""),
+                     str(params_error))
     if shared_state_error:
         return Block("shared_state", shared_state_error)
     if adx_threshold is not None and adx_value is not None and math.isfinite(adx_value) \
             and adx_value > adx_threshold:
         return Block("adx", f"trending market: ADX {adx_value:.1f} > {adx_threshold:g}")
     return None
+
+
+# --------------------------------------------------------------------------- faults
+
+class Faults:
+    """Exceptions raised inside the strategy's own hooks, turned into an entry block.
+
+    A hook that raised has lost its decision; Freqtrade would put its own default in its
+    place (enter, at the proposed rate). :func:`fail_closed` returns the hook's safe value
+    instead and records the fault here; entries stay blocked for the loop of the fault and
+    the next one, so every hook on the entry path of that loop agrees. Each cause (hook and
+    exception type) is logged once per episode of faults, with the traceback at DEBUG.
+    """
+
+    def __init__(self, name: str, logger: logging.Logger = log):
+        self.name = name
+        self.logger = logger
+        self.loop = 0
+        self.last_fault_loop: int | None = None
+        self.logged: set[tuple[str, str]] = set()
+
+    def new_loop(self) -> None:
+        """Call at the start of every bot loop (``bot_loop_start``)."""
+        self.loop += 1
+        if self.last_fault_loop is not None and self.loop - self.last_fault_loop == 2:
+            self.logger.info("%s: a whole loop without a failing hook; entries no longer "
+                             "blocked by faults", self.name)
+            self.logged.clear()
+
+    def record(self, hook: str, error: BaseException) -> None:
+        key = (hook, type(error).__name__)
+        if key not in self.logged:
+            self.logged.add(key)
+            self.logger.warning("%s: no new entries: %s raised %s: %s", self.name, hook,
+                                type(error).__name__, error)
+            self.logger.debug("%s: traceback of %s", self.name, hook, exc_info=error)
+        self.last_fault_loop = self.loop
+
+    @property
+    def blocking(self) -> bool:
+        return self.last_fault_loop is not None and self.loop - self.last_fault_loop <= 1
+
+
+def fail_closed(safe: Any) -> Callable:
+    """Decorator for a strategy hook: any exception in it records a fault on the strategy's
+    ``faults`` (:class:`Faults`) and returns ``safe`` — or ``safe(*args, **kwargs)`` when it
+    is callable, for a safe value that depends on the hook's arguments.
+
+    ``safe`` is the value that opens nothing: no entry, no stake, cancel a resting entry,
+    keep a resting exit. The exception never reaches Freqtrade, whose wrapper would decide
+    with its own defaults.
+    """
+    def wrap(hook: Callable) -> Callable:
+        @functools.wraps(hook)
+        def run(self, *args, **kwargs):
+            try:
+                return hook(self, *args, **kwargs)
+            except Exception as e:
+                self.faults.record(hook.__name__, e)
+                return safe(*args, **kwargs) if callable(safe) else safe
+        return run
+    return wrap
+
+
+def indicators_failed(dataframe: pd.DataFrame, *_: Any) -> pd.DataFrame:
+    """``populate_indicators``' safe value: the candles read as a trending market (ADX
+    +inf), so the ADX filter, when on, offers no entry even in backtesting."""
+    return dataframe.assign(adx=np.inf)
+
+
+def no_entry_signals(dataframe: pd.DataFrame, *_: Any) -> pd.DataFrame:
+    """``populate_entry_trend``'s safe value: the candles with no entry signal."""
+    dataframe["enter_long"] = 0
+    dataframe["enter_short"] = 0
+    return dataframe
+
+
+def entry_price_is_the_models(rate: float, quote: Quote | None, side: str) -> bool:
+    """True when ``rate`` (the entry price Freqtrade is about to send) is the model's price
+    for ``side`` to within half a tick — not Freqtrade's proposed rate, nor a clamped one."""
+    if quote is None:
+        return False
+    price = entry_price(quote, side)
+    return math.isfinite(price) and abs(rate - price) <= 0.5 * quote.tick

@@ -8,6 +8,12 @@ config, current_time) and hands it over. Settings: the ``"asmm"`` block of the c
 
 Log lines starting ``asmm quote`` record every price sent with the exact inputs of the
 model (mid, q, tau, gamma, tick, touch), so any order can be recomputed from the log.
+
+Fails closed: every hook is wrapped by :func:`asmm.mm.fail_closed`, so an exception in this
+file or in asmm never reaches Freqtrade (whose defaults would enter at its own price); the
+hook returns the value that opens nothing, entries stay blocked for that loop and the next,
+and the cause is logged once. ``bot_start`` alone is not wrapped: a bad ``asmm`` config
+stops the bot at start with its message.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from freqtrade.strategy import DecimalParameter, IntParameter, IStrategy
 from pandas import DataFrame
 
 from asmm import mm
-from asmm.params import ParamsCache, ParamsError
+from asmm.mm import fail_closed
+from asmm.params import ParamsError
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +71,14 @@ class Avellaneda(IStrategy):
 
     # ------------------------------------------------------------------ lifecycle
 
+    def __init__(self, config: dict) -> None:
+        # First, so that a hook failing even before bot_start has somewhere to say so.
+        self.faults = mm.Faults("asmm", logger)
+        super().__init__(config)
+
     def bot_start(self, **kwargs) -> None:
         self.mm = mm.MMConfig.from_dict(self.config.get("asmm"))
-        self.params_cache = ParamsCache(Path(self.mm.params_file))
+        self.params_cache = mm.params_cache(self.mm)
         self.gate = mm.Gate("asmm")
         self.drawdown = mm.DrawdownGuard(self.mm.max_drawdown)
         self.kill_since: datetime | None = None
@@ -87,7 +99,9 @@ class Avellaneda(IStrategy):
     def _live(self) -> bool:
         return self.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN)
 
+    @fail_closed(None)
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
+        self.faults.new_loop()
         self.loop += 1
         pair = self.config["exchange"]["pair_whitelist"][0]
         locks = PairLocks.get_pair_locks(pair, current_time)
@@ -152,11 +166,11 @@ class Avellaneda(IStrategy):
 
     def _quote(self, pair: str, now: datetime, proposed_rate: float, *, entry: bool
                ) -> mm.Quote | None:
+        mid, best_bid, best_ask = self._touch(pair, proposed_rate)
         try:
-            params = self.params_cache.get(now)
+            params = mm.usable_params(self.params_cache, self.mm, pair=pair, mid=mid, now=now)
         except ParamsError:
             return None
-        mid, best_bid, best_ask = self._touch(pair, proposed_rate)
         tick, fee = self._market(pair)
         q = mm.pricing_q(self.mm.mode, self._own_q(pair), self._net_q(pair), entry)
         return mm.model_quote(params, self.mm, mid=mid, q=q, now=now, tick=tick,
@@ -165,8 +179,11 @@ class Avellaneda(IStrategy):
                               best_bid=best_bid, best_ask=best_ask)
 
     def _block_reason(self, pair: str, now: datetime) -> str | None:
+        # The live mid for the file's market checks; unknown in backtesting (checked per
+        # candle in _quote instead).
+        mid = self._touch(pair, math.nan)[0]
         try:
-            self.params_cache.get(now)
+            mm.usable_params(self.params_cache, self.mm, pair=pair, mid=mid, now=now)
             params_error = None
         except ParamsError as e:
             params_error = e
@@ -190,12 +207,14 @@ class Avellaneda(IStrategy):
 
     # ------------------------------------------------------------------ signals
 
+    @fail_closed(mm.indicators_failed)
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         if self.mm.adx_filter:
             dataframe["adx"] = mm.adx_on_timeframe(dataframe, self.mm.adx_timeframe,
                                                    self.mm.adx_period)
         return dataframe
 
+    @fail_closed(mm.no_entry_signals)
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         desired = mm.flat_side(self.mm.flat_side_rule, self.last_entry_side)
         use_adx = self.mm.adx_filter and "adx" in dataframe
@@ -214,21 +233,39 @@ class Avellaneda(IStrategy):
 
     # ------------------------------------------------------------------ entries
 
+    def _entry_blocked(self, pair: str, now: datetime) -> bool:
+        return self.faults.blocking or self._block_reason(pair, now) is not None
+
+    @fail_closed(False)
     def confirm_trade_entry(self, pair: str, order_type: str, amount: float, rate: float,
                             time_in_force: str, current_time: datetime, entry_tag: str | None,
                             side: str, **kwargs) -> bool:
         if self.mm.mode == "pingpong" and \
                 side != mm.flat_side(self.mm.flat_side_rule, self.last_entry_side):
             return False
-        if self._block_reason(pair, current_time) is not None:
+        if self._entry_blocked(pair, current_time):
             return False
         quote = self._quote(pair, current_time, rate, entry=True)
-        return quote is not None and math.isfinite(mm.entry_price(quote, side))
+        if not self._live():
+            # Backtesting clamps the price to the candle and re-centres the quote on it.
+            return quote is not None and math.isfinite(mm.entry_price(quote, side))
+        # Live, the rate must be the model's own price for this loop's book: a price that
+        # came from anywhere else (Freqtrade's proposed rate after custom_entry_price
+        # failed, or its distance clamp) is refused.
+        if mm.entry_price_is_the_models(rate, quote, side):
+            return True
+        logger.warning("asmm: entry refused: rate %.10g is not the model's %s price (%s)",
+                       rate, side, "no usable quote" if quote is None else
+                       f"{mm.entry_price(quote, side):.10g}")
+        return False
 
+    @fail_closed(0.0)
     def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float,
                             proposed_stake: float, min_stake: float | None, max_stake: float,
                             leverage: float, entry_tag: str | None, side: str,
                             **kwargs) -> float:
+        if self.faults.blocking:
+            return 0.0
         stake = mm.stake_for_lot(self.mm.lot_size, current_rate, leverage)
         if min_stake is not None and stake < min_stake:
             logger.error("asmm: lot_size %g is below the exchange minimum (stake %.4g < %.4g); "
@@ -236,6 +273,8 @@ class Avellaneda(IStrategy):
             return 0.0
         return min(stake, max_stake)
 
+    # Freqtrade has no "no price" answer here; confirm_trade_entry refuses what follows.
+    @fail_closed(lambda *_, proposed_rate, **__: proposed_rate)
     def custom_entry_price(self, pair: str, trade: Trade | None, current_time: datetime,
                            proposed_rate: float, entry_tag: str | None, side: str,
                            **kwargs) -> float:
@@ -259,6 +298,8 @@ class Avellaneda(IStrategy):
         return mm.choose_exit_price(quote, trade.is_short, kill=phase, near_liquidation=liq,
                                     best_bid=best_bid, best_ask=best_ask, fallback=proposed_rate)
 
+    # An exit keeps being worked: a failure still asks for the exit at custom_exit_price.
+    @fail_closed(mm.EXIT_QUOTE)
     def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
                     current_profit: float, **kwargs) -> str | None:
         mid, _, _ = self._touch(pair, current_rate)
@@ -269,6 +310,8 @@ class Avellaneda(IStrategy):
             return mm.EXIT_KILL
         return mm.EXIT_QUOTE
 
+    # The documented fallback: Freqtrade's exit rate, which exit_pricing puts on our own side.
+    @fail_closed(lambda *_, proposed_rate, **__: proposed_rate)
     def custom_exit_price(self, pair: str, trade: Trade, current_time: datetime,
                           proposed_rate: float, current_profit: float, exit_tag: str | None,
                           **kwargs) -> float:
@@ -276,13 +319,16 @@ class Avellaneda(IStrategy):
         self._log_quote(pair, "exit", "short" if trade.is_short else "long", price, quote, why)
         return price
 
+    # Cancel a resting entry, keep a resting exit.
+    @fail_closed(lambda *_, is_entry, current_order_rate, **__:
+                 None if is_entry else current_order_rate)
     def adjust_order_price(self, trade: Trade, order: Order | None, pair: str,
                            current_time: datetime, proposed_rate: float,
                            current_order_rate: float, entry_tag: str | None, side: str,
                            is_entry: bool, **kwargs) -> float | None:
         tick, _ = self._market(pair)
         if is_entry:
-            if self._block_reason(pair, current_time) is not None:
+            if self._entry_blocked(pair, current_time):
                 return None
             quote = self._quote(pair, current_time, proposed_rate, entry=True)
             new = mm.entry_price(quote, side) if quote else math.nan
@@ -306,15 +352,18 @@ class Avellaneda(IStrategy):
     # than the order, which at a minute boundary can be a minute away. A tripped guard must
     # not wait for that: a resting entry is cancelled, and an exit that must go at market is
     # cancelled so the same loop places it again at custom_exit_price's market price.
+    @fail_closed(True)
     def check_entry_timeout(self, pair: str, trade: Trade, order: Order,
                             current_time: datetime, **kwargs) -> bool:
-        return self._block_reason(pair, current_time) is not None
+        return self._entry_blocked(pair, current_time)
 
+    @fail_closed(False)
     def check_exit_timeout(self, pair: str, trade: Trade, order: Order,
                            current_time: datetime, **kwargs) -> bool:
         price, _, why = self._exit_target(pair, trade, current_time, order.safe_price)
         return why in ("market", "liquidation") and price != order.safe_price
 
+    @fail_closed(None)
     def order_filled(self, pair: str, trade: Trade, order: Order, current_time: datetime,
                      **kwargs) -> None:
         if order.ft_order_side == trade.entry_side:
@@ -325,6 +374,7 @@ class Avellaneda(IStrategy):
         if self.mm.mode != "pingpong" and self._live():
             self._share_inventory(pair, current_time)
 
+    @fail_closed(1.0)
     def leverage(self, pair: str, current_time: datetime, current_rate: float,
                  proposed_leverage: float, max_leverage: float, entry_tag: str | None, side: str,
                  **kwargs) -> float:

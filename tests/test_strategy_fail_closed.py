@@ -1,0 +1,271 @@
+"""The strategy fails closed: whatever goes wrong inside a hook, the hook answers the value
+that opens nothing, and the cause is logged once.
+
+The real strategy class, loaded as Freqtrade loads it, is driven hook by hook. Freqtrade's
+DataProvider and Wallets stand behind an exchange; here a small stand-in serves the order
+book (the only market input the hooks read), which is what lets a test make it fail. The
+same faults against a real Freqtrade dry-run are in test_freqtrade.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytest.importorskip("freqtrade")
+
+from freqtrade.enums import RunMode
+from freqtrade.persistence import init_db
+
+from asmm import mm
+from asmm.params import Params, SideIntensity, write_params
+
+ROOT = Path(__file__).resolve().parents[1]
+PAIR = "BTC/USDC:USDC"
+NOW = datetime.now(UTC)
+
+
+def load_strategy_class():
+    spec = importlib.util.spec_from_file_location(
+        "avellaneda_under_test", ROOT / "user_data" / "strategies" / "avellaneda.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.Avellaneda
+
+
+Avellaneda = load_strategy_class()
+
+
+class Market:
+    """Stands in for Freqtrade's DataProvider (order book, market, candles) and Wallets."""
+
+    runmode = RunMode.DRY_RUN
+
+    def __init__(self, bid=99_999.0, ask=100_001.0):
+        self.bid, self.ask = bid, ask
+        self.fail: Exception | None = None
+
+    def orderbook(self, pair, depth):
+        if self.fail:
+            raise self.fail
+        return {"bids": [[self.bid, 1.0]], "asks": [[self.ask, 1.0]]}
+
+    def market(self, pair):
+        return {"precision": {"price": 1.0}, "maker": 0.00015}
+
+    def get_analyzed_dataframe(self, pair, timeframe):
+        return pd.DataFrame(), None
+
+    def get_starting_balance(self):
+        return 10_000.0
+
+
+def good_params(path: Path, **over) -> Params:
+    kw = dict(coin="BTC", model="glft", computed_at=NOW - timedelta(minutes=5),
+              valid_until=NOW + timedelta(hours=2),
+              data_window=(NOW - timedelta(days=1), NOW - timedelta(minutes=5)),
+              mid_price=100_000.0, sigma=6.8, gamma=0.05, bid=SideIntensity(0.5, 0.5),
+              ask=SideIntensity(0.5, 0.5))
+    kw.update(over)
+    p = Params(**kw)
+    write_params(path, p)
+    return p
+
+
+@pytest.fixture
+def strategy(tmp_path, monkeypatch):
+    """A started strategy (bot_start ran against an empty trade database) on a live book."""
+    monkeypatch.chdir(tmp_path)
+    init_db("sqlite://")
+    params_file = tmp_path / "params.json"
+    good_params(params_file)
+    config = {"stake_currency": "USDC", "dry_run": True, "trading_mode": "futures",
+              "exchange": {"pair_whitelist": [PAIR]},
+              "asmm": {"params_file": str(params_file),
+                       "kill_switch_file": str(tmp_path / "KILL")}}
+    s = Avellaneda(config)
+    market = Market()
+    s.dp = market
+    s.wallets = market
+    s.bot_start()
+    s.params_file = params_file
+    s.market = market
+    return s
+
+
+def loop(s, now=None):
+    s.bot_loop_start(current_time=now or datetime.now(UTC))
+
+
+def entry_kwargs(rate, side="long"):
+    return dict(pair=PAIR, order_type="limit", amount=0.001, rate=rate, time_in_force="GTC",
+                current_time=datetime.now(UTC), entry_tag=None, side=side)
+
+
+def model_entry_price(s, side="long") -> float:
+    q = s._quote(PAIR, datetime.now(UTC), 100_000.0, entry=True)
+    assert q is not None
+    return mm.entry_price(q, side)
+
+
+class Trade_:
+    """The fields of a Freqtrade Trade the exit hooks read."""
+
+    pair = PAIR
+    is_short = False
+    liquidation_price = None
+    amount = 0.001
+
+
+class Order_:
+    safe_price = 100_010.0
+
+
+# (hook, arguments, the value that opens nothing). Exits are managed, not dropped:
+# custom_exit asks for the exit, custom_exit_price falls back to Freqtrade's exit rate, a
+# resting exit keeps resting.
+HOOKS = [
+    ("confirm_trade_entry", lambda: entry_kwargs(99_990.0), False),
+    ("custom_entry_price",
+     lambda: dict(pair=PAIR, trade=None, current_time=datetime.now(UTC), proposed_rate=123.0,
+                  entry_tag=None, side="long"), 123.0),
+    ("custom_stake_amount",
+     lambda: dict(pair=PAIR, current_time=datetime.now(UTC), current_rate=1e5,
+                  proposed_stake=50.0, min_stake=1.0, max_stake=1e4, leverage=1.0,
+                  entry_tag=None, side="long"), 0.0),
+    ("leverage",
+     lambda: dict(pair=PAIR, current_time=datetime.now(UTC), current_rate=1e5,
+                  proposed_leverage=3.0, max_leverage=10.0, entry_tag=None, side="long"), 1.0),
+    ("adjust_order_price",
+     lambda: dict(trade=Trade_(), order=Order_(), pair=PAIR, current_time=datetime.now(UTC),
+                  proposed_rate=1e5, current_order_rate=99_990.0, entry_tag=None, side="long",
+                  is_entry=True), None),
+    ("adjust_order_price",
+     lambda: dict(trade=Trade_(), order=Order_(), pair=PAIR, current_time=datetime.now(UTC),
+                  proposed_rate=1e5, current_order_rate=100_010.0, entry_tag=None,
+                  side="long", is_entry=False), 100_010.0),
+    ("check_entry_timeout",
+     lambda: dict(pair=PAIR, trade=Trade_(), order=Order_(), current_time=datetime.now(UTC)),
+     True),
+    ("check_exit_timeout",
+     lambda: dict(pair=PAIR, trade=Trade_(), order=Order_(), current_time=datetime.now(UTC)),
+     False),
+    ("custom_exit",
+     lambda: dict(pair=PAIR, trade=Trade_(), current_time=datetime.now(UTC), current_rate=1e5,
+                  current_profit=0.0), mm.EXIT_QUOTE),
+    ("custom_exit_price",
+     lambda: dict(pair=PAIR, trade=Trade_(), current_time=datetime.now(UTC),
+                  proposed_rate=100_002.0, current_profit=0.0, exit_tag=None), 100_002.0),
+    ("bot_loop_start", lambda: dict(current_time=datetime.now(UTC)), None),
+    ("order_filled",
+     lambda: dict(pair=PAIR, trade=Trade_(), order=Order_(), current_time=datetime.now(UTC)),
+     None),
+]
+
+
+@pytest.mark.parametrize("hook, kwargs, safe", HOOKS,
+                         ids=[f"{h}-{i}" for i, (h, _, _) in enumerate(HOOKS)])
+def test_a_hook_that_cannot_work_answers_the_value_that_opens_nothing(hook, kwargs, safe,
+                                                                       caplog):
+    # Never started: every attribute the hooks use is missing, so each one raises inside.
+    s = Avellaneda({"stake_currency": "USDC", "dry_run": True,
+                    "exchange": {"pair_whitelist": [PAIR]}})
+    with caplog.at_level(logging.WARNING):
+        assert getattr(s, hook)(**kwargs()) == safe
+    lines = [r.getMessage() for r in caplog.records if "no new entries" in r.getMessage()]
+    assert lines == [f"asmm: no new entries: {hook} raised AttributeError: "
+                     f"{lines[0].split('AttributeError: ', 1)[1]}"]
+    assert s.faults.blocking
+
+
+def test_dataframe_hooks_fail_to_no_signal():
+    s = Avellaneda({"stake_currency": "USDC", "dry_run": True,
+                    "exchange": {"pair_whitelist": [PAIR]}})
+    df = pd.DataFrame({"date": pd.date_range("2025-09-01", periods=3, freq="1min", tz=UTC),
+                       "open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0})
+    out = s.populate_entry_trend(s.populate_indicators(df.copy(), {"pair": PAIR}),
+                                 {"pair": PAIR})
+    assert out["enter_long"].tolist() == [0, 0, 0] and out["enter_short"].tolist() == [0, 0, 0]
+    assert math.isinf(out["adx"].iloc[-1])  # reads as trending, if the ADX filter is on
+
+
+def test_control_a_healthy_strategy_enters_at_the_models_price_only(strategy):
+    s = strategy
+    loop(s)
+    price = model_entry_price(s)
+    assert s.custom_entry_price(pair=PAIR, trade=None, current_time=datetime.now(UTC),
+                                proposed_rate=100_000.0, entry_tag=None, side="long") == price
+    assert s.confirm_trade_entry(**entry_kwargs(price)) is True
+    # Freqtrade's own proposed rate (what it sends when custom_entry_price failed) or a
+    # price its distance clamp moved is not the model's: refused.
+    assert s.confirm_trade_entry(**entry_kwargs(100_000.0)) is False
+    assert s.confirm_trade_entry(**entry_kwargs(price - 2.0)) is False
+
+
+def test_an_exchange_error_in_the_loop_blocks_entries_then_clears(strategy, caplog):
+    s = strategy
+    loop(s)
+    price = model_entry_price(s)
+    s.market.fail = ConnectionError("order book request timed out")
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):
+            loop(s)
+            assert s.confirm_trade_entry(**entry_kwargs(price)) is False
+            assert s.custom_stake_amount(**HOOKS[2][1]()) == 0.0
+            assert s.check_entry_timeout(**HOOKS[6][1]()) is True
+        s.market.fail = None
+        loop(s)  # the loop after a fault still blocks: every hook of it agrees
+        assert s.confirm_trade_entry(**entry_kwargs(price)) is False
+        loop(s)
+        assert s.confirm_trade_entry(**entry_kwargs(price)) is True
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    # One line for the cause, naming it, however many loops it lasted: the entry hooks
+    # after it see the block and never reach the failing call.
+    assert warnings == ["asmm: no new entries: bot_loop_start raised ConnectionError: "
+                        "order book request timed out"]
+    assert any("entries no longer blocked by faults" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("damage, cause", [
+    (lambda p: p.write_bytes(b"\xff\xfe junk"), "is not UTF-8"),
+    (lambda p: (p.unlink(), p.mkdir()), "is a folder, not a file"),
+    (lambda p: p.write_text("{"), "is not valid JSON"),
+    (lambda p: good_params(p, coin="ETH", mid_price=4000.0, sigma=0.3, gamma=1.0,
+                           bid=SideIntensity(0.5, 10.0), ask=SideIntensity(0.5, 10.0)),
+     "parameter file is for ETH, the bot trades BTC"),
+    (lambda p: good_params(p, mid_price=106_000.0), "% from the live mid"),
+    (lambda p: good_params(p, computed_at=NOW - timedelta(days=3),
+                           data_window=(NOW - timedelta(days=4), NOW - timedelta(days=3)),
+                           valid_until=NOW + timedelta(hours=1)),
+     "is the collector running?"),
+    (lambda p: good_params(p, valid_until=NOW - timedelta(seconds=1),
+                           computed_at=NOW - timedelta(hours=1),
+                           data_window=(NOW - timedelta(days=1), NOW - timedelta(hours=1))),
+     "expired at"),
+])
+def test_a_good_file_replaced_by_an_unusable_one_stops_entries_and_says_why(strategy, caplog,
+                                                                            damage, cause):
+    s = strategy
+    loop(s)
+    price = model_entry_price(s)
+    assert s.confirm_trade_entry(**entry_kwargs(price)) is True  # the good file, cached
+    damage(s.params_file)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            loop(s)
+            assert s.confirm_trade_entry(**entry_kwargs(price)) is False
+            assert s.check_entry_timeout(**HOOKS[6][1]()) is True
+            assert s.adjust_order_price(**HOOKS[4][1]()) is None
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 1 and lines[0].startswith("asmm: no new entries: ") \
+        and cause in lines[0], lines
+    # Nothing raised: the faults record is untouched, the block is the guard's own.
+    assert not s.faults.blocking
+    # Exits are still priced (passive fallback at our own touch without usable parameters).
+    assert s.custom_exit_price(**HOOKS[9][1]()) == 100_001.0
