@@ -23,19 +23,30 @@ Conventions every consumer shares:
   counted in :class:`Quality`). At equal exchange time, **trades come before book updates**:
   Hyperliquid stamps a block's trades and the book *after* that block with the same time, so
   the book a trade executed against is the last one strictly before it.
-- **Bad rows** (unparseable, a truncated last line, NaN, non-positive price or size, unknown
-  side) are dropped and counted, never silently used. A crossed or locked BBO is kept in
-  the arrays (it happened) but flagged; estimators leave it out.
+- **Bad rows** (unparseable, not UTF-8, a truncated last line, NaN, non-positive price or
+  size, unknown side, an exchange time in another unit than the rest of its file) are dropped
+  and counted, never silently used. A crossed or locked BBO is kept in the arrays (it
+  happened) but flagged; estimators leave it out.
+- **Bad files** are a :class:`DataError` naming the file: unreadable, missing a column, or a
+  time column in the wrong unit (``exchange_timestamp`` in seconds, ``timestamp`` in
+  milliseconds, ...). An unreadable Parquet file with a CSV of the same day beside it is
+  replaced by that CSV (logged, and noted in :class:`Quality`).
+- **Layouts.** Daily files and a single file of the same kind and coin are merged only when
+  their exchange times do not overlap (an archive that moved from one layout to the other).
+  Overlapping ones are refused, naming both files: the reader cannot tell which one is right
+  (another market's file under this coin's name, a copy), and merging would double or mix
+  the rows.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -53,6 +64,9 @@ _FILE_RE = re.compile(
     r"^(?P<kind>prices|trades|orderbooks|gaps)_(?P<coin>[A-Za-z0-9@:\-]+?)"
     r"(?:_(?P<day>\d{4}-\d{2}-\d{2}))?\.(?P<ext>csv|parquet)$"
 )
+
+
+T = TypeVar("T")
 
 
 class DataError(Exception):
@@ -83,28 +97,31 @@ class DataFile:
     coin: str
     day: date | None  # None: single-file layout
     path: Path
+    fallback: Path | None = None  # the CSV of the same day, when ``path`` is its Parquet
 
 
 def list_files(folder: str | Path, kind: str, coin: str) -> list[DataFile]:
     """Files of one kind and coin, daily ones sorted by day, then any single-file one.
 
     A folder holding the same day as both CSV and Parquet yields the Parquet one (faster,
-    and written from the same rows).
+    and written from the same rows) with the CSV as its ``fallback``, read if the Parquet
+    one cannot be.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"data folder {folder} does not exist")
-    found: dict[date | None, DataFile] = {}
+    found: dict[date | None, dict[str, Path]] = {}
     for p in folder.iterdir():
         m = _FILE_RE.match(p.name)
         if not m or m["kind"] != kind or m["coin"] != coin:
             continue
         day = date.fromisoformat(m["day"]) if m["day"] else None
-        if day in found and found[day].path.suffix == ".parquet":
-            continue
-        found[day] = DataFile(kind, coin, day, p)
-    daily = sorted((f for d, f in found.items() if d is not None), key=lambda f: f.day)
-    single = [f for d, f in found.items() if d is None]
+        found.setdefault(day, {})[m["ext"]] = p
+    files = {day: DataFile(kind, coin, day, by_ext.get("parquet", by_ext.get("csv")),
+                           by_ext["csv"] if len(by_ext) == 2 else None)
+             for day, by_ext in found.items()}
+    daily = sorted((f for d, f in files.items() if d is not None), key=lambda f: f.day)
+    single = [f for d, f in files.items() if d is None]
     return daily + single
 
 
@@ -151,59 +168,192 @@ class Quality:
         self.notes.extend(other.notes)
 
 
+# A number as the collector (or any CSV writer) prints it, in RE2 syntax for Arrow.
+_NUMBER_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(?i:inf|infinity|nan)$"
+
+# Which epoch unit each time column holds (DESIGN.md, "Collector data format").
+_TIME_UNITS = {"exchange_timestamp": "milliseconds", "timestamp": "seconds",
+               "start": "seconds", "end": "seconds"}
+_PER_SECOND = {"seconds": 1.0, "milliseconds": 1e3, "microseconds": 1e6, "nanoseconds": 1e9}
+# Epoch seconds of 2000-01-01 and 2100-01-01: every time a collector can have written. The
+# units are 1000x apart and this span is 4.3x wide, so a value belongs to at most one unit.
+_EPOCH_SPAN_S = (946_684_800.0, 4_102_444_800.0)
+
+
+def _first_line(e: BaseException) -> str:
+    """An exception's message on one line (Arrow's run over several)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _empty(columns: list[str], types: dict[str, pa.DataType]) -> pa.Table:
+    return pa.table({c: pa.array([], type=types.get(c, pa.float64())) for c in columns})
+
+
 def _read_raw(path: Path, columns: list[str], types: dict[str, pa.DataType],
               quality: Quality) -> pa.Table:
-    """Read one file; bad rows are skipped and counted.
+    """Read one file into ``columns`` of ``types``; bad rows are skipped and counted.
+
+    Raises :class:`DataError` naming the file when it cannot be read at all, lacks a column
+    or holds a time column in the wrong unit (:func:`_time_unit_rows`). ``quality`` is
+    updated only when the file was read.
+    """
+    q = Quality()
+    try:
+        if path.suffix == ".parquet":
+            table = _conform(pq.read_table(path), types, q)
+        else:
+            table = _read_csv(path, columns, types, q)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror or _first_line(e)})") from None
+    except pa.ArrowException as e:
+        raise DataError(f"{path}: cannot read it as a collector file ({_first_line(e)})") \
+            from None
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        has = table.column_names
+        shown = ", ".join(has[:12]) + (", ..." if len(has) > 12 else "")
+        raise DataError(f"{path}: missing columns {missing} (has {shown})")
+    table = table.select(columns)
+    bad = None
+    for col in columns:
+        if col in _TIME_UNITS:
+            wrong = _time_unit_rows(path, col, _num(table, col, np.float64))
+            bad = wrong if bad is None else bad | wrong
+    if bad is not None and bad.any():
+        q.drop("exchange_timestamp not in epoch milliseconds", np.count_nonzero(bad))
+        table = table.filter(pa.array(~bad))
+    q.rows_read = table.num_rows
+    quality.merge(q)
+    return table
+
+
+def _time_unit_rows(path: Path, col: str, t: np.ndarray) -> np.ndarray:
+    """Rows of ``exchange_timestamp`` in another unit than the rest of the file (bool mask).
+
+    The file's unit is that of its median time: a file in the wrong unit (exchange time in
+    seconds, local time in milliseconds) is a :class:`DataError` naming the unit, because
+    read as the right one its times land in 1970 or the far future and every window comes
+    out empty. A few stray rows in another unit are dropped instead (returned), so one
+    bad row cannot move a replay's clock to 1970. Times in no unit's range of plausible
+    dates (hand-made test files) are not judged.
+    """
+    ok = np.zeros(t.size, dtype=bool)
+    # About a thousand evenly spread rows decide the file's unit as well as all of them.
+    sample = t[:: max(1, t.size // 1000)]
+    sample = sample[np.isfinite(sample)]
+    if sample.size == 0:
+        return ok
+    expected = _TIME_UNITS[col]
+    lo, hi = _EPOCH_SPAN_S
+    median = float(np.median(sample))
+    for unit, per_s in _PER_SECOND.items():
+        if lo * per_s <= median < hi * per_s:
+            if unit != expected:
+                when = datetime.fromtimestamp(median / per_s, UTC).date()
+                raise DataError(
+                    f"{path}: {col} is in epoch {unit}, not {expected} (median {median:.0f} "
+                    f"is {when} read as {unit}); the collector format has {col} in epoch "
+                    f"{expected}")
+            if col == "exchange_timestamp":
+                per_s = _PER_SECOND[expected]
+                return np.isfinite(t) & ((t < lo * per_s) | (t >= hi * per_s))
+            return ok
+    return ok
+
+
+def _read_csv(path: Path, columns: list[str], types: dict[str, pa.DataType],
+              quality: Quality) -> pa.Table:
+    """One CSV file.
 
     Every complete row a writer puts down ends with a newline, so a CSV file that does not
     end with one was cut mid-row (kill -9, a full disk): its last line is dropped even when
     it happens to have the right number of fields ("...,17566848" cut from a timestamp).
     Rows with the wrong number of fields are skipped too.
     """
-    if path.suffix == ".parquet":
-        table = pq.read_table(path)
-    else:
-        size = path.stat().st_size
-        if size == 0:
-            quality.notes.append(f"{path.name}: empty file")
-            return pa.table({c: pa.array([], type=types.get(c, pa.float64())) for c in columns})
-        source: Path | pa.BufferReader = path
-        with open(path, "rb") as fh:
-            fh.seek(size - 1)
-            complete = fh.read(1) == b"\n"
-        if not complete:
-            data = path.read_bytes()
-            data = data[: data.rfind(b"\n") + 1]
-            quality.drop("truncated last line", 1)
-            if not data:  # not even a whole header: a file cut as it was created
-                quality.notes.append(f"{path.name}: empty file (header cut short)")
-                return pa.table({c: pa.array([], type=types.get(c, pa.float64()))
-                                 for c in columns})
-            source = pa.BufferReader(data)
-        skipped = 0
+    size = path.stat().st_size
+    if size == 0:
+        quality.notes.append(f"{path.name}: empty file")
+        return _empty(columns, types)
+    data: bytes | None = None
+    with open(path, "rb") as fh:
+        fh.seek(size - 1)
+        complete = fh.read(1) == b"\n"
+    if not complete:
+        data = path.read_bytes()
+        data = data[: data.rfind(b"\n") + 1]
+        quality.drop("truncated last line", 1)
+        if not data:  # not even a whole header: a file cut as it was created
+            quality.notes.append(f"{path.name}: empty file (header cut short)")
+            return _empty(columns, types)
+    convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=True)
+    try:
+        return pacsv.read_csv(path if data is None else pa.BufferReader(data),
+                              convert_options=convert)
+    except pa.ArrowInvalid:
+        # A bad row (a wrong number of fields, text in a number column, bytes that are not
+        # UTF-8) fails the typed read of the whole file; only such a file pays for the
+        # slower reading below.
+        return _parse_csv_tolerant(path.read_bytes() if data is None else data, types,
+                                   quality)
 
-        def on_bad(row):
-            nonlocal skipped
-            skipped += 1
-            return "skip"
 
-        try:
-            table = pacsv.read_csv(
-                source,
-                parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={c: t for c, t in types.items()},
-                    strings_can_be_null=True,
-                ),
-            )
-        except pa.ArrowInvalid as e:
-            raise DataError(f"{path}: cannot parse ({e}); is this a collector file?") from None
-        quality.drop("malformed row", skipped)
-    missing = [c for c in columns if c not in table.column_names]
-    if missing:
-        raise DataError(f"{path}: missing columns {missing} (has {table.column_names})")
-    quality.rows_read += table.num_rows
-    return table.select(columns)
+def _parse_csv_tolerant(data: bytes, types: dict[str, pa.DataType],
+                        quality: Quality) -> pa.Table:
+    """The slow path: lines that are not UTF-8, rows with the wrong number of fields and
+    rows with a cell that is not a number where one belongs are dropped and counted."""
+    text = data.decode("utf-8", errors="replace")
+    if "\ufffd" in text:  # the replacement character: some line held bytes not UTF-8
+        lines = text.split("\n")
+        kept = [line for line in lines if "\ufffd" not in line]
+        quality.drop("line not UTF-8", len(lines) - len(kept))
+        data = "\n".join(kept).encode()
+    # Only now a Python handler for rows of the wrong width: Arrow hands it the row as
+    # text, and a row that is not UTF-8 would fail that hand-over (removed just above).
+    skipped = 0
+
+    def on_bad(row):
+        nonlocal skipped
+        skipped += 1
+        return "skip"
+
+    table = pacsv.read_csv(
+        pa.BufferReader(data),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad),
+        convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in types},
+                                             strings_can_be_null=True),
+    )
+    quality.drop("malformed row", skipped)
+    return _conform(table, types, quality)
+
+
+def _conform(table: pa.Table, types: dict[str, pa.DataType], quality: Quality) -> pa.Table:
+    """Cast the columns of ``types`` that ``table`` has. A row whose text is not a number
+    where one belongs is dropped and counted as malformed; any other cast that fails is an
+    error (a column of the wrong kind)."""
+    def is_text(c):
+        t = table.schema.field(c).type
+        return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+    numeric = [c for c, t in types.items()
+               if c in table.column_names and pa.types.is_floating(t) and is_text(c)]
+    if numeric:
+        bad = np.zeros(table.num_rows, dtype=bool)
+        for c in numeric:
+            is_num = pc.match_substring_regex(table.column(c), _NUMBER_RE)
+            bad |= ~is_num.fill_null(True).to_numpy(zero_copy_only=False)
+        if bad.any():
+            quality.drop("malformed row", np.count_nonzero(bad))
+            table = table.filter(pa.array(~bad))
+    for c, t in types.items():
+        if c in table.column_names and table.schema.field(c).type != t:
+            try:
+                table = table.set_column(table.schema.get_field_index(c), c,
+                                         table.column(c).cast(t))
+            except pa.ArrowException as e:
+                raise pa.ArrowInvalid(f"column {c} of type {table.schema.field(c).type} is "
+                                      f"not {t}: {_first_line(e)}") from None
+    return table
 
 
 def _num(table: pa.Table, col: str, dtype) -> np.ndarray:
@@ -307,6 +457,38 @@ def _fmt_epoch(t: float | None) -> str:
     return "open" if t is None else datetime.fromtimestamp(t, UTC).isoformat()
 
 
+def _read_file(f: DataFile, read: Callable[[Path], T], quality: Quality) -> tuple[Path, T]:
+    """``(path, read(path))`` of ``f``'s file, or of its CSV fallback when the Parquet file
+    cannot be read (a copy cut short, a disk error): the CSV holds the same rows."""
+    try:
+        return f.path, read(f.path)
+    except DataError as e:
+        if f.fallback is None:
+            raise
+        quality.notes.append(f"{e}; read {f.fallback.name} (the same day as CSV) instead")
+        return f.fallback, read(f.fallback)
+
+
+def _check_layouts(spans: list[tuple[DataFile, Path, float, float]], kind: str) -> None:
+    """Refuse a single-layout file whose exchange times (ms) overlap a daily file's (module
+    docstring, "Layouts"); ``spans`` are ``(file, path read, first, last)``."""
+    for one, one_path, lo1, hi1 in spans:
+        if one.day is not None:
+            continue
+        for f, path, lo, hi in spans:
+            if f.day is not None and lo <= hi1 and lo1 <= hi:
+                raise DataError(
+                    f"{one_path} and {path} both hold {kind} of {f.coin} from "
+                    f"{_fmt_epoch(max(lo, lo1) / 1000)} to {_fmt_epoch(min(hi, hi1) / 1000)}: "
+                    "the single-file and the daily layout are merged only when their times "
+                    "do not overlap, since which one is right cannot be told; move one of "
+                    "them out of the folder")
+
+
+def _span(f: DataFile, path: Path, t_ms: np.ndarray) -> list[tuple[DataFile, Path, float, float]]:
+    return [(f, path, float(t_ms.min()), float(t_ms.max()))] if t_ms.size else []
+
+
 def _clean_common(price, size, quality: Quality, what: str) -> np.ndarray:
     bad_nan = ~(np.isfinite(price) & np.isfinite(size))
     bad_sign = ~bad_nan & ((price <= 0) | (size <= 0))
@@ -323,9 +505,10 @@ def read_trades(folder: str | Path, coin: str, start: float | None = None,
     types = {"timestamp": pa.float64(), "price": pa.float64(), "size": pa.float64(),
              "side": pa.string(), "trade_id": pa.float64(), "exchange_timestamp": pa.float64()}
     quality = Quality()
-    parts = []
+    parts, spans = [], []
     for f in _files(folder, "trades", coin, start, end):
-        tbl = _read_raw(f.path, TRADES_COLUMNS, types, quality)
+        path, tbl = _read_file(f, lambda p: _read_raw(p, TRADES_COLUMNS, types, quality),
+                               quality)
         side_txt = tbl.column("side").cast(pa.string())
         is_buy = pc.equal(side_txt, "buy").fill_null(False).to_numpy(zero_copy_only=False)
         is_sell = pc.equal(side_txt, "sell").fill_null(False).to_numpy(zero_copy_only=False)
@@ -346,8 +529,10 @@ def read_trades(folder: str | Path, coin: str, start: float | None = None,
         quality.drop("trades: side not buy/sell", np.count_nonzero(bad_side))
         quality.drop("trades: missing exchange_timestamp", np.count_nonzero(keep & ts_null))
         keep &= (side != 0) & ~ts_null
+        spans += _span(f, path, arr["exchange_timestamp"][keep])
         keep &= _window(arr["exchange_timestamp"], start, end)
         parts.append({k: v[keep] for k, v in arr.items()})
+    _check_layouts(spans, "trades")
     arr = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     arr = _sort_by_exchange_time(arr, quality, "trades")
     # The same fill written twice (a reconnect replaying a snapshot) counts once.
@@ -375,9 +560,10 @@ def read_bbo(folder: str | Path, coin: str, start: float | None = None,
     types = {"timestamp": pa.float64(), "price": pa.float64(), "size": pa.float64(),
              "side": pa.string(), "exchange_timestamp": pa.float64()}
     quality = Quality()
-    parts = []
+    parts, spans = [], []
     for f in _files(folder, "prices", coin, start, end):
-        tbl = _read_raw(f.path, PRICES_COLUMNS, types, quality)
+        path, tbl = _read_file(f, lambda p: _read_raw(p, PRICES_COLUMNS, types, quality),
+                               quality)
         side_txt = tbl.column("side").cast(pa.string())
         is_bid = pc.equal(side_txt, "bid").fill_null(False).to_numpy(zero_copy_only=False)
         is_ask = pc.equal(side_txt, "ask").fill_null(False).to_numpy(zero_copy_only=False)
@@ -391,8 +577,10 @@ def read_bbo(folder: str | Path, coin: str, start: float | None = None,
         quality.drop("prices: missing exchange_timestamp", np.count_nonzero(keep & np.isnan(ex)))
         keep &= (is_bid | is_ask) & np.isfinite(ex)
         arr["exchange_timestamp"] = np.where(np.isfinite(ex), ex, 0).astype(np.int64)
+        spans += _span(f, path, arr["exchange_timestamp"][keep])
         keep &= _window(arr["exchange_timestamp"], start, end)
         parts.append({k: v[keep] for k, v in arr.items()})
+    _check_layouts(spans, "prices")
     arr = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     arr = _sort_by_exchange_time(arr, quality, "prices")
     n = arr["price"].size
@@ -441,24 +629,15 @@ def read_orderbooks(folder: str | Path, coin: str, start: float | None = None,
                     end: float | None = None) -> OrderBooks:
     """L2 snapshots of ``coin`` (depth inferred from the header)."""
     quality = Quality()
-    parts = []
+    parts, spans = [], []
     depth = None
     for f in _files(folder, "orderbooks", coin, start, end):
-        if f.path.suffix == ".parquet":
-            names = pq.read_schema(f.path).names
-        else:
-            with open(f.path) as fh:
-                names = fh.readline().strip().split(",")
-        d = sum(1 for c in names if c.startswith("bid_price_"))
-        if d == 0:
-            raise DataError(f"{f.path}: no bid_price_0 column; not an orderbooks file")
+        path, (d, tbl) = _read_file(f, lambda p: _read_orderbook_file(p, quality), quality)
         if depth is not None and d != depth:
-            raise DataError(f"{f.path}: depth {d} differs from earlier files' {depth}")
+            raise DataError(f"{path}: depth {d} differs from earlier files' {depth}")
         depth = d
-        cols = orderbook_columns(d)
-        types = {c: pa.float64() for c in cols}
-        tbl = _read_raw(f.path, cols, types, quality)
         ex = _num(tbl, "exchange_timestamp", np.float64)
+        spans += _span(f, path, ex[np.isfinite(ex)])
         keep = np.isfinite(ex) & _window(np.nan_to_num(ex), start, end)
         quality.drop("orderbooks: missing exchange_timestamp", np.count_nonzero(np.isnan(ex)))
 
@@ -472,10 +651,29 @@ def read_orderbooks(folder: str | Path, coin: str, start: float | None = None,
             "bid_px": grid("bid_price"), "bid_sz": grid("bid_size"),
             "ask_px": grid("ask_price"), "ask_sz": grid("ask_size"),
         })
+    _check_layouts(spans, "orderbooks")
     arr = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     arr = _sort_by_exchange_time(arr, quality, "orderbooks")
+    _log_quality("orderbooks", coin, quality)
     return OrderBooks(arr["exchange_timestamp"], arr["timestamp"], arr["bid_px"], arr["bid_sz"],
                       arr["ask_px"], arr["ask_sz"], quality)
+
+
+def _read_orderbook_file(path: Path, quality: Quality) -> tuple[int, pa.Table]:
+    """``(depth, table)`` of one orderbooks file, the depth from its header."""
+    try:
+        if path.suffix == ".parquet":
+            names = pq.read_schema(path).names
+        else:
+            with open(path, "rb") as fh:
+                names = fh.readline().decode("utf-8", errors="replace").strip().split(",")
+    except (OSError, pa.ArrowException) as e:
+        raise DataError(f"{path}: cannot read it ({_first_line(e)})") from None
+    d = sum(1 for c in names if c.startswith("bid_price_"))
+    if d == 0:
+        raise DataError(f"{path}: no bid_price_0 column; not an orderbooks file")
+    cols = orderbook_columns(d)
+    return d, _read_raw(path, cols, {c: pa.float64() for c in cols}, quality)
 
 
 def read_gaps(folder: str | Path, coin: str) -> np.ndarray:
@@ -486,12 +684,13 @@ def read_gaps(folder: str | Path, coin: str) -> np.ndarray:
         return np.zeros((0, 2))
     quality = Quality()
     out = []
+    types = {"start": pa.float64(), "end": pa.float64(), "reason": pa.string()}
     for f in files:
-        tbl = _read_raw(f.path, GAPS_COLUMNS, {"start": pa.float64(), "end": pa.float64(),
-                                              "reason": pa.string()}, quality)
+        _, tbl = _read_file(f, lambda p: _read_raw(p, GAPS_COLUMNS, types, quality), quality)
         s, e = _num(tbl, "start", np.float64), _num(tbl, "end", np.float64)
         ok = np.isfinite(s) & np.isfinite(e) & (e > s)
         out.append(np.stack([s[ok], e[ok]], axis=1))
+    _log_quality("gaps", coin, quality)
     return np.concatenate(out) if out else np.zeros((0, 2))
 
 

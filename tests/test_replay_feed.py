@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from asmm import hlproto as hp
+from asmm.cli import main
 from asmm.marketdata import DataError, read_bbo, read_trades
 from asmm.replay import Exchange, InfoError, Replay, ReplayConfig, load_market
 from asmm.replay.faults import Faults, corrupt
@@ -177,6 +178,24 @@ def test_load_market_errors_are_clear(tmp_path):
         load_market(tmp_path / "missing", "BTC")
     with pytest.raises(DataError, match="no prices files for BTC"):
         load_market(tmp_path, "BTC")
+
+
+def test_a_corrupt_parquet_file_is_named_or_gives_way_to_its_csv(market, tiny, tmp_path,
+                                                                  capsys):
+    data = tmp_path / "d"
+    data.mkdir()
+    for p in tiny.glob("*_BTC_*.csv"):
+        (data / p.name).write_bytes(p.read_bytes())
+    broken = data / "prices_BTC_2025-09-01.parquet"
+    broken.write_bytes(b"PAR1" + (tiny / "prices_BTC_2025-09-01.csv").read_bytes()[:4096])
+    m = load_market(data, "BTC")  # the CSV of the same day is read instead
+    assert np.array_equal(m.ev_t, market.ev_t) and np.array_equal(m.bid, market.bid)
+
+    (data / "prices_BTC_2025-09-01.csv").unlink()
+    assert main(["replay", "--data-dir", str(data), "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert f"error: {broken}: cannot read it" in err
 
 
 @pytest.mark.parametrize("channel,msg", [

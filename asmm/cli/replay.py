@@ -84,6 +84,7 @@ def run(args) -> int:
 
     import pyarrow as pa
     from rich.console import Console
+    from rich.markup import escape
 
     from asmm.marketdata import DataError
     from asmm.replay import Exchange, Faults, ReplayConfig, ReplayServer, load_market
@@ -108,7 +109,8 @@ def run(args) -> int:
     try:
         markets = [load_market(args.data_dir, coin) for coin in coins]
     except DataError as e:
-        err.print(f"[red]error:[/red] {e}")
+        # escape: a file name or Arrow's text in brackets is not Rich markup.
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         return 2
     # Reading the CSVs leaves freed pages in Arrow's allocator; a long-running server
     # should not sit on them (~75 MB per full-size day).
