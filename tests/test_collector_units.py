@@ -155,6 +155,78 @@ def test_header_mismatch_refuses_instead_of_mixing_layouts(tmp_path):
     assert p.read_text() == original
 
 
+def _disk_fills_up_after(monkeypatch, n_bytes: int) -> None:
+    """The writer's low-level write puts ``n_bytes`` more bytes on disk, then fails as a
+    full disk does: a short write, then ENOSPC."""
+    import errno
+
+    from asmm.collector import writer
+
+    room = [n_bytes]
+
+    def write_all(fd, data):
+        n = min(room[0], len(data))
+        os.write(fd, data[:n])
+        room[0] -= n
+        if n < len(data):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(writer, "_write_all", write_all)
+
+
+def test_a_write_that_fails_part_way_leaves_the_file_on_a_line_boundary(tmp_path,
+                                                                       monkeypatch):
+    w = DayWriter(tmp_path, COLUMNS)
+    t = MIDNIGHT + 5
+    for i in range(3):
+        for line in _bbo_lines(t + i, int((t + i) * 1000), 100.0 + i, 101.0):
+            w.write("prices", "BTC", t + i, line)
+    w.flush()
+    path = tmp_path / "prices_BTC_2025-09-02.csv"
+    before = path.read_bytes()
+    for line in _bbo_lines(t + 3, int((t + 3) * 1000), 103.0, 104.0):
+        w.write("prices", "BTC", t + 3, line)
+    _disk_fills_up_after(monkeypatch, 10)  # part of the next row fits
+    with pytest.raises(OSError, match="No space"):
+        w.flush()
+    assert path.read_bytes() == before  # the 10 bytes of half a row were cut off again
+    assert w.abandon() == 2 and w.rows_written["prices"] == 6  # the unwritten rows dropped
+    monkeypatch.undo()  # space again: the next row reopens the file and appends
+    for line in _bbo_lines(t + 4, int((t + 4) * 1000), 104.0, 105.0):
+        w.write("prices", "BTC", t + 4, line)
+    w.close()
+    bbo = read_bbo(tmp_path, "BTC")
+    np.testing.assert_array_equal(bbo.bid, [100.0, 101.0, 102.0, 104.0])
+    assert bbo.quality.dropped == {}
+
+
+def test_a_partial_header_is_started_again(tmp_path, monkeypatch):
+    _disk_fills_up_after(monkeypatch, 12)  # a new day file gets half its header
+    w = DayWriter(tmp_path, COLUMNS)
+    t = MIDNIGHT + 5
+    with pytest.raises(OSError):
+        for line in _bbo_lines(t, int(t * 1000), 100.0, 101.0):
+            w.write("prices", "BTC", t, line)
+    w.abandon()
+    path = tmp_path / "prices_BTC_2025-09-02.csv"
+    assert path.read_bytes() == b""  # cut back; even a crash would leave just a partial header
+    path.write_text(",".join(PRICES_COLUMNS)[:12])
+    monkeypatch.undo()
+    w = DayWriter(tmp_path, COLUMNS)
+    for line in _bbo_lines(t, int(t * 1000), 100.0, 101.0):
+        w.write("prices", "BTC", t, line)
+    w.close()
+    assert path.read_text().splitlines()[0] == ",".join(PRICES_COLUMNS)
+    assert len(read_bbo(tmp_path, "BTC")) == 1
+
+
+def test_gap_times_are_rounded_outwards_to_the_microsecond(tmp_path):
+    start, end = 1756700000.1234567, 1756700001.0000001  # both between two microseconds
+    GapLog(tmp_path).record("BTC", start, end, "test")
+    (s, e), = read_gaps(tmp_path, "BTC")
+    assert s <= start and e >= end and e - s < end - start + 2e-6
+
+
 def test_gaps_file_is_what_read_gaps_expects(tmp_path):
     g = GapLog(tmp_path)
     g.record("BTC", 100.0, 105.5, "connection closed, then stale")

@@ -2,9 +2,10 @@
 
 Rows are buffered in memory and handed to the OS only as whole lines (one ``os.write`` of
 complete lines per flush), so after a ``kill -9`` every file ends on a line boundary and
-parses; what is lost is at most the rows buffered since the last flush. The reader in
-:mod:`asmm.marketdata` still skips a truncated last line should one ever appear (a full
-disk, a crash mid-``write``).
+parses; what is lost is at most the rows buffered since the last flush. A write that fails
+part-way (a full disk) is cut back to where it started, and a partial last line left by a
+crash mid-``write`` is removed when the file is next opened; the reader in
+:mod:`asmm.marketdata` skips one anyway.
 
 The UTC day of a row is the day of its local receive time (the ``timestamp`` column, from
 the collector's clock). A row never goes to a day older than the newest one its stream has
@@ -14,11 +15,13 @@ Parquet on, rewrite a finished day); its ``timestamp`` column keeps the true tim
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -57,11 +60,33 @@ def format_row(row) -> str:
     return ",".join("" if v is None or v != v else str(v) for v in row) + "\n"
 
 
+def _microseconds(t: float, rounding: str) -> str:
+    """``t`` (s) to six decimals, rounded as asked from its exact binary value: parsed
+    back, it is on the chosen side of ``t`` (``t * 1e6`` could round the other way)."""
+    return str(Decimal(t).quantize(Decimal("0.000001"), rounding=rounding))
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def _append(fd: int, data: bytes) -> None:
+    """Append ``data`` (whole lines) to a file opened with O_APPEND, or nothing.
+
+    A write that fails part-way (ENOSPC after a short write) leaves part of a line; the file
+    is cut back to its size before the write so that it still ends on a line boundary. Best
+    effort: should that fail too, the next open removes the partial line.
+    """
+    size = os.fstat(fd).st_size
+    try:
+        _write_all(fd, data)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)
+        raise
 
 
 @dataclass
@@ -74,33 +99,53 @@ class _DayFile:
 
     def flush(self) -> None:
         if self.buf:
-            _write_all(self.fd, "".join(self.buf).encode())
+            _append(self.fd, "".join(self.buf).encode())
             self.buf.clear()
             self.nbytes = 0
 
     def close(self) -> None:
-        self.flush()
-        os.fsync(self.fd)
-        os.close(self.fd)
+        """Flush, fsync and close; the descriptor is closed even when writing fails (the
+        unwritten rows then stay in ``buf``)."""
+        try:
+            self.flush()
+            os.fsync(self.fd)
+        finally:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _open_day_file(path: Path, columns: list[str]) -> _DayFile:
     """Open for append; write the header into a new or empty file, check it otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    f = _DayFile(path, fd)
-    size = os.fstat(fd).st_size
-    header = ",".join(columns)
-    if size == 0:
-        _write_all(fd, (header + "\n").encode())
-        return f
-    with open(path, "rb") as fh:
-        first = fh.readline().decode(errors="replace").rstrip("\r\n")
-        tail_start = max(0, size - 65536)
-        fh.seek(tail_start)
-        tail = fh.read()
-    if first != header:
+    try:
+        _prepare(fd, path, ",".join(columns))
+    except BaseException:
         os.close(fd)
+        raise
+    return _DayFile(path, fd)
+
+
+def _prepare(fd: int, path: Path, header: str) -> None:
+    size = os.fstat(fd).st_size
+    if size:
+        with open(path, "rb") as fh:
+            first = fh.readline()
+            tail_start = max(0, size - 65536)
+            fh.seek(tail_start)
+            tail = fh.read()
+        if not first.endswith(b"\n"):
+            # Not even the header is complete: the disk filled up (or the process died)
+            # while a new file was being started. Nothing in it is data.
+            log.warning("%s held only a partial header %r; starting it again", path,
+                        first[:80].decode(errors="replace"))
+            os.ftruncate(fd, 0)
+            size = 0
+    if size == 0:
+        _append(fd, (header + "\n").encode())
+        return
+    first = first.decode(errors="replace").rstrip("\r\n")
+    if first != header:
         raise WriterError(
             f"{path} exists with other columns ({first[:80]}...) than this run writes "
             f"({header[:80]}...); was ORDERBOOK_DEPTH changed? Move the file away or "
@@ -113,9 +158,6 @@ def _open_day_file(path: Path, columns: list[str]) -> _DayFile:
         os.ftruncate(fd, keep)
         log.warning("%s ended in a partial line from an earlier crash; removed it: %r",
                     path, tail[keep - tail_start:][:200].decode(errors="replace"))
-        if keep == 0:
-            _write_all(fd, (header + "\n").encode())
-    return f
 
 
 def csv_to_parquet(path: Path) -> Path:
@@ -156,24 +198,28 @@ class DayWriter:
         self.columns = columns
         self.parquet = parquet
         self.flush_bytes = flush_bytes
-        self._open: dict[tuple[str, str], tuple[int, _DayFile]] = {}
+        self._open: dict[tuple[str, str], _DayFile] = {}
+        self._day: dict[tuple[str, str], int] = {}  # newest UTC day of each stream
         self._converters: list[threading.Thread] = []
-        self.rows_written: dict[str, int] = {k: 0 for k in columns}
+        self.rows_written: dict[str, int] = {k: 0 for k in columns}  # incl. buffered rows
         self.files_closed: list[Path] = []
 
     def write(self, kind: str, coin: str, t_recv: float, line: str) -> None:
-        """Append one formatted line (see :func:`format_row`) received at ``t_recv`` (s)."""
+        """Append one formatted line (see :func:`format_row`) received at ``t_recv`` (s).
+
+        Raises OSError when the file cannot be opened or written; then call :meth:`abandon`.
+        """
         key = (kind, coin)
-        day = utc_day(t_recv)
-        cur = self._open.get(key)
-        if cur is None or day > cur[0]:
-            if cur is not None:
-                self._finish(cur[1])
+        day = max(utc_day(t_recv), self._day.get(key, 0))
+        f = self._open.get(key)
+        if f is None or day != self._day[key]:
+            if f is not None:
+                self._finish(f)
+                del self._open[key]
+            self._day[key] = day
             f = _open_day_file(day_path(self.folder, kind, coin, day_date(day)),
                                self.columns[kind])
-            cur = (day, f)
-            self._open[key] = cur
-        f = cur[1]
+            self._open[key] = f
         f.buf.append(line)
         f.nbytes += len(line)
         f.rows += 1
@@ -182,7 +228,7 @@ class DayWriter:
             f.flush()
 
     def flush(self) -> None:
-        for _, f in self._open.values():
+        for f in self._open.values():
             f.flush()
 
     def close(self) -> None:
@@ -190,11 +236,25 @@ class DayWriter:
 
         The current day stays CSV (it is not finished; the next run appends to it).
         """
-        for _, f in self._open.values():
-            f.close()
-        self._open.clear()
+        for key in list(self._open):
+            self._open[key].close()
+            del self._open[key]
         for t in self._converters:
             t.join()
+
+    def abandon(self) -> int:
+        """After a failed write: close every file without writing its buffered rows and
+        return how many rows that drops. The next :meth:`write` opens its file again (a
+        partial last line is then removed)."""
+        lost = 0
+        for (kind, _), f in self._open.items():
+            lost += len(f.buf)
+            self.rows_written[kind] -= len(f.buf)
+            if f.fd >= 0:
+                with contextlib.suppress(OSError):  # the error that matters was raised already
+                    os.close(f.fd)
+        self._open.clear()
+        return lost
 
     def convert_earlier_days(self, today: int, kinds_coins) -> int:
         """With Parquet on: convert day CSVs older than ``today`` (days since the epoch) that
@@ -243,20 +303,25 @@ class GapLog:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self.recorded = 0
 
     def path(self, coin: str) -> Path:
         return self.folder / f"gaps_{coin}.csv"
 
-    def record(self, coin: str, start: float, end: float, reason: str) -> None:
+    def record(self, coin: str, start: float, end: float, reason: str) -> bool:
+        """Append the gap [start, end] (epoch s); False if empty (nothing to record).
+
+        Times are written to the microsecond, rounded outwards: the recorded gap contains
+        the true one, so a row received at ``start`` is inside it. Raises OSError.
+        """
         if not end > start:
-            return
+            return False
         reason = " ".join(str(reason).replace(",", ";").split())
+        row = (_microseconds(start, ROUND_FLOOR), _microseconds(end, ROUND_CEILING), reason)
         f = _open_day_file(self.path(coin), GAPS_COLUMNS)
         try:
-            _write_all(f.fd, format_row((f"{start:.6f}", f"{end:.6f}", reason)).encode())
+            _append(f.fd, format_row(row).encode())
             os.fsync(f.fd)
         finally:
             os.close(f.fd)
-        self.recorded += 1
         log.warning("gap recorded for %s: %.3f s (%s)", coin, end - start, reason)
+        return True
