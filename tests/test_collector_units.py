@@ -293,6 +293,11 @@ def test_heartbeat_check(tmp_path):
     write_heartbeat(hb, {"time": 1100.0, "last_data": 990.0})
     ok, why = check_heartbeat(hb, 1100.0, 60)
     assert not ok and "no market data" in why
+    # Receiving but not writing (disk full): unhealthy too.
+    write_heartbeat(hb, {"time": 1100.0, "last_data": 1099.0, "write_error": "[Errno 28] No "
+                         "space left on device"})
+    ok, why = check_heartbeat(hb, 1100.0, 60)
+    assert not ok and "cannot write the data files: [Errno 28]" in why
 
 
 def _collector(tmp_path, **kw):
@@ -343,6 +348,27 @@ def test_healthcheck_cli(tmp_path):
     stale = _asmm("collect", "--healthcheck", "--output-dir", str(tmp_path), "--max-age", "500",
                   env={"OUTPUT_DIR": "/nonexistent"})  # the flag wins over the variable
     assert stale.returncode == 1 and "no market data" in stale.stdout
+
+
+@pytest.mark.parametrize("content,why", [
+    (b"{\"time\": 17", "not JSON"),  # cut short
+    (b"\xff\xfe{}", "not JSON"),  # not UTF-8
+    (b"[]", "not an object"),
+    (b"{\"time\": \"x\"}", "'time' is 'x'"),
+    (b"{\"last_data\": 1.0}", "'time' is None"),
+    (b"{\"time\": 1e9, \"last_data\": NaN}", "'last_data' is nan"),
+    (b"{\"time\": true}", "'time' is True"),
+    (None, "cannot read"),  # a folder where the file should be
+])
+def test_healthcheck_on_a_corrupt_heartbeat_is_one_unhealthy_line(tmp_path, content, why):
+    hb = tmp_path / ".heartbeat.json"
+    if content is None:
+        hb.mkdir()
+    else:
+        hb.write_bytes(content)
+    r = _asmm("collect", "--healthcheck", "--output-dir", str(tmp_path))
+    assert r.returncode == 1 and r.stderr == ""
+    assert r.stdout.count("\n") == 1 and why in r.stdout and str(hb) in r.stdout
 
 
 def test_cli_bad_setting_is_a_clear_error(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from dataclasses import dataclass, field
@@ -60,27 +61,64 @@ def write_heartbeat(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+class HeartbeatError(ValueError):
+    """The heartbeat file exists but cannot be read or is not a collector's heartbeat."""
+
+
+# Fields the healthcheck and a restart use: epoch seconds, "time" always, the others may be
+# None (no data yet).
+_TIMES = {"time": False, "last_data": True, "complete_until": True}
+
+
 def read_heartbeat(path: Path) -> dict | None:
+    """The heartbeat's fields, or None when there is no heartbeat file.
+
+    Raises :class:`HeartbeatError` (one line, naming the file) when it cannot be read, is
+    not UTF-8 JSON, or its times are not numbers.
+    """
     try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
         return None
+    except OSError as e:
+        raise HeartbeatError(f"cannot read heartbeat {path}: {e}") from None
+    try:
+        hb = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise HeartbeatError(f"heartbeat {path} is not JSON: {e}") from None
+    if not isinstance(hb, dict):
+        raise HeartbeatError(f"heartbeat {path} is a JSON {type(hb).__name__}, not an object")
+    for key, optional in _TIMES.items():
+        v = hb.get(key)
+        if v is None and optional:
+            continue
+        # bool is an int to Python; JSON also allows NaN and Infinity.
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise HeartbeatError(f"heartbeat {path}: {key!r} is {v!r}, not epoch seconds")
+    return hb
 
 
 def check_heartbeat(path: Path, now: float, max_age: float) -> tuple[bool, str]:
-    """Healthy when the writer wrote the heartbeat and data arrived within ``max_age`` s.
+    """Healthy when the writer wrote the heartbeat, data arrived within ``max_age`` s and
+    the files are being written; ``(healthy, one line saying why)``.
 
     A collector that is alive but has received nothing for that long (a feed that keeps
-    failing to reconnect) is reported unhealthy too: its files are not growing.
+    failing to reconnect) is reported unhealthy too: its files are not growing. So is one
+    that receives but cannot write (full disk, unwritable folder).
     """
-    hb = read_heartbeat(path)
+    try:
+        hb = read_heartbeat(path)
+    except HeartbeatError as e:
+        return False, str(e)
     if hb is None:
         return False, f"no readable heartbeat at {path}"
-    age = now - float(hb.get("time", 0))
+    age = now - hb["time"]
     if age > max_age:
         return False, f"heartbeat is {age:.0f} s old (writer stuck or collector down)"
+    if hb.get("write_error"):
+        return False, f"cannot write the data files: {hb['write_error']}"
     last = hb.get("last_data")
-    if last is None or now - float(last) > max_age:
-        since = "ever" if last is None else f"{now - float(last):.0f} s"
+    if last is None or now - last > max_age:
+        since = "ever" if last is None else f"{now - last:.0f} s"
         return False, f"no market data for {since}"
-    return True, f"ok: heartbeat {age:.0f} s old, last data {now - float(last):.1f} s ago"
+    return True, f"ok: heartbeat {age:.0f} s old, last data {now - last:.1f} s ago"
