@@ -515,6 +515,102 @@ def test_dry_run_log_has_no_error_and_no_foreign_host(single_bot):
     assert "hyperliquid.xyz" not in text
 
 
+def _unusable_files(truth: dict):
+    """(what, how to make it, the log line's cause) for each file the bot must not trade on.
+
+    Times are taken when each file is written: the bot runs for minutes."""
+    def params(**over):
+        def write(path: Path):
+            if path.is_dir():
+                path.rmdir()
+            now = datetime.now(UTC)
+            kw = dict(coin="BTC", model="glft", computed_at=now - timedelta(minutes=5),
+                      valid_until=now + timedelta(hours=2),
+                      data_window=(now - timedelta(days=1), now - timedelta(minutes=5)),
+                      mid_price=truth["mid0"], sigma=truth["sigma"], gamma=GAMMA,
+                      bid=SideIntensity(truth["bid"]["A"], truth["bid"]["k"]),
+                      ask=SideIntensity(truth["ask"]["A"], truth["ask"]["k"]))
+            kw.update({k: (v(now) if callable(v) else v) for k, v in over.items()})
+            write_params(path, Params(**kw))
+        return write
+
+    def not_utf8(path: Path):
+        path.write_bytes(b"\xff\xfe junk")
+
+    def folder(path: Path):
+        path.unlink()
+        path.mkdir()
+
+    return [
+        ("not UTF-8", not_utf8, "is not UTF-8"),
+        ("a folder at the path", folder, "is a folder, not a file"),
+        ("another coin", params(coin="ETH", mid_price=4000.0, sigma=0.3, gamma=1.0,
+                                bid=SideIntensity(0.5, 10.0), ask=SideIntensity(0.5, 10.0)),
+         "parameter file is for ETH, the bot trades BTC"),
+        ("expired", params(computed_at=lambda now: now - timedelta(hours=2),
+                           valid_until=lambda now: now - timedelta(seconds=1),
+                           data_window=lambda now: (now - timedelta(days=1),
+                                                    now - timedelta(hours=2))),
+         "expired at"),
+        ("data window days old",
+         params(computed_at=lambda now: now - timedelta(minutes=5),
+                data_window=lambda now: (now - timedelta(days=4), now - timedelta(days=3))),
+         "is the collector running?"),
+        ("mid 6 % away", params(mid_price=truth["mid0"] * 1.06), "% from the live mid"),
+    ]
+
+
+@pytest.mark.slow
+def test_dry_run_never_trades_on_an_unusable_file_and_says_why(live_market, tmp_path_factory):
+    """One bot, started on a file it cannot read (the path that once traded on Freqtrade's
+    defaults), then handed each unusable file in turn; a good file last is the control."""
+    folder, truth = live_market
+    work = tmp_path_factory.mktemp("ft_unusable")
+    rp = start_replay(folder, "--start-at", "now", "--history", "600", log_dir=work)
+    params_file = work / "params.json"
+    cases = _unusable_files(truth)
+    cases[0][1](params_file)
+    # A heartbeat line every loop: the log then shows how many loops each file lasted.
+    fast_heartbeat = work / "heartbeat.json"
+    fast_heartbeat.write_text(json.dumps({"internals": {"heartbeat_interval": 0.5}}))
+    bot = None
+    try:
+        bot = Bot(work, rp.url, params_file, "unusable",
+                  configs=(ROOT / "user_data" / "config.replay.json", fast_heartbeat),
+                  maker_fee=0.0)
+        seen = 0
+        for what, damage, cause in cases:
+            if seen:
+                damage(params_file)
+
+            def blocked_for_loops(cause=cause, seen=seen):
+                text = bot.text()[seen:]
+                i = text.find(cause)
+                line_start = text.rfind("\n", 0, i) + 1
+                if i < 0 or "asmm: no new entries: " not in text[line_start:i]:
+                    return None
+                # Five loops after the line: the bot had time to enter, and did not.
+                return seen + i if text[i:].count("Bot heartbeat") >= 5 else None
+
+            seen = bot.wait(blocked_for_loops, 120, f"entries blocked by {what}, 5 loops on")
+            assert bot.trades() == [], f"the bot traded on {what}"
+        text = bot.text()
+        # Not one exception reached Freqtrade's strategy wrapper.
+        assert "Unexpected error" not in text
+        assert "Strategy caused the following exception" not in text
+        assert error_lines(text) == []
+        # The control: the same bot, given a good file, quotes and trades.
+        make_params(params_file, truth, datetime.now(UTC) - timedelta(minutes=5),
+                    datetime.now(UTC) + timedelta(hours=2))
+        bot.wait(lambda: "asmm: entries allowed again" in bot.text()[seen:], 60,
+                 "entries to resume on a good file")
+        bot.wait(lambda: len(bot.trades()) > 0, 180, "a trade on the good file")
+    finally:
+        if bot:
+            bot.stop()
+        rp.stop()
+
+
 # ------------------------------------------------------------------ pair of bots
 
 @pytest.mark.slow
