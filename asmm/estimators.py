@@ -105,6 +105,68 @@ def infer_tick(prices: np.ndarray) -> float:
     return float(vals[np.argmax(counts)])
 
 
+# --------------------------------------------------------------------------- outliers
+
+
+def robust_sigma(t_ms: np.ndarray, mid: np.ndarray, ok: np.ndarray, start: float, end: float,
+                 dt: float = 60.0) -> float:
+    """A scale of the mid's moves that a few bad quotes cannot move, price/sqrt(s).
+
+    The interquartile range of the mid's increments on a ``dt``-second grid (``start`` to
+    ``end``, epoch s; states as in :func:`sigma_stats`), over 1.349 (the IQR of a unit
+    normal) and ``sqrt(dt)``. A burst of bad quotes shorter than ``dt`` touches two of the
+    day's 1,440 increments and leaves the quartiles where they were. 0 without states, with
+    fewer than two usable increments, or when the mid sits still through most of them.
+    """
+    if t_ms.size == 0:
+        return 0.0
+    g = start + dt * np.arange(int(np.floor((end - start) / dt)) + 1)
+    s = np.searchsorted(t_ms, g * 1000.0, side="right") - 1
+    good = (s >= 0) & ok[np.maximum(s, 0)]
+    r = np.diff(mid[np.maximum(s, 0)])[good[1:] & good[:-1]]
+    if r.size < 2:
+        return 0.0
+    q25, q75 = np.percentile(r, [25, 75])
+    return float((q75 - q25) / 1.349 / math.sqrt(dt))
+
+
+def implausible_states(t_ms: np.ndarray, mid: np.ndarray, trade_t_ms: np.ndarray,
+                       trade_price: np.ndarray, scale: float, z: float,
+                       floor: float) -> np.ndarray:
+    """BBO states whose mid lies implausibly far from the trades around it (bool, shape (n,)).
+
+    ``t_ms``/``mid``: the states (time-ordered); ``trade_t_ms``/``trade_price``: every trade,
+    both sides, time-ordered. The trades around state ``i`` are the last one at or before it
+    and the first one after it (one at the edges of the tape). The state is implausible when
+    its mid lies outside the range of those two prices by more than
+
+        floor * price  +  z * scale * sqrt(seconds between those two trades)
+
+    ``scale`` in price/sqrt(s) (:func:`robust_sigma`), ``floor`` a fraction of the price.
+
+    Why this rule: trades are executions, so the prints before and after a quote bracket
+    where the market really was. A genuine move, however fast, is confirmed by the trades
+    after it; a fat-fingered or mis-scaled quote, or a jump that reverts before anyone
+    trades at it, is not. The allowance grows like a diffusion over the unconfirmed time
+    (a quiet stretch without trades may drift), and ``z`` of 20 robust sigmas is far beyond
+    what a Brownian path strays from its endpoints (probability ``exp(-2 z^2)``), so only
+    quotes no market would have shown are caught. The mid rather than each side: a genuine
+    wide book stays centred on the trades, while one absurd side (ask 10x the price) still
+    moves the mid by half of it.
+    """
+    out = np.zeros(t_ms.size, dtype=bool)
+    m = trade_t_ms.size
+    if m == 0 or t_ms.size == 0:
+        return out
+    j = np.searchsorted(trade_t_ms, t_ms, side="right")  # the first trade after each state
+    before, after = np.maximum(j - 1, 0), np.minimum(j, m - 1)
+    pb, pa = trade_price[before], trade_price[after]
+    lo, hi = np.minimum(pb, pa), np.maximum(pb, pa)
+    gap = (np.maximum(trade_t_ms[after], t_ms) - np.minimum(trade_t_ms[before], t_ms)) / 1000.0
+    allowance = floor * lo + z * scale * np.sqrt(gap)
+    return np.maximum(lo - mid, mid - hi) > allowance
+
+
 # --------------------------------------------------------------------------- sigma
 
 
@@ -338,11 +400,13 @@ def _score(k: float, u0: np.ndarray, c0: np.ndarray, u1: np.ndarray, c1: np.ndar
     ``u0``/``c0``: distance ``u + tick`` and counts of touch-only sweeps;
     ``u1``/``c1``: depth ``u + j tick`` and counts of sweeps with ``j >= 1``.
     """
-    e0 = np.expm1(k * u0)
-    et = math.expm1(k * tick)
+    # Written in q = exp(-k u), 1 - q: the textbook form u / (e^(ku) - 1) is inf / inf once a
+    # book is hundreds of ticks wide, where this one gives the limit, 0.
+    q0, d0 = np.exp(-k * u0), -np.expm1(-k * u0)
+    qt, dt = math.exp(-k * tick), -math.expm1(-k * tick)
     n1 = c1.sum()
-    score = np.sum(c0 * u0 / e0) - np.sum(c1 * u1) + n1 * tick / et
-    info = np.sum(c0 * u0 * u0 * (e0 + 1) / (e0 * e0)) + n1 * tick * tick * (et + 1) / (et * et)
+    score = np.sum(c0 * u0 * q0 / d0) - np.sum(c1 * u1) + n1 * tick * qt / dt
+    info = np.sum(c0 * u0 * u0 * q0 / (d0 * d0)) + n1 * tick * tick * qt / (dt * dt)
     return float(score), float(info)
 
 

@@ -175,6 +175,49 @@ def test_k_mle_matches_a_direct_numeric_maximum():
     assert fit.A == pytest.approx(1000 / 3600.0)
 
 
+def test_k_standard_error_stays_finite_for_a_book_hundreds_of_ticks_wide():
+    """A spread of 900,000 ticks (a fat-fingered ask at 10x the price) used to give
+    k_se = inf / inf = NaN."""
+    hist = np.array([[1, 0, 600], [1, 1, 250], [1, 2, 100], [900_000, 0, 3]])
+    fit = est.estimate_side(est.ReachStats(1.0, hist, exposure=3600.0), min_sweeps=1)
+    assert math.isfinite(fit.k) and math.isfinite(fit.k_se)
+    clean = est.estimate_side(est.ReachStats(1.0, hist[:3], exposure=3600.0), min_sweeps=1)
+    assert fit.k == pytest.approx(clean.k, rel=1e-12)  # those sweeps carry no information
+
+
+def test_implausible_states_are_those_the_trades_around_them_do_not_confirm():
+    """Trades every second at 100; states at 1.5 s steps. Allowance: floor 1e-3 x 100 = 0.1
+    plus 20 x 0.05 x sqrt(1 s) = 1.0, so 1.1 past the trades around a state."""
+    tt = np.arange(0, 20_000, 1000)
+    tp = np.full(tt.size, 100.0)
+    tp[12:] = 110.0  # a genuine move: every trade after it confirms the new level
+    t = np.arange(500, 20_000, 1500)
+    mid = np.full(t.size, 100.0)
+    mid[8:] = 110.0
+    mid[2] = 101.2    # 1.2 beyond the trades around it: a jump that reverted
+    mid[3] = 101.0    # within the allowance: kept
+    mid[4] = 1000.0   # a fat finger
+    odd = est.implausible_states(t, mid, tt, tp, scale=0.05, z=20.0, floor=1e-3)
+    assert np.flatnonzero(odd).tolist() == [2, 4]
+    # The allowance grows with the time no trade confirmed: 100 s without trades allow 10.
+    assert not est.implausible_states(np.array([50_000]), np.array([107.0]),
+                                      np.array([0, 100_000]), np.array([100.0, 100.0]),
+                                      scale=0.05, z=20.0, floor=1e-3).any()
+    # No trades: nothing can be judged.
+    assert not est.implausible_states(t, mid, tt[:0], tp[:0], 0.05, 20.0, 1e-3).any()
+
+
+def test_robust_sigma_ignores_a_spike_and_matches_a_random_walk():
+    rng = np.random.default_rng(5)
+    t = np.arange(0, 86_400_000, 1000)
+    mid = 1e5 + np.cumsum(rng.normal(0.0, 7.0, t.size))
+    ok = np.ones(t.size, dtype=bool)
+    clean = est.robust_sigma(t, mid, ok, 0.0, 86_400.0)
+    assert clean == pytest.approx(7.0, rel=0.06)  # 1,440 increments: IQR se ~ 2.8 %
+    mid[40_000:40_010] = 1e6
+    assert est.robust_sigma(t, mid, ok, 0.0, 86_400.0) == pytest.approx(clean, rel=0.01)
+
+
 def test_objective_prefers_steady_pnl():
     steady = objective(np.full(24, 1.0), np.zeros(24), 0.5, 0.0)
     noisy = objective(np.tile([5.0, -3.0], 12), np.zeros(24), 0.5, 0.0)
