@@ -13,9 +13,18 @@ statistics, :mod:`asmm.estimators`), so memory does not grow with the number of 
 - **One day of data** (no day N-1 to estimate on), or every test day skipped: gamma falls
   back to :func:`fallback_gamma` and the file says so (``diagnostics.gamma.method`` and
   ``diagnostics.warnings``).
+- **Implausible quotes** (a mid far outside the trades around it: a fat finger, a jump that
+  reverts before anyone trades at it; :func:`asmm.estimators.implausible_states`) are left
+  out like crossed ones and counted in ``diagnostics.data_quality``.
+- **Freshness follows the data**: ``valid_until`` is ``validity`` after the end of the data
+  window (never after ``computed_at + validity``), so a stopped collector cannot keep a
+  sidecar writing fresh-looking files. Data older than the validity is refused: the file
+  would be expired when written. Recorded days replayed as live (the demo, ``asmm replay
+  --start-at now``) count from ``computed_at`` instead, by asking (``valid_from="now"``).
 
 A run either writes a complete, validated parameter file atomically (:mod:`asmm.params`)
-or raises :class:`CalibrationError` and writes nothing, so the last good file stays.
+or raises :class:`CalibrationError` and writes nothing, so the last good file stays. Every
+number written is finite: a NaN or inf anywhere is a :class:`CalibrationError` naming it.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ import numpy as np
 from . import estimators as est
 from .marketdata import DataError, day_bounds, iter_days, read_bbo, read_gaps, read_trades
 from .model import glft_omega
-from .params import Params, ParamsError, SideIntensity, write_params
+from .params import Params, ParamsError, SideIntensity, iso_utc, write_params
 from .report import quote_ladder
 from .venue import MAKER_FEE
 
@@ -72,7 +81,10 @@ class CalibrationConfig:
     as_horizon: float = 86400.0         # s, A-S session length for backtests (model "as")
     min_sweeps: int = 100               # per side and window; fewer cannot support (A, k)
     max_silence: float = 300.0          # s; a book frozen longer is treated as an outage
+    quote_outlier_z: float = 20.0       # robust sigmas, see estimators.implausible_states
+    quote_outlier_floor: float = 1e-3   # fraction of the price, ditto
     validity: timedelta = timedelta(hours=36)
+    valid_from: str = "data"            # validity counts from: the data's end | "now"
 
     def __post_init__(self):
         if self.model not in ("glft", "as"):
@@ -87,6 +99,10 @@ class CalibrationConfig:
             raise ValueError("walk_forward_days must be >= 0")
         if self.validity <= timedelta(0):
             raise ValueError("validity must be positive")
+        if self.valid_from not in ("data", "now"):
+            raise ValueError(f"valid_from must be 'data' or 'now', got {self.valid_from!r}")
+        if not (self.quote_outlier_z > 0 and self.quote_outlier_floor >= 0):
+            raise ValueError("quote_outlier_z must be > 0 and quote_outlier_floor >= 0")
 
 
 # --------------------------------------------------------------------------- one day
@@ -113,11 +129,18 @@ def day_stats(data_dir: str | Path, coin: str, day: date, cfg: CalibrationConfig
         gaps = est.merge_intervals(read_gaps(data_dir, coin))
     bbo = read_bbo(data_dir, coin, lo, hi)
     trades = read_trades(data_dir, coin, lo, hi)
-    ok = est.valid_states(bbo.bid, bbo.ask)
+    valid = est.valid_states(bbo.bid, bbo.ask)
+    mid = bbo.mid
+    # Quotes the trades around them do not confirm are left out as crossed ones are: one
+    # 10-second fat finger would otherwise multiply sigma and, through the spread it shows,
+    # the depths of the sweeps that met it.
+    scale = est.robust_sigma(bbo.t, mid, valid, lo, hi)
+    odd = valid & est.implausible_states(bbo.t, mid, trades.t, trades.price, scale,
+                                         cfg.quote_outlier_z, cfg.quote_outlier_floor)
+    ok = valid & ~odd
     if not np.any(ok):
         raise DataError(f"{coin} {day}: no usable quotes (empty day, or every quote crossed)")
     tick = cfg.tick or est.infer_tick(np.concatenate([bbo.bid[ok], bbo.ask[ok]]))
-    mid = bbo.mid
     sig = est.sigma_stats(bbo.t, mid, ok, lo, hi, cfg.sigma_dt, gaps, cfg.max_silence)
     span_end = float(max(bbo.t[-1], trades.t[-1] if len(trades) else 0))
     exposure = est.exposure_seconds(bbo.t, ok, span_end, gaps, cfg.max_silence)
@@ -129,7 +152,8 @@ def day_stats(data_dir: str | Path, coin: str, day: date, cfg: CalibrationConfig
         "dropped": {**_prefixed("prices", bbo.quality.dropped),
                     **_prefixed("trades", trades.quality.dropped)},
         "notes": bbo.quality.notes + trades.quality.notes,
-        "bbo_states": len(bbo), "unusable_bbo_states": int(np.count_nonzero(~ok)),
+        "bbo_states": len(bbo), "unusable_bbo_states": int(np.count_nonzero(~valid)),
+        "implausible_bbo_states": int(np.count_nonzero(odd)),
     }
     return DayStats(day, sig, sides, tick, float(mid[np.flatnonzero(ok)[-1]]),
                     span_end / 1000.0, quality)
@@ -160,7 +184,8 @@ class Estimate:
             "tick": self.tick,
             "sigma": {"value": self.sigma.sigma, "se": self.sigma.se,
                       "increments": self.sigma.n, "grid_s": self.sigma.dt,
-                      "lag1_autocorrelation": self.sigma.lag1_corr},
+                      # NaN only without two adjacent increments: undefined, so null.
+                      "lag1_autocorrelation": _jsonable(self.sigma.lag1_corr)},
             "bid": self.bid.as_dict(), "ask": self.ask.as_dict(),
         }
 
@@ -169,13 +194,16 @@ def estimate(stats: Sequence[DayStats], min_sweeps: int = 100) -> Estimate:
     """Pool the days' statistics and estimate; :class:`CalibrationError` names what failed."""
     if not stats:
         raise CalibrationError("no days to estimate from")
-    sig = stats[0].sigma
-    sides = dict(stats[0].sides)
-    for s in stats[1:]:
-        sig = sig + s.sigma
-        sides = {k: sides[k] + s.sides[k] for k in est.SIDES}
     days = tuple(s.day for s in stats)
     label = f"{days[0]}..{days[-1]}" if len(days) > 1 else str(days[0])
+    sig = stats[0].sigma
+    sides = dict(stats[0].sides)
+    try:
+        for s in stats[1:]:
+            sig = sig + s.sigma
+            sides = {k: sides[k] + s.sides[k] for k in est.SIDES}
+    except est.EstimationError as e:
+        raise CalibrationError(f"pooling {label}: {e}") from None
     try:
         sigma = est.estimate_sigma(sig)
     except est.EstimationError as e:
@@ -371,8 +399,10 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
             unusable[d] = str(e)  # only the gamma search needed it; it skips that test day
         progress.advance("days")
 
+    data_end = datetime.fromtimestamp(stats[final_days[-1]].end, UTC)
+    valid_until = validity_end(now, data_end, cfg)
     final = estimate([stats[d] for d in final_days], cfg.min_sweeps)
-    warnings: list[str] = []
+    warnings = _freshness_warnings(now, data_end, valid_until, cfg)
     gamma_diag = None
     if tests:
         gamma_diag = _walk_forward(data_dir, cfg, tests, windows, stats, unusable, progress)
@@ -394,6 +424,10 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
         if s.inside > 0.01 * s.sweeps:
             warnings.append(f"{s.inside} of {s.sweeps} sweeps printed inside the recorded "
                             "touch (counted at the touch)")
+    for d in final_days:
+        if n := stats[d].quality["implausible_bbo_states"]:
+            warnings.append(f"{d}: {n} BBO states left out as implausible (mid far outside "
+                            "the trades around them)")
 
     quality = {d.isoformat(): stats[d].quality if d in stats else {"unusable": unusable[d]}
                for d in sorted(needed)}
@@ -408,16 +442,77 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
     end = datetime.fromtimestamp(final.end, UTC)
     try:
         params = Params(
-            coin=cfg.coin, model=cfg.model, computed_at=now, valid_until=now + cfg.validity,
+            coin=cfg.coin, model=cfg.model, computed_at=now, valid_until=valid_until,
             data_window=(start, end), mid_price=final.mid, sigma=final.sigma.sigma,
             gamma=float(gamma_diag["value"]),
             bid=SideIntensity(final.bid.A, final.bid.k),
             ask=SideIntensity(final.ask.A, final.ask.k), diagnostics=diagnostics)
     except ParamsError as e:  # an estimate came out non-finite or non-positive
         raise CalibrationError(f"the estimates do not form a valid parameter file: {e}") from e
+    where = not_json_number(params.to_dict())
+    if where:
+        raise CalibrationError(f"{cfg.coin}: {where} in what would be written (every "
+                               "number in the file must be finite)")
     for w in warnings:
         log.warning("%s: %s", cfg.coin, w)
     return Result(params, final, gamma_diag, warnings)
+
+
+def validity_end(now: datetime, data_end: datetime, cfg: CalibrationConfig) -> datetime:
+    """``valid_until``: ``cfg.validity`` after the data window ends (or after ``now``, if
+    that is earlier: a clock behind the exchange's), or after ``now`` when
+    ``cfg.valid_from == "now"``.
+
+    Raises :class:`CalibrationError` when it would not be after ``now``: the newest data is
+    older than the validity (a collector that stopped), so the file would be expired.
+    """
+    if cfg.valid_from == "now":
+        return now + cfg.validity
+    until = min(data_end, now) + cfg.validity
+    if until <= now:
+        raise CalibrationError(
+            f"{cfg.coin}: the newest data ends at {iso_utc(data_end)}, "
+            f"{_hours(now - data_end)} before now, longer ago than the validity "
+            f"({_hours(cfg.validity)}): a file from it would be expired when written. Is the "
+            "collector running? (Recorded days replayed as live: --valid-from now)")
+    return until
+
+
+def _freshness_warnings(now: datetime, data_end: datetime, valid_until: datetime,
+                        cfg: CalibrationConfig) -> list[str]:
+    if cfg.valid_from == "now":
+        return [f"valid_until counts from computed_at, not from the data's end "
+                f"({iso_utc(data_end)}): right for recorded data replayed as live only"]
+    if (now - data_end).total_seconds() > cfg.max_silence:
+        return [f"the newest data ends at {iso_utc(data_end)}, {_hours(now - data_end)} "
+                f"ago: is the collector running? This file is valid until "
+                f"{iso_utc(valid_until)} only"]
+    return []
+
+
+def _hours(d: timedelta) -> str:
+    h = d.total_seconds() / 3600
+    return f"{h:.1f} h" if h < 48 else f"{h / 24:.1f} days"
+
+
+def not_json_number(doc, where: str = "") -> str | None:
+    """Where ``doc`` holds something :func:`json.dump` would refuse or write as a non-number
+    (NaN, inf, a numpy array), as ``"diagnostics.estimation.ask.k_se is nan"``; None if
+    nowhere."""
+    if isinstance(doc, dict):
+        items = ((f"{where}.{k}" if where else str(k), v) for k, v in doc.items())
+    elif isinstance(doc, list | tuple):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(doc))
+    elif isinstance(doc, float) and not math.isfinite(doc):
+        return f"{where} is {doc}"
+    elif doc is None or isinstance(doc, str | int | float):
+        return None
+    else:
+        return f"{where} is a {type(doc).__name__}, not a JSON value"
+    for path, v in items:
+        if found := not_json_number(v, path):
+            return found
+    return None
 
 
 def _walk_forward(data_dir, cfg, tests, windows, stats, unusable, progress) -> dict:
@@ -543,11 +638,14 @@ def run_every(job: Callable[[], None], every: float, stop: threading.Event,
             failed += 1
             log.error("calibration run failed: %s; keeping the last good file, next try in "
                       "%.0f s", e, every)
-        except Exception:
-            # A bug, not bad data: the traceback is worth its lines, the sidecar goes on.
+        except Exception as e:
+            # A bug, not bad data: one line says so and the sidecar goes on; the traceback,
+            # worth its lines in a bug report, comes with -vv.
             failed += 1
-            log.exception("calibration run failed; keeping the last good file, next try in "
-                          "%.0f s", every)
+            log.error("calibration run failed on an internal error (%s: %s; -vv shows the "
+                      "traceback); keeping the last good file, next try in %.0f s",
+                      type(e).__name__, e, every)
+            log.debug("traceback of the failed run", exc_info=True)
         if max_runs is not None and ok + failed >= max_runs:
             break
         stop.wait(max(0.0, every - (time.monotonic() - started)))

@@ -22,6 +22,9 @@ from asmm.params import load_params
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "calculate_avellaneda_parameters.py"
 ASMM = str(Path(sys.executable).parent / "asmm")
+# The synthetic days are in 2025: their files count validity from the run, as recorded days
+# replayed as live do (tests/test_calibrate_bad_input.py tests the rule itself).
+FRESH = ("--valid-from", "now")
 
 
 def _copy_days(src: Path, dst: Path, days: list[str]) -> Path:
@@ -46,8 +49,8 @@ def walk_forward(small_market, tmp_path_factory):
     src, _ = small_market
     out = tmp_path_factory.mktemp("wf") / "params.json"
     proc = subprocess.run([sys.executable, str(SCRIPT), "BTC", "--data-dir", str(src),
-                           "--output", str(out)], capture_output=True, text=True, env=_env(),
-                          timeout=600)
+                           "--output", str(out), *FRESH], capture_output=True, text=True,
+                          env=_env(), timeout=600)
     return proc, out
 
 
@@ -88,7 +91,7 @@ def test_terminal_gets_progress_bars(small_market, tmp_path):
     src, _ = small_market
     data = _copy_days(src, tmp_path / "d", ["2025-09-01", "2025-09-02"])
     proc = subprocess.run([ASMM, "calibrate", "--data-dir", str(data), "--output",
-                           str(tmp_path / "p.json"), "--gamma-points", "4"],
+                           str(tmp_path / "p.json"), "--gamma-points", "4", *FRESH],
                           capture_output=True, text=True, env=_env(TTY_COMPATIBLE="1"),
                           timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -100,8 +103,8 @@ def test_one_day_falls_back_and_says_so(small_market, tmp_path):
     data = _copy_days(src, tmp_path / "d", ["2025-09-01"])
     out = tmp_path / "p.json"
     proc = subprocess.run([ASMM, "calibrate", "--data-dir", str(data), "--output", str(out),
-                           "--valid-for", "2h"], capture_output=True, text=True, env=_env(),
-                          timeout=600)
+                           "--valid-for", "2h", *FRESH], capture_output=True, text=True,
+                          env=_env(), timeout=600)
     assert proc.returncode == 0, proc.stderr
     params = load_params(out)
     g = params.diagnostics["gamma"]
@@ -115,8 +118,9 @@ def test_one_day_falls_back_and_says_so(small_market, tmp_path):
 def test_defaults_data_from_env_output_under_scripts(small_market, tmp_path):
     src, _ = small_market
     data = _copy_days(src, tmp_path / "d", ["2025-09-02"])
-    proc = subprocess.run([sys.executable, str(SCRIPT)], cwd=tmp_path, capture_output=True,
-                          text=True, env=_env(HL_DATA_LOC=str(data)), timeout=600)
+    proc = subprocess.run([sys.executable, str(SCRIPT), *FRESH], cwd=tmp_path,
+                          capture_output=True, text=True, env=_env(HL_DATA_LOC=str(data)),
+                          timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert load_params(tmp_path / "scripts" / "avellaneda_parameters_BTC.json").coin == "BTC"
 
@@ -162,7 +166,7 @@ def test_sidecar_recovers_once_data_arrives_and_stops_on_sigterm(small_market, t
     data.mkdir()
     out = tmp_path / "p.json"
     proc = subprocess.Popen([ASMM, "calibrate", "--data-dir", str(data), "--output", str(out),
-                             "--walk-forward-days", "0", "--every", "1s"],
+                             "--walk-forward-days", "0", "--every", "1s", *FRESH],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env=_env())
     try:
@@ -191,8 +195,8 @@ def test_avellaneda_stoikov_model_walks_forward_on_its_own_gamma_scale(small_mar
     src, truth = small_market
     out = tmp_path / "p.json"
     proc = subprocess.run([ASMM, "calibrate", "--data-dir", str(src), "--output", str(out),
-                           "--model", "as", "--gamma-points", "6"], capture_output=True,
-                          text=True, env=_env(), timeout=600)
+                           "--model", "as", "--gamma-points", "6", *FRESH],
+                          capture_output=True, text=True, env=_env(), timeout=600)
     assert proc.returncode == 0, proc.stderr
     params = load_params(out)
     g = params.diagnostics["gamma"]

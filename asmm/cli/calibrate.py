@@ -64,8 +64,19 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    help="fewest sweeps per side that support an (A, k) estimate")
     p.add_argument("--max-silence", type=duration, default=300.0,
                    help="a book frozen longer than this is treated as an outage (e.g. 5m)")
+    p.add_argument("--quote-outlier-z", type=float, default=20.0,
+                   help="a quote whose mid lies outside the trades before and after it by more "
+                        "than this many robust sigmas over the time between them (plus the "
+                        "floor) is left out as implausible")
+    p.add_argument("--quote-outlier-floor", type=float, default=1e-3,
+                   help="the least distance from those trades that makes a quote implausible, "
+                        "as a fraction of the price")
     p.add_argument("--valid-for", type=duration, default=36 * 3600.0,
-                   help="validity of the written file after computed_at (e.g. 36h)")
+                   help="validity of the written file after the end of its data (e.g. 36h); "
+                        "older data is refused, since its file would be expired when written")
+    p.add_argument("--valid-from", choices=["data", "now"], default="data",
+                   help="'now' counts the validity from computed_at instead: for recorded "
+                        "days replayed as live (asmm replay --start-at now, the demo) only")
     p.add_argument("--every", type=duration,
                    help="sidecar mode: recompute on this schedule (e.g. 24h) until stopped; a "
                         "failed run is logged and the last good file kept")
@@ -97,7 +108,8 @@ def config_from_args(args):
         as_horizon=args.as_horizon, maker_fee=args.maker_fee, order_size=args.order_size,
         max_inventory=args.max_inventory,
         min_sweeps=args.min_sweeps, max_silence=args.max_silence,
-        validity=timedelta(seconds=args.valid_for))
+        quote_outlier_z=args.quote_outlier_z, quote_outlier_floor=args.quote_outlier_floor,
+        validity=timedelta(seconds=args.valid_for), valid_from=args.valid_from)
 
 
 def run(args) -> int:
@@ -106,6 +118,7 @@ def run(args) -> int:
     import threading
 
     from rich.console import Console
+    from rich.markup import escape
 
     from asmm import calibrate as cal
     from asmm.params import default_path
@@ -114,7 +127,7 @@ def run(args) -> int:
     try:
         cfg = config_from_args(args)
     except ValueError as e:
-        err.print(f"[red]error:[/red] {e}", soft_wrap=True)
+        err.print(f"[red]error:[/red] {_one_line(e)}", soft_wrap=True)
         return 2
     data_dir = cal.resolve_data_dir(args.data_dir)
     output = args.output or default_path(cfg.coin)
@@ -128,10 +141,16 @@ def run(args) -> int:
         try:
             once()
         except (cal.CalibrationError, OSError) as e:
-            err.print(f"[red]calibration failed:[/red] {e}", soft_wrap=True)
-            err.print(f"nothing written; {output} (if any) is unchanged", soft_wrap=True)
-            return 1
-        return 0
+            why = _one_line(e)
+        except Exception as e:
+            # A bug, not bad data: still one line; the traceback comes with -vv.
+            logging.getLogger(__name__).debug("traceback", exc_info=True)
+            why = f"internal error ({type(e).__name__}: {_one_line(e)}; -vv shows the traceback)"
+        else:
+            return 0
+        err.print(f"[red]calibration failed:[/red] {why}; nothing written, "
+                  f"{escape(str(output))} (if any) is unchanged", soft_wrap=True)
+        return 1
 
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -140,6 +159,13 @@ def run(args) -> int:
                                         args.every, output)
     cal.run_every(once, args.every, stop)
     return 0
+
+
+def _one_line(e: BaseException) -> str:
+    """The message as one line of plain text (not Rich markup)."""
+    from rich.markup import escape
+
+    return escape(" ".join(str(e).split()))
 
 
 def _with_progress(console, work):
