@@ -515,14 +515,14 @@ def read_trades(folder: str | Path, coin: str, start: float | None = None,
         side = (is_buy.astype(np.int8) - is_sell.astype(np.int8))
         ex = _num(tbl, "exchange_timestamp", np.float64)
         tid = _num(tbl, "trade_id", np.float64)
-        ts_null = np.isnan(ex)
+        ts_null = ~np.isfinite(ex)  # missing, or "inf": no time to place the row at
         arr = {
             "exchange_timestamp": np.where(ts_null, 0, ex).astype(np.int64),
             "timestamp": _num(tbl, "timestamp", np.float64),
             "price": _num(tbl, "price", np.float64),
             "size": _num(tbl, "size", np.float64),
             "side": side,
-            "trade_id": np.where(np.isnan(tid), -1, tid).astype(np.int64),
+            "trade_id": np.where(np.isfinite(tid), tid, -1).astype(np.int64),
         }
         keep = _clean_common(arr["price"], arr["size"], quality, "trades")
         bad_side = keep & (side == 0)
@@ -574,9 +574,10 @@ def read_bbo(folder: str | Path, coin: str, start: float | None = None,
                "is_bid": is_bid}
         keep = _clean_common(arr["price"], arr["size"], quality, "prices")
         quality.drop("prices: side not bid/ask", np.count_nonzero(keep & ~(is_bid | is_ask)))
-        quality.drop("prices: missing exchange_timestamp", np.count_nonzero(keep & np.isnan(ex)))
-        keep &= (is_bid | is_ask) & np.isfinite(ex)
-        arr["exchange_timestamp"] = np.where(np.isfinite(ex), ex, 0).astype(np.int64)
+        timed = np.isfinite(ex)
+        quality.drop("prices: missing exchange_timestamp", np.count_nonzero(keep & ~timed))
+        keep &= (is_bid | is_ask) & timed
+        arr["exchange_timestamp"] = np.where(timed, ex, 0).astype(np.int64)
         spans += _span(f, path, arr["exchange_timestamp"][keep])
         keep &= _window(arr["exchange_timestamp"], start, end)
         parts.append({k: v[keep] for k, v in arr.items()})
@@ -639,7 +640,7 @@ def read_orderbooks(folder: str | Path, coin: str, start: float | None = None,
         ex = _num(tbl, "exchange_timestamp", np.float64)
         spans += _span(f, path, ex[np.isfinite(ex)])
         keep = np.isfinite(ex) & _window(np.nan_to_num(ex), start, end)
-        quality.drop("orderbooks: missing exchange_timestamp", np.count_nonzero(np.isnan(ex)))
+        quality.drop("orderbooks: missing exchange_timestamp", np.count_nonzero(~np.isfinite(ex)))
 
         def grid(prefix, tbl=tbl, d=d, keep=keep):
             return np.stack([_num(tbl, f"{prefix}_{i}", np.float64)[keep] for i in range(d)],

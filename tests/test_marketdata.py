@@ -220,3 +220,14 @@ def test_orderbooks_corrupt_parquet_gives_way_to_csv_and_garbage_is_named(tmp_pa
     (tmp_path / "orderbooks_BTC_2025-09-03.csv").write_bytes(b"\xff\xfe\x00garbage\n1,2\n")
     with pytest.raises(DataError, match=r"orderbooks_BTC_2025-09-03\.csv: no bid_price_0"):
         read_orderbooks(tmp_path, "BTC")
+
+
+def test_an_infinite_exchange_time_is_a_missing_one(tmp_path):
+    (tmp_path / "trades_BTC.csv").write_text(
+        TRADES_HEADER + _trade_rows(3) + "1756771205.1,100,0.1,buy,9,inf\n")
+    (tmp_path / "prices_BTC.csv").write_text(
+        PRICES_HEADER + _price_rows(3) + "1756771205.1,100,1,bid,inf\n")
+    tr, bbo = read_trades(tmp_path, "BTC"), read_bbo(tmp_path, "BTC")
+    assert len(tr) == 3 and tr.t.min() == T0_MS
+    assert tr.quality.dropped == {"trades: missing exchange_timestamp": 1}
+    assert len(bbo) == 3 and bbo.quality.dropped == {"prices: missing exchange_timestamp": 1}
