@@ -315,6 +315,19 @@ def test_full_queue_with_drop_counts_and_logs_every_drop(tmp_path, caplog):
     assert sum("dropped a bbo message" in r.getMessage() for r in caplog.records) == 3
 
 
+def test_messages_dropped_on_a_full_queue_are_inside_a_recorded_gap(tmp_path):
+    c = _collector(tmp_path, queue_size=2, on_full="drop")
+    for t in (1.0, 2.0, 3.0, 4.0):  # 3.0 and 4.0 dropped
+        c._on_data("bbo", t, {"channel": "bbo"})
+    c.queue.get()
+    c.queue.get()
+    c._on_data("bbo", 5.0, {"channel": "bbo"})  # queued again: the gap ends here
+    c.queue.put(None)
+    c._write_loop()
+    np.testing.assert_array_equal(read_gaps(tmp_path, "BTC"), [[3.0, 5.0]])
+    assert "queue full" in (tmp_path / "gaps_BTC.csv").read_text()
+
+
 def test_full_queue_with_block_waits_for_the_writer(tmp_path):
     c = _collector(tmp_path, queue_size=1)
     c._on_data("bbo", 0.0, {})

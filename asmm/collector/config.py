@@ -101,15 +101,18 @@ SETTINGS: list[tuple[str, str, object, str]] = [
      "columns; the day's CSV is removed after a successful conversion)"),
     ("queue_size", "QUEUE_SIZE", int, "messages buffered between the websocket and the writer"),
     ("on_full", "ON_FULL", str, "when the queue is full: 'block' the websocket reader "
-     "(back-pressure) or 'drop' the message, counting and logging every drop"),
+     "(back-pressure) or 'drop' the message, counting and logging every drop and recording "
+     "the period as a gap"),
     ("status_seconds", "STATUS_SECONDS", float, "seconds between status log lines"),
     ("heartbeat_file", "HEARTBEAT_FILE", Path, "heartbeat JSON read by the healthcheck "
      "(default OUTPUT_DIR/.heartbeat.json)"),
     ("subscribe_timeout", "SUBSCRIBE_TIMEOUT", float, "seconds to wait for every "
      "subscription to be confirmed before reconnecting"),
-    ("backoff_min", "BACKOFF_MIN", float, "first reconnect delay (seconds; doubles per failed "
-     "attempt, with jitter)"),
-    ("backoff_max", "BACKOFF_MAX", float, "longest reconnect delay (seconds)"),
+    ("backoff_min", "BACKOFF_MIN", float, "first delay before reconnecting, or before trying "
+     "again to write files that could not be written (seconds; doubles per failed attempt, "
+     "with jitter)"),
+    ("backoff_max", "BACKOFF_MAX", float, "longest delay between reconnects or write attempts "
+     "(seconds)"),
     ("ws_client", "WS_CLIENT", str, "websocket transport: 'aiohttp' (compiled frame reader, "
      "about 1.5x the messages per CPU-second) or 'sdk' (hyperliquid-python-sdk's "
      "websocket-client manager)"),

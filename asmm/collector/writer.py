@@ -116,7 +116,9 @@ class _DayFile:
 
 def _open_day_file(path: Path, columns: list[str]) -> _DayFile:
     """Open for append; write the header into a new or empty file, check it otherwise."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # A file where the folder should be: the open below then says "Not a directory".
+    with contextlib.suppress(FileExistsError):
+        path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
         _prepare(fd, path, ",".join(columns))
