@@ -307,6 +307,20 @@ def _collector(tmp_path, **kw):
     return Collector(CollectorConfig(output_dir=tmp_path, **kw))
 
 
+def test_restart_gap_starts_where_the_files_were_complete(tmp_path, caplog):
+    # complete_until (newest row of the last full flush), not last_data (newest message,
+    # perhaps only in the killed process's memory).
+    write_heartbeat(tmp_path / ".heartbeat.json",
+                    {"time": 1000.0, "last_data": 999.0, "complete_until": 997.5})
+    gap = _collector(tmp_path)._restart_gap()
+    assert gap.start == 997.5 and gap.reason == "collector restart"
+    # A heartbeat that is not one: said in one line, and the collector starts anyway.
+    (tmp_path / ".heartbeat.json").write_bytes(b"[]")
+    assert _collector(tmp_path)._restart_gap() is None
+    assert any("not an object" in m and "cannot be recorded as a gap" in m
+               for m in caplog.messages)
+
+
 def test_full_queue_with_drop_counts_and_logs_every_drop(tmp_path, caplog):
     c = _collector(tmp_path, queue_size=2, on_full="drop")
     for i in range(5):
