@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -204,8 +205,12 @@ def _answers(fn: Callable[[], object]) -> Callable[[], bool]:
 
 def step_synthesize(d: Demo) -> None:
     a = d.args
+    # The market's days end at today's 00:00 UTC: the data is as fresh as a running
+    # collector's, so the calibrator's file and the bot's data-age guard treat it as live.
+    start = datetime.now(UTC).date() - timedelta(days=a.days)
     d.run("synthesize", [_bin("asmm"), "synth", "--out", str(d.data), "--coin", a.coin,
-                         "--days", str(a.days), "--seed", str(a.seed), *a.synth_args])
+                         "--days", str(a.days), "--seed", str(a.seed),
+                         "--start", start.isoformat(), *a.synth_args])
     d.truth = json.loads((d.data / "truth.json").read_text())
     t = d.truth
     table = Table(title="True parameters of the synthetic market", title_justify="left")
