@@ -27,7 +27,8 @@ def register(sub) -> None:
                            help=f"{text} [env {var}, default {shown}]")
     p.add_argument("--healthcheck", action="store_true",
                    help="do not collect: exit 0 if the heartbeat file shows a live collector "
-                        "receiving data, 1 otherwise (the container healthcheck)")
+                        "receiving data and writing it, 1 otherwise, with one line saying why "
+                        "(the container healthcheck)")
     p.add_argument("--max-age", type=float, default=120.0,
                    help="with --healthcheck: the oldest acceptable heartbeat and last data "
                         "message, seconds")
