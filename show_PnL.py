@@ -3,7 +3,7 @@
 
 Reads a running bot's REST API (``--url``, repeatable; the bots are also shown as one book
 with their net inventory) or its SQLite trades database (``--db``). All figures come from
-``asmm.pnl``; this file only parses arguments and prints.
+``asmm.report.pnl``; this file only parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from asmm import pnl
+from asmm.report import pnl
 
 
 def build_parser() -> argparse.ArgumentParser:

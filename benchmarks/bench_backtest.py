@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from asmm.backtest import BacktestConfig, load_events, run_backtest, run_grid
-from asmm.marketdata import read_bbo, read_trades
-from asmm.synth import SynthConfig, generate
+from asmm.data.marketdata import read_bbo, read_trades
+from asmm.data.synth import SynthConfig, generate
+from asmm.sim import BacktestConfig, load_events, run_backtest, run_grid
 
 # hftbacktest 2.4.4 event format (hftbacktest.types): flags and record layout.
 EXCH_EVENT, LOCAL_EVENT, BUY_EVENT, SELL_EVENT = 1 << 31, 1 << 30, 1 << 29, 1 << 28

@@ -53,9 +53,9 @@ def command(args: list[str]) -> dict:
 def one_day(folder: Path) -> None:
     import numpy as np
 
-    from asmm import estimators as est
-    from asmm.calibrate import CalibrationConfig, day_stats, estimate
-    from asmm.marketdata import day_bounds, read_bbo, read_trades
+    from asmm.calibrate import estimators as est
+    from asmm.calibrate.calibration import CalibrationConfig, day_stats, estimate
+    from asmm.data.marketdata import day_bounds, read_bbo, read_trades
 
     cfg = CalibrationConfig()
     day = date(2025, 9, 1)
@@ -84,7 +84,8 @@ def one_day(folder: Path) -> None:
 MEMORY_TRACE = r"""
 import resource, sys
 from datetime import date, timedelta
-from asmm.calibrate import CalibrationConfig, backtest_with_asmm, day_stats, estimate, gamma_grid
+from asmm.calibrate.calibration import (CalibrationConfig, backtest_with_asmm, day_stats,
+    estimate, gamma_grid)
 folder, n = sys.argv[1], int(sys.argv[2])
 cfg = CalibrationConfig()
 run = backtest_with_asmm(folder, cfg)
@@ -119,7 +120,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(args.data) if args.data else Path(tmp) / "full"
         if not args.data:
-            from asmm.synth import SynthConfig, generate
+            from asmm.data.synth import SynthConfig, generate
 
             generate(SynthConfig(days=args.days), data)
         two = Path(tmp) / "two"

@@ -29,9 +29,9 @@ import threading
 import time
 from pathlib import Path
 
-from asmm.collector.config import CollectorConfig
-from asmm.collector.service import Collector
-from asmm.replay.process import start_replay
+from asmm.venues.hyperliquid.collector.config import CollectorConfig
+from asmm.venues.hyperliquid.collector.service import Collector
+from asmm.venues.hyperliquid.replay.process import start_replay
 
 ASMM = str(Path(sys.executable).parent / "asmm")
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asmm import pnl
+from asmm.report import pnl
 
 
 def make_db(path: Path, n: int, seed: int = 0) -> None:

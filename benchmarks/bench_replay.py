@@ -23,8 +23,8 @@ from pathlib import Path
 
 import aiohttp
 
-from asmm.replay.process import start_replay
-from asmm.synth import SynthConfig, generate
+from asmm.data.synth import SynthConfig, generate
+from asmm.venues.hyperliquid.replay.process import start_replay
 
 
 async def consume(ws_url: str, coin: str, n_events: int) -> tuple[int, int, float]:

@@ -11,8 +11,8 @@ import resource
 import tempfile
 import time
 
-from asmm.paper import run as paper_run
-from asmm.synth import SynthConfig, generate
+from asmm.data.synth import SynthConfig, generate
+from asmm.sim.paper2008 import run as paper_run
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from asmm.synth import SynthConfig, generate
+from asmm.data.synth import SynthConfig, generate
 
 
 @pytest.fixture(scope="session")
@@ -33,13 +33,14 @@ def replay_exchange(tmp_path_factory):
     where ``extra_cli_args`` are strings, e.g. ``"--start-at", "data", "--drop-after", "500",
     "--record", str(path)``; ``speed`` may be ``"max"`` (unpaced; streaming then waits for one
     WS subscription unless ``"--wait-subscriptions", "N"``). Returns once the server listens
-    (it prints its URL; no sleeping). The object (:class:`asmm.replay.process.ReplayProcess`)
+    (it prints its URL; no sleeping). The object
+    (:class:`asmm.venues.hyperliquid.replay.process.ReplayProcess`)
     has ``.url`` (http://127.0.0.1:PORT, for the SDK's ``base_url`` and ccxt's urls),
     ``.ws_url``, ``.port``, ``.proc``, ``.stderr_path``, and helpers ``.info(body)``,
     ``.sent()``, ``.clock()``, ``.drop()``, ``.stall(s)``, ``.wait_for(pred, timeout)``,
     ``.log()`` and ``.stop()`` (SIGTERM; the record file is complete after it).
     """
-    from asmm.replay.process import start_replay
+    from asmm.venues.hyperliquid.replay.process import start_replay
 
     started = []
     log_dir = tmp_path_factory.mktemp("replay_logs")

@@ -1,7 +1,8 @@
 """The tick-level backtester: fills, accounting, latency, queue, execution modes, bad input.
 
 Hand-built markets are written in the collector's single-file layout with
-``asmm.marketdata.write_table``; statistical checks use ``asmm.synth`` markets with known truth.
+``asmm.data.marketdata.write_table``; statistical checks use ``asmm.data.synth`` markets with
+known truth.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from asmm.backtest import BacktestConfig, load_events, run_backtest, run_grid
 from asmm.cli import main as cli_main
-from asmm.marketdata import DataError, orderbook_columns, write_table
-from asmm.model import quotes
-from asmm.params import Params, SideIntensity, write_params
-from asmm.synth import SynthConfig, generate
+from asmm.core.model import quotes
+from asmm.core.params import Params, SideIntensity, write_params
+from asmm.data.marketdata import DataError, orderbook_columns, write_table
+from asmm.data.synth import SynthConfig, generate
+from asmm.sim import BacktestConfig, load_events, run_backtest, run_grid
 
 T0 = 1756684800.0  # 2025-09-01 00:00:00 UTC
 COIN = "TST"
@@ -233,7 +234,7 @@ def test_grid_equals_separate_runs(small_events, glft_cfg):
 
 
 def test_chunked_progress_gives_the_same_result(small_events, glft_cfg, monkeypatch):
-    import asmm.backtest.engine as engine
+    import asmm.sim.engine as engine
 
     monkeypatch.setattr(engine, "_CHUNK", 10_000)  # many resumptions of the kernel state
     calls = []
@@ -273,7 +274,7 @@ def test_freqtrade_mode_has_one_resting_order(small_events):
     assert np.max(np.abs(pair.fills["position"])) <= 0.5 + 1e-12
     assert np.any(np.isfinite(pair.samples["bid"]) & np.isfinite(pair.samples["ask"]))
     assert two.stats["inventory_max_abs"] > 1.0
-    # A flat bot enters opposite to its last entry, long first (asmm.mm.flat_side).
+    # A flat bot enters opposite to its last entry, long first (asmm.freqtrade.mm.flat_side).
     pos = ft.fills["position"]
     prev = np.concatenate([[0.0], pos[:-1]])
     entries = ft.fills["side"][prev == 0.0]
@@ -282,7 +283,7 @@ def test_freqtrade_mode_has_one_resting_order(small_events):
 
 def test_pair_of_bots_ladders_its_two_lots(small_events, glft_cfg):
     """With model quotes the pair's second lot on a side rests one inventory step deeper
-    (asmm.mm.pricing_q), so no sweep fills both bots at one price; priced alike they did,
+    (asmm.freqtrade.mm.pricing_q), so no sweep fills both bots at one price; priced alike they did,
     swinging the pair from +1 to -1 lot at the inner quote (4x the fills of two-sided)."""
     two, pair = run_grid(small_events, [glft_cfg, glft_cfg.with_(execution="freqtrade-pair")],
                          record_fills=True)

@@ -27,8 +27,8 @@ from datetime import date
 import numpy as np
 import pytest
 
-from asmm import estimators as est
-from asmm.calibrate import (
+from asmm.calibrate import estimators as est
+from asmm.calibrate.calibration import (
     CalibrationConfig,
     day_stats,
     estimate,
@@ -37,7 +37,8 @@ from asmm.calibrate import (
     hourly_mean_abs,
     objective,
 )
-from asmm.synth import SynthConfig, generate
+from asmm.data.grid import infer_tick
+from asmm.data.synth import SynthConfig, generate
 
 
 @pytest.fixture(scope="session")
@@ -142,7 +143,7 @@ def test_sweep_meets_the_book_strictly_before_it():
 
 def test_infer_tick_ignores_a_stray_off_grid_price():
     prices = np.concatenate([np.arange(100.0, 120.0, 0.1), [105.05]])
-    assert est.infer_tick(prices) == pytest.approx(0.1)
+    assert infer_tick(prices) == pytest.approx(0.1)
 
 
 def test_merge_intervals_and_overlap():
@@ -227,7 +228,7 @@ def test_objective_prefers_steady_pnl():
 
 
 def test_fallback_gamma_balances_skew_and_spread(full_market):
-    from asmm.model import glft_omega
+    from asmm.core.model import glft_omega
 
     folder, truth = full_market
     e = _estimate(folder, truth["config"], 1)

@@ -29,11 +29,11 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from asmm import estimators as est
-from asmm.calibrate import CalibrationConfig, CalibrationError
-from asmm.calibrate import calibrate as run_calibration
+from asmm.calibrate import estimators as est
+from asmm.calibrate.calibration import CalibrationConfig, CalibrationError
+from asmm.calibrate.calibration import calibrate as run_calibration
 from asmm.cli import main
-from asmm.params import load_params
+from asmm.core.params import load_params
 
 DAY1, DAY2 = "2025-09-01", "2025-09-02"
 DAY2_START_MS = 1_756_771_200_000

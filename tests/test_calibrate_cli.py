@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asmm.calibrate import run_every
-from asmm.params import load_params
+from asmm.calibrate.calibration import run_every
+from asmm.core.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "calculate_avellaneda_parameters.py"

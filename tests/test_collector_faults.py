@@ -28,12 +28,12 @@ from test_collector_replay import (
     wait_until,
 )
 
-from asmm import hlproto
-from asmm.collector import writer
-from asmm.collector.config import CollectorConfig
-from asmm.collector.health import read_heartbeat
-from asmm.collector.service import Collector
-from asmm.marketdata import read_bbo, read_gaps, read_orderbooks, read_trades
+from asmm.data.marketdata import read_bbo, read_gaps, read_orderbooks, read_trades
+from asmm.venues.hyperliquid import protocol as hlproto
+from asmm.venues.hyperliquid.collector import writer
+from asmm.venues.hyperliquid.collector.config import CollectorConfig
+from asmm.venues.hyperliquid.collector.health import read_heartbeat
+from asmm.venues.hyperliquid.collector.service import Collector
 
 KINDS = ("prices", "trades", "orderbooks")
 # The tiny market's day in about 8.6 s of wall time: long enough to kill and restart a
@@ -172,7 +172,7 @@ def test_disk_full_drops_rows_retries_with_backoff_and_records_the_gap(tmp_path,
                                                                        caplog):
     # We cannot fill a disk in a test: the writer's low-level write fails as a full disk
     # does (a short write, then ENOSPC) for as long as ``full`` is set.
-    caplog.set_level("INFO", logger="asmm.collector")
+    caplog.set_level("INFO", logger="asmm.venues.hyperliquid.collector")
     full = [False]
     real_write_all = writer._write_all
 
@@ -243,7 +243,7 @@ def test_disk_full_drops_rows_retries_with_backoff_and_records_the_gap(tmp_path,
 
 def test_unwritable_folder_is_retried_and_its_rows_recorded_as_a_gap(replay, tmp_path,  # noqa: F811
                                                                     caplog):
-    caplog.set_level("INFO", logger="asmm.collector")
+    caplog.set_level("INFO", logger="asmm.venues.hyperliquid.collector")
     r = replay(PACE, "--wait-subscriptions", "3")
     out, aside = tmp_path / "out", tmp_path / "out.aside"
     offset = [0.0]

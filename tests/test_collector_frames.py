@@ -15,10 +15,10 @@ import time
 import pytest
 from aiohttp import web
 
-from asmm import hlproto
-from asmm.collector.config import CollectorConfig
-from asmm.collector.service import Collector
-from asmm.marketdata import read_bbo
+from asmm.data.marketdata import read_bbo
+from asmm.venues.hyperliquid import protocol as hlproto
+from asmm.venues.hyperliquid.collector.config import CollectorConfig
+from asmm.venues.hyperliquid.collector.service import Collector
 
 BAD_FRAMES = ["not json {", '{"no": "channel"}', "[1, 2, 3]", '"just a string"']
 GOOD = hlproto.bbo_msg("BTC", 1_756_684_800_000, (100.0, 1.0, 1), (101.0, 2.0, 1))

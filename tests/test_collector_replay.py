@@ -21,12 +21,12 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from asmm import hlproto
-from asmm.collector.config import CollectorConfig
-from asmm.collector.health import read_heartbeat
-from asmm.collector.service import Collector
-from asmm.marketdata import read_bbo, read_gaps, read_orderbooks, read_trades
-from asmm.synth import SynthConfig, generate
+from asmm.data.marketdata import read_bbo, read_gaps, read_orderbooks, read_trades
+from asmm.data.synth import SynthConfig, generate
+from asmm.venues.hyperliquid import protocol as hlproto
+from asmm.venues.hyperliquid.collector.config import CollectorConfig
+from asmm.venues.hyperliquid.collector.health import read_heartbeat
+from asmm.venues.hyperliquid.collector.service import Collector
 
 BIN = Path(sys.executable).parent
 DEPTH = 10
@@ -231,7 +231,7 @@ def test_stalled_feed_is_stale_and_replaced(replay, tmp_path, transport):
 
 def test_malformed_messages_are_counted_skipped_and_survived(replay, tmp_path, transport,
                                                              caplog):
-    caplog.set_level("INFO", logger="asmm.collector")
+    caplog.set_level("INFO", logger="asmm.venues.hyperliquid.collector")
     r = replay("max", "--wait-subscriptions", "3", "--malformed-every", "400")
     out = tmp_path / "out"
     with running(config(out, r.url, ws_client=transport, status_seconds=0.5)) as c:

@@ -16,12 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asmm import hlproto
-from asmm.collector.config import ConfigError, from_env
-from asmm.collector.health import Stats, check_heartbeat, status_line, write_heartbeat
-from asmm.collector.service import backoff_delay
-from asmm.collector.writer import DayWriter, GapLog, WriterError, csv_to_parquet, format_row
-from asmm.marketdata import (
+from asmm.data.marketdata import (
     PRICES_COLUMNS,
     TRADES_COLUMNS,
     day_bounds,
@@ -30,6 +25,22 @@ from asmm.marketdata import (
     read_gaps,
     read_orderbooks,
     read_trades,
+)
+from asmm.venues.hyperliquid import protocol as hlproto
+from asmm.venues.hyperliquid.collector.config import ConfigError, from_env
+from asmm.venues.hyperliquid.collector.health import (
+    Stats,
+    check_heartbeat,
+    status_line,
+    write_heartbeat,
+)
+from asmm.venues.hyperliquid.collector.service import backoff_delay
+from asmm.venues.hyperliquid.collector.writer import (
+    DayWriter,
+    GapLog,
+    WriterError,
+    csv_to_parquet,
+    format_row,
 )
 
 COLUMNS = {"prices": PRICES_COLUMNS, "trades": TRADES_COLUMNS,
@@ -160,7 +171,7 @@ def _disk_fills_up_after(monkeypatch, n_bytes: int) -> None:
     full disk does: a short write, then ENOSPC."""
     import errno
 
-    from asmm.collector import writer
+    from asmm.venues.hyperliquid.collector import writer
 
     room = [n_bytes]
 
@@ -301,8 +312,8 @@ def test_heartbeat_check(tmp_path):
 
 
 def _collector(tmp_path, **kw):
-    from asmm.collector.config import CollectorConfig
-    from asmm.collector.service import Collector
+    from asmm.venues.hyperliquid.collector.config import CollectorConfig
+    from asmm.venues.hyperliquid.collector.service import Collector
 
     return Collector(CollectorConfig(output_dir=tmp_path, **kw))
 

@@ -190,7 +190,7 @@ def test_configs_are_valid_freqtrade_configs_without_secrets(config, monkeypatch
     from freqtrade.configuration.environment_vars import environment_vars_to_dict
     from freqtrade.misc import deep_merge_dicts
 
-    from asmm.mm import MMConfig
+    from asmm.freqtrade.mm import MMConfig
 
     raw = json.loads((ROOT / "user_data" / config).read_text())
     assert not list(_secrets(raw)), f"{config} holds secrets; they belong in .env"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from asmm.demo import REPLAY_CONFIG, freqtrade_config
+from asmm.cli.demo_run import REPLAY_CONFIG, freqtrade_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ASMM = str(Path(sys.executable).parent / "asmm")

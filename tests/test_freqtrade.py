@@ -2,7 +2,7 @@
 synthetic trades, and in `freqtrade trade --dry-run` against the replay exchange.
 
 Nothing here reaches beyond 127.0.0.1: ccxt's URLs point at the replay exchange and
-WebSockets are off (asmm.ftdata.offline_exchange_config); the logs are checked for any
+WebSockets are off (asmm.freqtrade.ftdata.offline_exchange_config); the logs are checked for any
 other host. API credentials come from the environment, generated per run.
 """
 
@@ -28,11 +28,15 @@ import pytest
 
 pytest.importorskip("freqtrade")
 
-from asmm.ftdata import offline_exchange_config, trades_to_ohlcv, write_freqtrade_futures_data
-from asmm.model import quotes
-from asmm.params import Params, SideIntensity, write_params
-from asmm.replay.process import start_replay
-from asmm.synth import SynthConfig, generate
+from asmm.core.model import quotes
+from asmm.core.params import Params, SideIntensity, write_params
+from asmm.data.synth import SynthConfig, generate
+from asmm.freqtrade.ftdata import (
+    offline_exchange_config,
+    trades_to_ohlcv,
+    write_freqtrade_futures_data,
+)
+from asmm.venues.hyperliquid.replay.process import start_replay
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "user_data" / "config.json"
@@ -134,7 +138,7 @@ def quote_lines(log_text: str) -> list[dict]:
 
 
 def model_price(line: dict, params: Params) -> float:
-    """Recompute a logged quote with asmm.model from the inputs the line records."""
+    """Recompute a logged quote with asmm.core.model from the inputs the line records."""
     qt = quotes(params.model, line["mid"], line["q"], sigma=params.sigma, gamma=line["gamma"],
                 A_bid=params.bid.A, k_bid=params.bid.k, A_ask=params.ask.A, k_ask=params.ask.k,
                 tau=line["tau"], maker_fee=line["maker_fee"], tick=line["tick"],
@@ -258,7 +262,7 @@ def test_backtesting_adx_filter_enters_only_in_calm_markets(bt_market):
     from freqtrade.data.history.datahandlers import get_datahandler
     from freqtrade.enums import CandleType
 
-    from asmm.mm import adx_on_timeframe
+    from asmm.freqtrade.mm import adx_on_timeframe
 
     r, log, _, work = run_backtest(bt_market, "bt_adx", datetime(2025, 9, 3, tzinfo=UTC),
                                    adx_filter=True)

@@ -8,7 +8,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from asmm.marketdata import DataError, read_bbo, read_gaps, read_orderbooks, read_trades
+from asmm.data.marketdata import DataError, read_bbo, read_gaps, read_orderbooks, read_trades
 
 TRADES_HEADER = "timestamp,price,size,side,trade_id,exchange_timestamp\n"
 

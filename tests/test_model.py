@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from asmm.model import as_quotes, glft_depths, glft_omega, glft_quotes, quotes
+from asmm.core.model import as_quotes, glft_depths, glft_omega, glft_quotes, quotes
 
 # The 2008 paper's setting: sigma 2, gamma 0.1, k 1.5, A 140.
 S, SIGMA, GAMMA, K, A = 100.0, 2.0, 0.1, 1.5, 140.0

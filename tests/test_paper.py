@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from asmm.paper import run
+from asmm.sim.paper2008 import run
 
 ASMM = str(Path(sys.executable).parent / "asmm")
 

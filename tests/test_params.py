@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asmm.params import (
+from asmm.core.params import (
     UNITS,
     Params,
     ParamsCache,

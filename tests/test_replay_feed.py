@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from asmm import hlproto as hp
 from asmm.cli import main
-from asmm.marketdata import DataError, read_bbo, read_trades
-from asmm.replay import Exchange, InfoError, Replay, ReplayConfig, load_market
-from asmm.replay.faults import Faults, corrupt
-from asmm.replay.market import BBO, L2, TRADES, candles
-from asmm.synth import SynthConfig, generate
+from asmm.data.marketdata import DataError, read_bbo, read_trades
+from asmm.data.synth import SynthConfig, generate
+from asmm.venues.hyperliquid import protocol as hp
+from asmm.venues.hyperliquid.replay import Exchange, InfoError, Replay, ReplayConfig, load_market
+from asmm.venues.hyperliquid.replay.faults import Faults, corrupt
+from asmm.venues.hyperliquid.replay.market import BBO, L2, TRADES, candles
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +210,7 @@ def test_corrupt_messages_are_routable_but_rejected(channel, msg):
     parse = {"bbo": hp.parse_bbo, "trades": hp.parse_trades,
              "l2Book": lambda m: hp.parse_l2book(m, 1), "candle": hp.parse_candle}[channel]
     parse(msg)
-    with pytest.raises(hp.HLProtoError):
+    with pytest.raises(hp.ProtocolError):
         parse(bad)
 
 

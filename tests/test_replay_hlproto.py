@@ -1,11 +1,12 @@
-"""asmm.hlproto: what the replay exchange builds, the collector parses back exactly."""
+"""asmm.venues.hyperliquid.protocol: what the replay exchange builds, the collector parses back
+exactly."""
 
 import json
 
 import pytest
 
-from asmm import hlproto as hp
-from asmm.marketdata import PRICES_COLUMNS, TRADES_COLUMNS, orderbook_columns
+from asmm.data.marketdata import PRICES_COLUMNS, TRADES_COLUMNS, orderbook_columns
+from asmm.venues.hyperliquid import protocol as hp
 
 
 def wire(msg: dict) -> dict:
@@ -76,7 +77,7 @@ def test_candle_round_trip():
     '{"data": {}}',
 ])
 def test_parse_message_rejects_non_messages(text):
-    with pytest.raises(hp.HLProtoError):
+    with pytest.raises(hp.ProtocolError):
         hp.parse_message(text)
 
 
@@ -96,7 +97,7 @@ GOOD_BBO = hp.bbo_msg("BTC", 5, (1.0, 1.0, 1), (2.0, 1.0, 1))
 def test_malformed_bbo_raises(mutate):
     msg = json.loads(hp.dumps(GOOD_BBO))
     mutate(msg)
-    with pytest.raises(hp.HLProtoError):
+    with pytest.raises(hp.ProtocolError):
         hp.parse_bbo(msg, received=1.0)
 
 
@@ -106,7 +107,7 @@ def test_malformed_bbo_raises(mutate):
 def test_malformed_trade_raises_and_returns_nothing(fill):
     msg = json.loads(hp.dumps(hp.trades_msg("BTC", [(1.0, 1.0, 1, 5, 1), (1.0, 1.0, 1, 5, 2)])))
     msg["data"][1].update(fill)
-    with pytest.raises(hp.HLProtoError):
+    with pytest.raises(hp.ProtocolError):
         hp.parse_trades(msg, received=1.0)
 
 
@@ -114,7 +115,7 @@ def test_malformed_trade_raises_and_returns_nothing(fill):
 def test_malformed_l2book_raises(levels):
     msg = json.loads(hp.dumps(hp.l2book_msg("BTC", 5, [], [])))
     msg["data"]["levels"] = levels
-    with pytest.raises(hp.HLProtoError):
+    with pytest.raises(hp.ProtocolError):
         hp.parse_l2book(msg, depth=2, received=1.0)
 
 

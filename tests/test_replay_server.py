@@ -19,10 +19,10 @@ import websocket
 from hyperliquid.info import Info
 from hyperliquid.utils.error import ClientError
 
-from asmm import hlproto as hp
-from asmm.marketdata import read_bbo, read_trades
-from asmm.replay import load_market
-from asmm.synth import SynthConfig, generate
+from asmm.data.marketdata import read_bbo, read_trades
+from asmm.data.synth import SynthConfig, generate
+from asmm.venues.hyperliquid import protocol as hp
+from asmm.venues.hyperliquid.replay import load_market
 
 SYMBOL = "BTC/USDC:USDC"
 ASMM = str(Path(sys.executable).parent / "asmm")
@@ -187,7 +187,7 @@ def test_ws_faults_drop_and_malformed(tiny, tmp_path, replay_exchange):
     for m in data:
         try:
             good.append(hp.parse_bbo(m, received=0.0))
-        except hp.HLProtoError:
+        except hp.ProtocolError:
             bad.append(m)
     assert len(good) == 50 and len(bad) == 5
     # Each malformed message comes right after every 10th data message.

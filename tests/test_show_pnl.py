@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from asmm import pnl
+from asmm.report import pnl
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIR = "BTC/USDC:USDC"
@@ -307,7 +307,7 @@ def test_rest_from_a_real_dry_run_bot(trades_db, small_market, replay_exchange, 
     import secrets
     import time
 
-    from asmm.demo import REPLAY_CONFIG, freqtrade_config
+    from asmm.cli.demo_run import REPLAY_CONFIG, freqtrade_config
 
     data, _ = small_market
     rp = replay_exchange(data)
@@ -366,7 +366,7 @@ def test_rest_from_a_real_dry_run_bot(trades_db, small_market, replay_exchange, 
 
 
 def _params_file(path: Path, truth: dict) -> Path:
-    from asmm.params import Params, SideIntensity, write_params
+    from asmm.core.params import Params, SideIntensity, write_params
 
     t0 = T0.replace(tzinfo=UTC)
     write_params(path, Params(
@@ -380,8 +380,8 @@ def _params_file(path: Path, truth: dict) -> Path:
 def test_compare_with_backtest_over_the_live_window(trades_db, small_market, tmp_path):
     """The hand-built trades fall on the first synthetic day (2025-09-01, 00:00 to 01:00):
     the comparison backtests exactly [bot start, end] with the live lot and fee rate."""
-    from asmm.backtest import BacktestConfig, load_events, run_backtest
-    from asmm.params import load_params
+    from asmm.core.params import load_params
+    from asmm.sim import BacktestConfig, load_events, run_backtest
 
     data, truth = small_market
     params = _params_file(tmp_path / "p.json", truth)

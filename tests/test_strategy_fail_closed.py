@@ -23,8 +23,8 @@ pytest.importorskip("freqtrade")
 from freqtrade.enums import RunMode
 from freqtrade.persistence import init_db
 
-from asmm import mm
-from asmm.params import Params, SideIntensity, write_params
+from asmm.core.params import Params, SideIntensity, write_params
+from asmm.freqtrade import mm
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIR = "BTC/USDC:USDC"

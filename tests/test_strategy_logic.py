@@ -1,4 +1,4 @@
-"""Unit tests of asmm.mm, the strategy's logic (no Freqtrade process here)."""
+"""Unit tests of asmm.freqtrade.mm, the strategy's logic (no Freqtrade process here)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from asmm import mm
-from asmm.model import quotes
-from asmm.params import Params, ParamsExpiredError, SideIntensity
+from asmm.core.model import quotes
+from asmm.core.params import Params, ParamsExpiredError, SideIntensity
+from asmm.freqtrade import mm
 
 NOW = datetime(2025, 9, 1, 12, 0, 0, tzinfo=UTC)
 

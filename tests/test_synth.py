@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asmm.marketdata import (
+from asmm.data.marketdata import (
     PRICES_COLUMNS,
     TRADES_COLUMNS,
     orderbook_columns,
@@ -18,7 +18,7 @@ from asmm.marketdata import (
     read_orderbooks,
     read_trades,
 )
-from asmm.synth import SynthConfig, generate
+from asmm.data.synth import SynthConfig, generate
 
 ASMM = str(Path(sys.executable).parent / "asmm")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from asmm.venue import MAKER_FEE, TAKER_FEE
+from asmm.core.fees import MAKER_FEE, TAKER_FEE
 
 
 def _when(text: str) -> float:
@@ -28,7 +28,7 @@ def register(sub) -> None:
     p = sub.add_parser(
         "backtest", help="tick-level market-making backtest over collector data",
         description="Replay recorded (or synthetic) BBO, trades and L2 snapshots and simulate "
-                    "the quotes of asmm.model with latency, queue position and fees. Prints "
+                    "the quotes of asmm.core.model with latency, queue position and fees. Prints "
                     "PnL, Sharpe, drawdown, fills and inventory for the chosen execution mode "
                     "and, for comparison, the other two modes on the same data.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -81,7 +81,7 @@ def register(sub) -> None:
 
 
 def _config(args):
-    from asmm.backtest import BacktestConfig
+    from asmm.sim import BacktestConfig
 
     common = dict(order_size=args.order_size, refresh_seconds=args.refresh_seconds,
                   latency_ms=args.latency_ms, queue=args.queue, queue_power=args.queue_power,
@@ -92,7 +92,7 @@ def _config(args):
         if args.gamma is not None:
             raise ValueError("--gamma applies to --params, not to --fixed-depth")
         return BacktestConfig(model="fixed", fixed_depth=args.fixed_depth, **common)
-    from asmm.params import load_params
+    from asmm.core.params import load_params
 
     params = load_params(args.params, check_fresh=False)
     if params.coin != args.coin:
@@ -116,9 +116,9 @@ def run(args) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
-    from asmm.backtest import EXECUTIONS, load_events, run_grid
-    from asmm.marketdata import DataError
-    from asmm.params import ParamsError
+    from asmm.core.params import ParamsError
+    from asmm.data.marketdata import DataError
+    from asmm.sim import EXECUTIONS, load_events, run_grid
 
     err = Console(stderr=True)
     try:
@@ -140,7 +140,7 @@ def run(args) -> int:
         key = r.config.execution.replace("-", "_")
         summary[f"pnl_{key}"] = r.summary()["pnl"]
     if args.plot:
-        from asmm.backtest.plot import plot_result
+        from asmm.sim.plot import plot_result
 
         try:
             plot_result(main, args.plot)

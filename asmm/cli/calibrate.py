@@ -1,13 +1,13 @@
 """`asmm calibrate [COIN]`: sigma, A and k per side and gamma from collector data -> parameter
 file. Also `scripts/calculate_avellaneda_parameters.py`. Argument parsing and terminal
-output only; the work is :mod:`asmm.calibrate`."""
+output only; the work is :mod:`asmm.calibrate.calibration`."""
 
 from __future__ import annotations
 
 import argparse
 import re
 
-from asmm.venue import MAKER_FEE
+from asmm.core.fees import MAKER_FEE
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -97,7 +97,7 @@ def register(sub) -> None:
 def config_from_args(args):
     from datetime import timedelta
 
-    from asmm.calibrate import CalibrationConfig
+    from asmm.calibrate.calibration import CalibrationConfig
 
     return CalibrationConfig(
         coin=args.coin, model=args.model, sigma_dt=args.sigma_dt, tick=args.tick,
@@ -120,8 +120,8 @@ def run(args) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from asmm import calibrate as cal
-    from asmm.params import default_path
+    from asmm.calibrate import calibration as cal
+    from asmm.core.params import default_path
 
     err = Console(stderr=True)
     try:
@@ -171,7 +171,7 @@ def _one_line(e: BaseException) -> str:
 def _with_progress(console, work):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from asmm.calibrate import Progress as Hooks
+    from asmm.calibrate.calibration import Progress as Hooks
 
     with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=not console.is_terminal) as bar:
@@ -191,8 +191,8 @@ def _print_summary(result, output) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from asmm.calibrate import summary_rows
-    from asmm.report import ladder_table
+    from asmm.calibrate.calibration import summary_rows
+    from asmm.cli.tables import ladder_table
 
     rows, ladder = summary_rows(result)
     p = result.params

@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub) -> None:
-    from asmm.collector.config import SETTINGS, CollectorConfig
+    from asmm.venues.hyperliquid.collector.config import SETTINGS, CollectorConfig
 
     defaults = CollectorConfig()
     p = sub.add_parser(
@@ -42,8 +42,8 @@ def run(args) -> int:
     import sys
     import time
 
-    from asmm.collector.config import SETTINGS, ConfigError, from_env
-    from asmm.collector.health import check_heartbeat
+    from asmm.venues.hyperliquid.collector.config import SETTINGS, ConfigError, from_env
+    from asmm.venues.hyperliquid.collector.health import check_heartbeat
 
     try:
         cfg = from_env(os.environ, **{name: getattr(args, name) for name, *_ in SETTINGS})
@@ -55,14 +55,14 @@ def run(args) -> int:
         print(why)
         return 0 if ok else 1
     # A service's status lines are its output: shown even without -v.
-    logging.getLogger("asmm.collector").setLevel(
+    logging.getLogger("asmm.venues.hyperliquid.collector").setLevel(
         min(logging.INFO, logging.getLogger().getEffectiveLevel()))
-    from asmm.collector.service import Collector
+    from asmm.venues.hyperliquid.collector.service import Collector
 
     collector = Collector(cfg)
 
     def on_signal(signum, _frame):
-        logging.getLogger("asmm.collector").info(
+        logging.getLogger("asmm.venues.hyperliquid.collector").info(
             "%s: writing buffered rows and stopping", signal.Signals(signum).name)
         collector.stop()
 

@@ -37,6 +37,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from asmm.demo import run_demo
+    from asmm.cli.demo_run import run_demo
 
     return run_demo(args)

@@ -30,8 +30,8 @@ def register(sub) -> None:
 def run(args) -> int:
     from rich.console import Console
 
-    from asmm.ftdata import write_freqtrade_futures_data
-    from asmm.marketdata import DataError
+    from asmm.data.marketdata import DataError
+    from asmm.freqtrade.ftdata import write_freqtrade_futures_data
 
     console = Console()
     try:

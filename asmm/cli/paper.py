@@ -25,7 +25,7 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from asmm.paper import run as simulate
+    from asmm.sim.paper2008 import run as simulate
 
     try:
         res = simulate(args.gamma, args.simulations, args.seed)

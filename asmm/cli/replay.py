@@ -86,9 +86,15 @@ def run(args) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from asmm.marketdata import DataError
-    from asmm.replay import Exchange, Faults, ReplayConfig, ReplayServer, load_market
-    from asmm.replay.server import serve_forever
+    from asmm.data.marketdata import DataError
+    from asmm.venues.hyperliquid.replay import (
+        Exchange,
+        Faults,
+        ReplayConfig,
+        ReplayServer,
+        load_market,
+    )
+    from asmm.venues.hyperliquid.replay.server import serve_forever
 
     # soft_wrap: an error message names a path; keep it on one line, greppable.
     err = Console(stderr=True, soft_wrap=True)

@@ -40,7 +40,7 @@ def run(args) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from asmm.synth import SynthConfig, generate
+    from asmm.data.synth import SynthConfig, generate
 
     cfg = SynthConfig(
         coin=args.coin, days=args.days, start=args.start, seed=args.seed, mid=args.mid,

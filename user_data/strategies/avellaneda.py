@@ -1,15 +1,16 @@
 """Avellaneda–Stoikov / GLFT market making as a Freqtrade strategy (interface 3, futures).
 
-A thin adapter: every rule lives in :mod:`asmm.mm`, every price comes from
-:mod:`asmm.model` (through ``asmm.mm.model_quote``), parameters only through
-:class:`asmm.params.ParamsCache`. This file reads Freqtrade's state (order book, trades,
+A thin adapter: every rule lives in :mod:`asmm.freqtrade.mm`, every price comes from
+:mod:`asmm.core.model` (through ``asmm.freqtrade.mm.model_quote``), parameters only through
+:class:`asmm.core.params.ParamsCache`. This file reads Freqtrade's state (order book, trades,
 config, current_time) and hands it over. Settings: the ``"asmm"`` block of the config
-(see :class:`asmm.mm.MMConfig` and the README section "Guards").
+(see :class:`asmm.freqtrade.mm.MMConfig` and the README section "Guards").
 
 Log lines starting ``asmm quote`` record every price sent with the exact inputs of the
 model (mid, q, tau, gamma, tick, touch), so any order can be recomputed from the log.
 
-Fails closed: every hook is wrapped by :func:`asmm.mm.fail_closed`, so an exception in this
+Fails closed: every hook is wrapped by :func:`asmm.freqtrade.mm.fail_closed`, so an exception in
+this
 file or in asmm never reaches Freqtrade (whose defaults would enter at its own price); the
 hook returns the value that opens nothing, entries stay blocked for that loop and the next,
 and the cause is logged once. ``bot_start`` alone is not wrapped: a bad ``asmm`` config
@@ -29,9 +30,9 @@ from freqtrade.persistence import Order, PairLocks, Trade
 from freqtrade.strategy import DecimalParameter, IntParameter, IStrategy
 from pandas import DataFrame
 
-from asmm import mm
-from asmm.mm import fail_closed
-from asmm.params import ParamsError
+from asmm.core.params import ParamsError
+from asmm.freqtrade import mm
+from asmm.freqtrade.mm import fail_closed
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,432 @@
+"""Estimators of sigma, A and k: pure functions over arrays, no I/O.
+
+Units (DESIGN.md): prices and depths in quote currency, exchange times in epoch
+milliseconds (int64) as :mod:`asmm.data.marketdata` delivers them, durations in seconds, ``sigma``
+in price/sqrt(s), ``A`` in 1/s, ``k`` in 1/price.
+
+Everything works on *sufficient statistics* that add up across days (:class:`SigmaStats`,
+:class:`ReachStats`), so a calibration reads one day at a time and its memory does not grow
+with the number of days.
+
+The intensity model (the one :mod:`asmm.data.synth` simulates, and the one the quote models
+assume): per side, market orders arrive as a Poisson process of rate ``A``; each reaches a
+depth ``delta ~ Exponential(k)`` beyond the mid it saw, so orders reaching depth ``>= delta``
+arrive at ``A exp(-k delta)``. What the tape shows of an order is its *sweep* (fills with one
+exchange time and aggressor side) and the deepest price it printed, on the tick grid. With
+``u`` the distance from the mid to the touch and ``tau`` the tick, the deepest level ``j``
+(0 = the touch) of a sweep has
+
+    P(j = 0)  = 1 - exp(-k (u + tau))          (includes orders shorter than the touch,
+                                                 which still print at the touch)
+    P(j >= J) = exp(-k (u + J tau)),  J >= 1.
+
+The likelihood of the marked Poisson process factors into ``A^N exp(-A T)`` (counts) and the
+product of the level probabilities (marks), so the maximum-likelihood ``A`` is ``N / T`` and
+``k`` maximises the interval-censored exponential likelihood above, which is concave in
+``k`` (a unique root of the score).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import brentq
+
+from asmm.core.errors import EstimationError
+
+SIDES = ("bid", "ask")
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def merge_intervals(intervals: np.ndarray) -> np.ndarray:
+    """Union of ``[start, end)`` intervals, shape (n, 2) -> (m, 2), sorted and disjoint."""
+    iv = np.asarray(intervals, dtype=np.float64).reshape(-1, 2)
+    iv = iv[iv[:, 1] > iv[:, 0]]
+    if iv.shape[0] == 0:
+        return iv
+    iv = iv[np.argsort(iv[:, 0], kind="stable")]
+    ends = np.maximum.accumulate(iv[:, 1])
+    new = np.ones(iv.shape[0], dtype=bool)
+    new[1:] = iv[1:, 0] > ends[:-1]
+    starts = iv[new, 0]
+    group = np.cumsum(new) - 1
+    out_end = np.zeros(starts.size)
+    np.maximum.at(out_end, group, ends)
+    return np.stack([starts, out_end], axis=1)
+
+
+def overlap_seconds(lo: np.ndarray, hi: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+    """Seconds of each interval ``[lo_i, hi_i)`` covered by the disjoint sorted ``gaps``."""
+    lo = np.asarray(lo, dtype=np.float64)
+    hi = np.asarray(hi, dtype=np.float64)
+    out = np.zeros(lo.shape)
+    for s, e in gaps:
+        out += np.clip(np.minimum(hi, e) - np.maximum(lo, s), 0.0, None)
+    return out
+
+
+def in_intervals(t: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+    """Which times (s) fall in one of the disjoint sorted ``[start, end)`` ``gaps``."""
+    t = np.asarray(t, dtype=np.float64)
+    if gaps.shape[0] == 0:
+        return np.zeros(t.shape, dtype=bool)
+    i = np.searchsorted(gaps[:, 0], t, side="right") - 1
+    return (i >= 0) & (t < gaps[np.maximum(i, 0), 1])
+
+
+# --------------------------------------------------------------------------- book states
+
+
+def valid_states(bid: np.ndarray, ask: np.ndarray) -> np.ndarray:
+    """BBO states an estimator may use: finite, positive, neither crossed nor locked."""
+    return np.isfinite(bid) & np.isfinite(ask) & (bid > 0) & (ask > bid)
+
+
+# --------------------------------------------------------------------------- outliers
+
+
+def robust_sigma(t_ms: np.ndarray, mid: np.ndarray, ok: np.ndarray, start: float, end: float,
+                 dt: float = 60.0) -> float:
+    """A scale of the mid's moves that a few bad quotes cannot move, price/sqrt(s).
+
+    The interquartile range of the mid's increments on a ``dt``-second grid (``start`` to
+    ``end``, epoch s; states as in :func:`sigma_stats`), over 1.349 (the IQR of a unit
+    normal) and ``sqrt(dt)``. A burst of bad quotes shorter than ``dt`` touches two of the
+    day's 1,440 increments and leaves the quartiles where they were. 0 without states, with
+    fewer than two usable increments, or when the mid sits still through most of them.
+    """
+    if t_ms.size == 0:
+        return 0.0
+    g = start + dt * np.arange(int(np.floor((end - start) / dt)) + 1)
+    s = np.searchsorted(t_ms, g * 1000.0, side="right") - 1
+    good = (s >= 0) & ok[np.maximum(s, 0)]
+    r = np.diff(mid[np.maximum(s, 0)])[good[1:] & good[:-1]]
+    if r.size < 2:
+        return 0.0
+    q25, q75 = np.percentile(r, [25, 75])
+    return float((q75 - q25) / 1.349 / math.sqrt(dt))
+
+
+def implausible_states(t_ms: np.ndarray, mid: np.ndarray, trade_t_ms: np.ndarray,
+                       trade_price: np.ndarray, scale: float, z: float,
+                       floor: float) -> np.ndarray:
+    """BBO states whose mid lies implausibly far from the trades around it (bool, shape (n,)).
+
+    ``t_ms``/``mid``: the states (time-ordered); ``trade_t_ms``/``trade_price``: every trade,
+    both sides, time-ordered. The trades around state ``i`` are the last one at or before it
+    and the first one after it (one at the edges of the tape). The state is implausible when
+    its mid lies outside the range of those two prices by more than
+
+        floor * price  +  z * scale * sqrt(seconds between those two trades)
+
+    ``scale`` in price/sqrt(s) (:func:`robust_sigma`), ``floor`` a fraction of the price.
+
+    Why this rule: trades are executions, so the prints before and after a quote bracket
+    where the market really was. A genuine move, however fast, is confirmed by the trades
+    after it; a fat-fingered or mis-scaled quote, or a jump that reverts before anyone
+    trades at it, is not. The allowance grows like a diffusion over the unconfirmed time
+    (a quiet stretch without trades may drift), and ``z`` of 20 robust sigmas is far beyond
+    what a Brownian path strays from its endpoints (probability ``exp(-2 z^2)``), so only
+    quotes no market would have shown are caught. The mid rather than each side: a genuine
+    wide book stays centred on the trades, while one absurd side (ask 10x the price) still
+    moves the mid by half of it.
+    """
+    out = np.zeros(t_ms.size, dtype=bool)
+    m = trade_t_ms.size
+    if m == 0 or t_ms.size == 0:
+        return out
+    j = np.searchsorted(trade_t_ms, t_ms, side="right")  # the first trade after each state
+    before, after = np.maximum(j - 1, 0), np.minimum(j, m - 1)
+    pb, pa = trade_price[before], trade_price[after]
+    lo, hi = np.minimum(pb, pa), np.maximum(pb, pa)
+    gap = (np.maximum(trade_t_ms[after], t_ms) - np.minimum(trade_t_ms[before], t_ms)) / 1000.0
+    allowance = floor * lo + z * scale * np.sqrt(gap)
+    return np.maximum(lo - mid, mid - hi) > allowance
+
+
+# --------------------------------------------------------------------------- sigma
+
+
+@dataclass(frozen=True)
+class SigmaStats:
+    """Sums over mid increments on a regular grid of ``dt`` seconds (price units)."""
+
+    dt: float
+    n: int = 0
+    sum_sq: float = 0.0
+    sum_4: float = 0.0
+    sum_lag1: float = 0.0  # sum of r_i r_{i+1} over adjacent valid pairs, a noise indicator
+    n_lag1: int = 0
+
+    def __add__(self, other: SigmaStats) -> SigmaStats:
+        if other.dt != self.dt:
+            raise ValueError("cannot add sigma statistics on different grids")
+        return SigmaStats(self.dt, self.n + other.n, self.sum_sq + other.sum_sq,
+                          self.sum_4 + other.sum_4, self.sum_lag1 + other.sum_lag1,
+                          self.n_lag1 + other.n_lag1)
+
+
+def sigma_stats(t_ms: np.ndarray, mid: np.ndarray, ok: np.ndarray, start: float, end: float,
+                dt: float, gaps: np.ndarray, max_silence: float = np.inf) -> SigmaStats:
+    """Mid increments on the grid ``start, start + dt, ...`` (< ``end``), epoch seconds.
+
+    The mid at a grid time is the last BBO state at or before it (``t_ms``, ``mid``,
+    ``ok`` = usable state; arrays of one length, ordered by time). An increment is left out
+    when either end has no usable state (none yet, crossed or locked), when it touches a
+    collector gap (disjoint sorted ``gaps``, seconds), or when the state at its end is older
+    than ``max_silence`` seconds (an unrecorded outage looks like a frozen book).
+    """
+    n_grid = int(np.floor((end - start) / dt + 1e-9)) + 1
+    g = start + dt * np.arange(n_grid)
+    g = g[g <= end]
+    s = np.searchsorted(t_ms, g * 1000.0, side="right") - 1
+    has = s >= 0
+    si = np.maximum(s, 0)
+    good = has & ok[si] & (g * 1000.0 - t_ms[si] <= max_silence * 1000.0)
+    m = mid[si]
+    r = np.diff(m)
+    keep = good[1:] & good[:-1]
+    if gaps.shape[0]:
+        keep &= overlap_seconds(g[:-1], g[1:], gaps) == 0.0
+        keep &= ~in_intervals(g[1:], gaps) & ~in_intervals(g[:-1], gaps)
+    rk = np.where(keep, r, 0.0)
+    pair = keep[1:] & keep[:-1]
+    return SigmaStats(dt, int(np.count_nonzero(keep)), float(np.sum(rk * rk)),
+                      float(np.sum(rk ** 4)), float(np.sum(rk[1:] * rk[:-1] * pair)),
+                      int(np.count_nonzero(pair)))
+
+
+@dataclass(frozen=True)
+class SigmaEstimate:
+    sigma: float     # price / sqrt(s)
+    se: float        # standard error of sigma
+    n: int           # increments used
+    lag1_corr: float  # first-order autocorrelation of increments (noise if clearly < 0)
+    dt: float        # s, the grid
+
+
+def estimate_sigma(st: SigmaStats) -> SigmaEstimate:
+    """Realised variance per second, ``sum r^2 / (n dt)``, and its standard error.
+
+    The error uses the sample variance of ``r^2`` (robust to fat tails), then the delta
+    method: ``se(sigma) = se(sigma^2) / (2 sigma)``. Tick rounding of the mid adds about
+    ``tick^2 / 6`` to each squared increment; at BTC scale (sigma ~ 7/sqrt(s), tick 1, 1 s
+    grid) that biases sigma up by under 0.2 %, reported through ``lag1_corr`` (rounding
+    noise makes it negative) rather than corrected.
+    """
+    if st.n < 2:
+        raise EstimationError("no usable mid increments (empty day, all gaps or crossed quotes)")
+    var = st.sum_sq / (st.n * st.dt)
+    if var <= 0:
+        raise EstimationError(f"the mid never moved over {st.n} increments; sigma would be 0")
+    mean2 = st.sum_sq / st.n
+    var_r2 = max(st.sum_4 / st.n - mean2 * mean2, 0.0)
+    se_var = math.sqrt(var_r2 / st.n) / st.dt
+    sigma = math.sqrt(var)
+    lag1 = (st.sum_lag1 / st.n_lag1) / mean2 if st.n_lag1 else float("nan")
+    return SigmaEstimate(sigma, se_var / (2 * sigma), st.n, lag1, st.dt)
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+@dataclass(frozen=True)
+class Sweeps:
+    """Aggressive orders as seen on the tape, one row per (exchange time, side).
+
+    ``t`` (ms), ``side`` (+1 buy aggressor = ask side, -1 sell aggressor = bid side),
+    ``deepest`` price reached (highest for buys, lowest for sells), ``fills``.
+    """
+
+    t: np.ndarray
+    side: np.ndarray
+    deepest: np.ndarray
+    fills: np.ndarray
+
+
+def group_sweeps(t_ms: np.ndarray, price: np.ndarray, side: np.ndarray) -> Sweeps:
+    """Fills with one exchange time and side form one sweep. Input ordered by time."""
+    t_ms = np.asarray(t_ms)
+    if t_ms.size == 0:
+        e = np.zeros(0)
+        return Sweeps(e.astype(np.int64), e.astype(np.int8), e, e.astype(np.int64))
+    order = np.lexsort((side, t_ms))
+    t, p, s = t_ms[order], price[order], side[order]
+    start = np.ones(t.size, dtype=bool)
+    start[1:] = (t[1:] != t[:-1]) | (s[1:] != s[:-1])
+    idx = np.flatnonzero(start)
+    # Depth is measured outward: the highest buy price, the lowest sell price.
+    outward = np.where(s > 0, p, -p)
+    deepest_out = np.maximum.reduceat(outward, idx)
+    ss = s[idx]
+    return Sweeps(t[idx], ss, np.where(ss > 0, deepest_out, -deepest_out),
+                  np.diff(np.append(idx, t.size)))
+
+
+@dataclass(frozen=True)
+class ReachStats:
+    """Sufficient statistics of one side's sweeps for (A, k).
+
+    ``hist`` rows are (spread in ticks, deepest level j, count); ``exposure`` seconds of
+    usable book; ``inside`` sweeps whose deepest print was inside the recorded touch
+    (counted at the touch; a book change within the block the tape cannot show).
+    """
+
+    tick: float
+    hist: np.ndarray
+    exposure: float = 0.0
+    fills: int = 0
+    inside: int = 0
+    dropped: int = 0  # sweeps with no usable book before them (crossed, gap, none yet)
+
+    @property
+    def n(self) -> int:
+        return int(self.hist[:, 2].sum()) if self.hist.size else 0
+
+    def __add__(self, other: ReachStats) -> ReachStats:
+        if not math.isclose(self.tick, other.tick, rel_tol=1e-9):
+            raise EstimationError(f"the tick changed between days ({self.tick} vs {other.tick});"
+                                  " calibrate over a window with one tick")
+        return ReachStats(self.tick, _merge_hist(np.concatenate([self.hist, other.hist])),
+                          self.exposure + other.exposure, self.fills + other.fills,
+                          self.inside + other.inside, self.dropped + other.dropped)
+
+
+def _merge_hist(rows: np.ndarray) -> np.ndarray:
+    rows = rows.reshape(-1, 3).astype(np.int64)
+    if rows.shape[0] == 0:
+        return rows
+    # One int64 key per (spread, level), both >= 0 and far below 2**31: a 1-d unique is
+    # several times faster than unique(axis=0).
+    keys, inv = np.unique((rows[:, 0] << 32) | rows[:, 1], return_inverse=True)
+    counts = np.bincount(inv.ravel(), weights=rows[:, 2]).astype(np.int64)
+    return np.column_stack([keys >> 32, keys & 0xFFFFFFFF, counts])
+
+
+def exposure_seconds(t_ms: np.ndarray, ok: np.ndarray, span_end_ms: float,
+                     gaps: np.ndarray, max_silence: float = np.inf) -> float:
+    """Seconds during which a usable BBO state was in force, outside ``gaps``.
+
+    State ``i`` is in force on ``[t_i, t_{i+1})``; the last one until ``span_end_ms``. A
+    state in force longer than ``max_silence`` counts only that long (see
+    :func:`sigma_stats`).
+    """
+    if t_ms.size == 0:
+        return 0.0
+    lo = t_ms / 1000.0
+    hi = np.append(t_ms[1:], max(span_end_ms, t_ms[-1])) / 1000.0
+    hi = np.minimum(hi, lo + max_silence)
+    dur = hi - lo
+    if gaps.shape[0]:
+        dur = dur - overlap_seconds(lo, hi, gaps)
+    return float(np.sum(dur[ok]))
+
+
+def reach_stats(sw: Sweeps, t_ms: np.ndarray, bid: np.ndarray, ask: np.ndarray,
+                ok: np.ndarray, tick: float, gaps: np.ndarray, exposure: float,
+                max_silence: float = np.inf) -> dict[str, ReachStats]:
+    """Per side, the deepest level each sweep reached beyond the touch it met.
+
+    The book a sweep met is the last BBO state *strictly before* its exchange time (at equal
+    time the trades come first, :mod:`asmm.data.marketdata`). Sweeps whose state is unusable
+    (none yet, crossed or locked, older than ``max_silence``, or inside a gap) are counted
+    in ``dropped`` and left out of both the count and the exposure.
+    """
+    i = np.searchsorted(t_ms, sw.t, side="left") - 1
+    has = i >= 0
+    ii = np.maximum(i, 0)
+    use = has & ok[ii] & (sw.t - t_ms[ii] <= max_silence * 1000.0)
+    if gaps.shape[0]:
+        use &= ~in_intervals(sw.t / 1000.0, gaps)
+    out = {}
+    for name, sgn in (("bid", -1), ("ask", 1)):
+        mine = sw.side == sgn
+        sel = mine & use
+        b, a, deep = bid[ii[sel]], ask[ii[sel]], sw.deepest[sel]
+        touch = a if sgn > 0 else b
+        j = np.rint(sgn * (deep - touch) / tick).astype(np.int64)
+        inside = int(np.count_nonzero(j < 0))
+        spread = np.rint((a - b) / tick).astype(np.int64)
+        hist = _merge_hist(np.column_stack([spread, np.maximum(j, 0), np.ones_like(j)]))
+        out[name] = ReachStats(tick, hist, exposure, int(sw.fills[sel].sum()), inside,
+                               int(np.count_nonzero(mine & ~use)))
+    return out
+
+
+@dataclass(frozen=True)
+class SideEstimate:
+    A: float        # 1/s
+    A_se: float
+    k: float        # 1/price
+    k_se: float
+    sweeps: int
+    beyond_touch: int  # sweeps that reached at least one level past the touch
+    exposure: float    # seconds
+    fills: int
+    inside: int
+    dropped: int
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _score(k: float, u0: np.ndarray, c0: np.ndarray, u1: np.ndarray, c1: np.ndarray,
+           tick: float) -> tuple[float, float]:
+    """Score and observed information of the level log-likelihood at ``k``.
+
+    ``u0``/``c0``: distance ``u + tick`` and counts of touch-only sweeps;
+    ``u1``/``c1``: depth ``u + j tick`` and counts of sweeps with ``j >= 1``.
+    """
+    # Written in q = exp(-k u), 1 - q: the textbook form u / (e^(ku) - 1) is inf / inf once a
+    # book is hundreds of ticks wide, where this one gives the limit, 0.
+    q0, d0 = np.exp(-k * u0), -np.expm1(-k * u0)
+    qt, dt = math.exp(-k * tick), -math.expm1(-k * tick)
+    n1 = c1.sum()
+    score = np.sum(c0 * u0 * q0 / d0) - np.sum(c1 * u1) + n1 * tick * qt / dt
+    info = np.sum(c0 * u0 * u0 * q0 / (d0 * d0)) + n1 * tick * tick * qt / (dt * dt)
+    return float(score), float(info)
+
+
+def estimate_side(st: ReachStats, min_sweeps: int = 100) -> SideEstimate:
+    """Maximum-likelihood ``A`` and ``k`` of one side, with standard errors.
+
+    ``A = N / T`` with ``se = sqrt(N) / T`` (Poisson). ``k`` is the root of the score of the
+    tick-grid likelihood in the module docstring; ``se = 1 / sqrt(observed information)``.
+    Raises :class:`EstimationError` with fewer than ``min_sweeps`` sweeps, no exposure, or
+    no sweep beyond the touch (then the likelihood keeps rising as ``k`` grows).
+    """
+    n = st.n
+    if n < max(min_sweeps, 1):
+        raise EstimationError(f"{n} usable sweeps (need at least {min_sweeps})")
+    if st.exposure <= 0:
+        raise EstimationError("no usable time with a valid book")
+    h = st.hist
+    u = 0.5 * h[:, 0] * st.tick
+    j = h[:, 1]
+    c = h[:, 2].astype(np.float64)
+    at_touch = j == 0
+    u0, c0 = u[at_touch] + st.tick, c[at_touch]
+    u1, c1 = u[~at_touch] + j[~at_touch] * st.tick, c[~at_touch]
+    if c1.sum() == 0:
+        raise EstimationError("no sweep reached past the touch, so k is not identified "
+                              "(the likelihood keeps rising as k grows)")
+
+    def f(k):
+        return _score(k, u0, c0, u1, c1, st.tick)[0]
+
+    # The score falls monotonically from +inf (k -> 0) to -sum c1 u1 < 0 (k -> inf):
+    # bracket by doubling from the moment estimate 1 / mean depth.
+    lo = hi = 1.0 / (np.sum(c * (u + j * st.tick)) / n)
+    while f(lo) < 0:
+        lo /= 2
+    while f(hi) > 0:
+        hi *= 2
+    k = brentq(f, lo, hi, xtol=1e-14, rtol=1e-12) if lo < hi else lo
+    info = _score(k, u0, c0, u1, c1, st.tick)[1]
+    A = n / st.exposure
+    return SideEstimate(A, math.sqrt(n) / st.exposure, float(k), 1.0 / math.sqrt(info), n,
+                        int(c1.sum()), st.exposure, st.fills, st.inside, st.dropped)

@@ -1,0 +1,251 @@
+"""A synthetic market with stated truth, written in the collector's format.
+
+The generative model (every parameter is in DESIGN.md's units):
+
+- **Mid.** A latent arithmetic Brownian motion ``dS = sigma dW`` sampled at BBO update
+  times (a Bernoulli process on the millisecond grid with ``bbo_rate`` updates per second).
+  The published book is ``bid = floor(S / tick) * tick``, ``ask = bid + spread_ticks * tick``.
+- **Market orders.** Per side a Poisson process of rate ``A`` (orders per second). Each
+  order has a reach ``delta ~ Exponential(k)`` beyond the published mid it saw (the last BBO
+  strictly before it — the collector-format convention of :mod:`asmm.data.marketdata`), so the
+  rate of orders reaching depth ``>= delta`` is exactly ``A exp(-k delta)``. A buy sweeps
+  the ask levels ``ask + j tick`` with ``ask + j tick <= mid + delta`` and always at least
+  the best ask (a market order trades at the touch even when its reach is shorter); a sell
+  mirrors it on the bid. Each level prints ``1 + Poisson(extra_fills)`` fills; all fills of
+  a sweep share one exchange timestamp.
+- **Book.** L2 snapshots every ``l2_interval`` seconds, ``depth`` levels per side on the
+  tick grid around the current BBO, random sizes.
+- **Receive times.** ``timestamp`` = exchange time + a latency of about ``latency`` seconds
+  with jitter, kept non-decreasing as a real single-socket collector receives them.
+
+Trades do not move the book (the market is exogenous): that keeps the truth exact, which is
+the point of this module. Deterministic for a given seed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from asmm.data.marketdata import (
+    PRICES_COLUMNS,
+    TRADES_COLUMNS,
+    day_bounds,
+    day_path,
+    orderbook_columns,
+    write_table,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Truth and shape of a synthetic market. Units: DESIGN.md."""
+
+    coin: str = "BTC"
+    days: int = 2
+    start: date = date(2025, 9, 1)
+    seed: int = 1
+    mid: float = 100_000.0        # price at the start
+    sigma: float = 6.8            # price / sqrt(s): about 2 % a day at 100k
+    A_bid: float = 0.5            # sell market orders per second (they hit the bid)
+    k_bid: float = 0.5            # 1 / price
+    A_ask: float = 0.5            # buy market orders per second (they lift the ask)
+    k_ask: float = 0.5
+    tick: float = 1.0
+    spread_ticks: int = 1
+    depth: int = 10               # L2 levels per side
+    bbo_rate: float = 5.0         # BBO updates per second
+    l2_interval: float = 2.0      # seconds between L2 snapshots
+    extra_fills: float = 0.6      # mean extra fills per level swept
+    fill_size: float = 0.05       # mean fill size (coin)
+    latency: float = 0.05         # receive latency (s)
+    size_decimals: int = 5
+    fmt: str = "csv"              # csv | parquet
+
+    def truth(self) -> dict:
+        """The parameters an estimator should recover, with units."""
+        return {
+            "coin": self.coin,
+            "sigma": self.sigma,
+            "bid": {"A": self.A_bid, "k": self.k_bid},
+            "ask": {"A": self.A_ask, "k": self.k_ask},
+            "mid0": self.mid,
+            "tick": self.tick,
+            "spread_ticks": self.spread_ticks,
+            "units": {"sigma": "USDC/sqrt(s)", "A": "1/s", "k": "1/USDC", "price": "USDC"},
+            "notes": "bid side: sell market orders hitting bids; ask side: buys lifting asks",
+            "config": {k: (v.isoformat() if isinstance(v, date) else v)
+                       for k, v in asdict(self).items()},
+        }
+
+
+def _event_ms(rng: np.random.Generator, rate: float, n_ms: int) -> np.ndarray:
+    """Millisecond offsets of a Bernoulli(rate/1000) process on [0, n_ms): ~Poisson(rate)."""
+    p = min(rate / 1000.0, 1.0)
+    n = rng.binomial(n_ms, p)
+    return np.sort(rng.choice(n_ms, size=n, replace=False)).astype(np.int64)
+
+
+def _recv_times(rng: np.random.Generator, t_ms: np.ndarray, latency: float) -> np.ndarray:
+    """Receive times (s) for sorted exchange times (ms): rows with one exchange time arrive
+    in one message, and a single socket delivers in order."""
+    uniq, inv = np.unique(t_ms, return_inverse=True)
+    jitter = rng.gamma(4.0, latency / 4.0, size=uniq.size)
+    return np.maximum.accumulate(uniq / 1000.0 + jitter)[inv]
+
+
+def _sizes(rng: np.random.Generator, mean: float, n: int, decimals: int) -> np.ndarray:
+    step = 10.0 ** -decimals
+    return np.maximum(np.round(rng.exponential(mean, n), decimals), step)
+
+
+def _sweeps(rng, cfg: SynthConfig, side: int, t_ms: np.ndarray, bbo_t: np.ndarray,
+            bbo_bid: np.ndarray, carry_bid: float):
+    """Fills of one side's market orders at times ``t_ms`` (ms offsets in the day).
+
+    ``side`` +1 = buy aggressor (lifts asks), -1 = sell aggressor (hits bids). Returns arrays
+    (t_ms, price, level, sweep_no) per fill.
+    """
+    k = cfg.k_ask if side > 0 else cfg.k_bid
+    # The book a sweep meets is the last BBO strictly before it.
+    i = np.searchsorted(bbo_t, t_ms, side="left") - 1
+    bid = np.where(i >= 0, bbo_bid[np.maximum(i, 0)], carry_bid)
+    ask = bid + cfg.spread_ticks * cfg.tick
+    mid = 0.5 * (bid + ask)
+    reach = rng.exponential(1.0 / k, size=t_ms.size)
+    if side > 0:
+        extra = np.floor((mid + reach - ask) / cfg.tick + 1e-9)
+        touch = ask
+    else:
+        extra = np.floor((bid - (mid - reach)) / cfg.tick + 1e-9)
+        touch = bid
+    levels = (np.maximum(extra, 0) + 1).astype(np.int64)
+    sweep_of_level = np.repeat(np.arange(t_ms.size), levels)
+    level_no = np.arange(sweep_of_level.size) - np.repeat(np.cumsum(levels) - levels, levels)
+    fills_per_level = 1 + rng.poisson(cfg.extra_fills, size=level_no.size)
+    lvl = np.repeat(np.arange(level_no.size), fills_per_level)
+    sweep = sweep_of_level[lvl]
+    price = touch[sweep] + side * level_no[lvl] * cfg.tick
+    return t_ms[sweep], price, sweep
+
+
+def generate_day(cfg: SynthConfig, day_index: int, state: dict, out: Path) -> dict:
+    """Simulate and write one UTC day; ``state`` carries the mid, trade id and sequence."""
+    rng = np.random.default_rng([cfg.seed, day_index])
+    day = cfg.start + timedelta(days=day_index)
+    t0_ms = int(day_bounds(day)[0] * 1000)
+    n_ms = 86_400_000
+
+    # Mid at BBO times: the latent ABM. One extra increment for the step from the previous
+    # day's last update (or the start) keeps the path continuous across files.
+    bbo_t = _event_ms(rng, cfg.bbo_rate, n_ms)
+    dt = np.diff(bbo_t, prepend=state["last_t"] - t0_ms) / 1000.0
+    S = state["S"] + np.cumsum(cfg.sigma * np.sqrt(dt) * rng.standard_normal(bbo_t.size))
+    bid = np.floor(S / cfg.tick) * cfg.tick
+    ask = bid + cfg.spread_ticks * cfg.tick
+    bid_sz = _sizes(rng, 2.0, bbo_t.size, cfg.size_decimals)
+    ask_sz = _sizes(rng, 2.0, bbo_t.size, cfg.size_decimals)
+
+    carry_bid = state["bid"]
+    buy_t, buy_px, buy_sw = _sweeps(rng, cfg, +1, _event_ms(rng, cfg.A_ask, n_ms), bbo_t, bid,
+                                    carry_bid)
+    sell_t, sell_px, sell_sw = _sweeps(rng, cfg, -1, _event_ms(rng, cfg.A_bid, n_ms), bbo_t,
+                                       bid, carry_bid)
+    tr_t = np.concatenate([buy_t, sell_t])
+    tr_px = np.concatenate([buy_px, sell_px])
+    tr_side = np.concatenate([np.ones(buy_t.size, np.int8), -np.ones(sell_t.size, np.int8)])
+    # Fills of one sweep stay together, best price first; sweeps ordered by time.
+    sweep_key = np.concatenate([buy_sw * 2, sell_sw * 2 + 1])
+    order = np.lexsort((np.arange(tr_t.size), sweep_key, tr_t))
+    tr_t, tr_px, tr_side = tr_t[order], tr_px[order], tr_side[order]
+    n_tr = tr_t.size
+    tr_ids = state["trade_id"] + np.arange(n_tr, dtype=np.int64)
+    tr_sz = _sizes(rng, cfg.fill_size, n_tr, cfg.size_decimals)
+
+    # prices: one bid row and one ask row per BBO message.
+    n_bbo = bbo_t.size
+    p_t = np.repeat(bbo_t + t0_ms, 2)
+    p_px = np.empty(2 * n_bbo)
+    p_px[0::2], p_px[1::2] = bid, ask
+    p_sz = np.empty(2 * n_bbo)
+    p_sz[0::2], p_sz[1::2] = bid_sz, ask_sz
+    p_side = np.tile(np.array([0, 1], dtype=np.int8), n_bbo)
+    p_recv = np.repeat(_recv_times(rng, bbo_t + t0_ms, cfg.latency), 2)
+    side_dict = pa.DictionaryArray.from_arrays(pa.array(p_side), pa.array(["bid", "ask"]))
+    prices = pa.table({
+        "timestamp": p_recv, "price": p_px, "size": p_sz,
+        "side": side_dict.cast(pa.string()), "exchange_timestamp": p_t,
+    }).select(PRICES_COLUMNS)
+
+    tr_side_str = pa.DictionaryArray.from_arrays(pa.array((tr_side < 0).astype(np.int8)),
+                                                 pa.array(["buy", "sell"]))
+    trades = pa.table({
+        "timestamp": _recv_times(rng, tr_t + t0_ms, cfg.latency), "price": tr_px,
+        "size": tr_sz, "side": tr_side_str.cast(pa.string()), "trade_id": tr_ids,
+        "exchange_timestamp": tr_t + t0_ms,
+    }).select(TRADES_COLUMNS)
+
+    # L2 snapshots around the BBO in force at each snapshot time.
+    snap_t = np.arange(0, n_ms, int(cfg.l2_interval * 1000), dtype=np.int64)
+    j = np.searchsorted(bbo_t, snap_t, side="right") - 1
+    sb = np.where(j >= 0, bid[np.maximum(j, 0)], carry_bid)
+    sa = sb + cfg.spread_ticks * cfg.tick
+    cols = {"timestamp": _recv_times(rng, snap_t + t0_ms, cfg.latency),
+            "sequence": state["sequence"] + np.arange(snap_t.size, dtype=np.int64),
+            "exchange_timestamp": snap_t + t0_ms}
+    for lvl in range(cfg.depth):
+        cols[f"bid_price_{lvl}"] = sb - lvl * cfg.tick
+        cols[f"bid_size_{lvl}"] = _sizes(rng, 1.0 + lvl, snap_t.size, cfg.size_decimals)
+        cols[f"ask_price_{lvl}"] = sa + lvl * cfg.tick
+        cols[f"ask_size_{lvl}"] = _sizes(rng, 1.0 + lvl, snap_t.size, cfg.size_decimals)
+    books = pa.table(cols).select(orderbook_columns(cfg.depth))
+
+    for kind, table in (("prices", prices), ("trades", trades), ("orderbooks", books)):
+        write_table(table, day_path(out, kind, cfg.coin, day, cfg.fmt))
+
+    state.update(S=float(S[-1]), bid=float(bid[-1]), last_t=int(bbo_t[-1]) + t0_ms,
+                 trade_id=int(state["trade_id"] + n_tr),
+                 sequence=int(state["sequence"] + snap_t.size))
+    return {"day": day.isoformat(), "bbo_updates": int(n_bbo), "trades": int(n_tr),
+            "sweeps_buy": int(np.unique(buy_sw).size), "sweeps_sell": int(np.unique(sell_sw).size),
+            "orderbooks": int(snap_t.size)}
+
+
+def generate(cfg: SynthConfig, out: str | Path, progress=None) -> dict:
+    """Write ``cfg.days`` daily files of each kind plus ``truth.json`` into ``out``.
+
+    ``progress``, if given, is called with each finished day's summary. Returns the truth
+    document, which also lists the per-day counts.
+    """
+    if cfg.days < 1:
+        raise ValueError("days must be >= 1")
+    for name in ("sigma", "A_bid", "k_bid", "A_ask", "k_ask", "tick", "mid", "bbo_rate",
+                 "l2_interval", "fill_size"):
+        v = getattr(cfg, name)
+        if not np.isfinite(v) or v <= 0:
+            raise ValueError(f"{name} must be a finite number > 0, got {v}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    bid0 = np.floor(cfg.mid / cfg.tick) * cfg.tick
+    state = {"S": cfg.mid, "bid": float(bid0), "trade_id": 1, "sequence": 1,
+             "last_t": int(day_bounds(cfg.start)[0] * 1000)}
+    days = []
+    for d in range(cfg.days):
+        summary = generate_day(cfg, d, state, out)
+        days.append(summary)
+        log.info("synth %s: %d BBO updates, %d trades", summary["day"], summary["bbo_updates"],
+                 summary["trades"])
+        if progress:
+            progress(summary)
+    truth = cfg.truth()
+    truth["days"] = days
+    (out / "truth.json").write_text(json.dumps(truth, indent=2) + "\n")
+    return truth

@@ -1,0 +1,359 @@
+"""Backtest configuration, results and the runners around the numba kernel.
+
+Units (DESIGN.md): prices and depths in quote currency, time in seconds, ``sigma`` price per
+sqrt(s), ``A`` 1/s, ``k`` and ``gamma`` 1/price, inventory in lots (position / order size),
+fees as fractions of notional.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from asmm.core.fees import MAKER_FEE, TAKER_FEE
+from asmm.core.model import MODEL_AS, MODELS
+from asmm.data.grid import infer_tick as infer_price_grid
+from asmm.data.marketdata import DataError
+from asmm.sim import kernel as K
+from asmm.sim.events import Events
+
+EXECUTIONS = {"two-sided": K.EXEC_TWO_SIDED, "freqtrade": K.EXEC_FREQTRADE,
+              "freqtrade-pair": K.EXEC_PAIR}
+QUEUES = {"none": K.QUEUE_NONE, "prob": K.QUEUE_PROB}
+FLAT_SIDES = {"alternate": 0.0, "long": 1.0, "short": -1.0}
+HOURS_PER_YEAR = 24.0 * 365.0
+_CHUNK = 250_000  # events per kernel call under a progress bar
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """One strategy configuration. Every field has a unit and a default that is sensible for
+    Hyperliquid perpetuals.
+
+    - ``model``: ``"glft"`` | ``"as"`` quote with :func:`asmm.core.model.quote_scalar` from
+      ``sigma, gamma, A_*, k_*``; ``"fixed"`` quotes ``fixed_depth`` (price) each side of
+      the mid, through the same function (see :func:`fixed_depth_model`).
+    - ``horizon``: A–S horizon in seconds; ``tau`` runs down to the next multiple of it in
+      epoch time (86400: the end of the UTC day).
+    - ``order_size``: coin per order (one lot). ``max_inventory``: bound Q in lots.
+    - ``refresh_seconds``: re-quote interval; ``latency_ms``: delay before a new or cancelled
+      order takes effect at the exchange.
+    - ``queue``: ``"none"`` fills on touch; ``"prob"`` waits for the volume queued ahead
+      (probabilistic cancellations with exponent ``queue_power``, see the kernel).
+    - ``maker_fee``: charged on every fill and (for the models) added to the quoted depth;
+      ``taker_fee``: used only for the closing-cost view ``pnl_after_close``.
+    - ``execution``: ``"two-sided"`` (bid and ask rest at once), ``"freqtrade"`` (one bot,
+      one order: an entry, then its exit), ``"freqtrade-pair"`` (a long-only and a
+      short-only bot sharing the net inventory). ``flat_side``: the side a flat
+      ``freqtrade`` bot enters, as the strategy's ``asmm.freqtrade.mm.flat_side`` rule
+      (``"alternate"``: opposite of the last entry, long first; ``"long"``; ``"short"``).
+    - ``tick``: price grid; ``None`` infers it from the data.
+    - ``min_spread`` (price) and ``max_improve_ticks``: passed to the quote function.
+    """
+
+    model: str = "glft"
+    fixed_depth: float | None = None
+    sigma: float = math.nan
+    gamma: float = math.nan
+    A_bid: float = math.nan
+    k_bid: float = math.nan
+    A_ask: float = math.nan
+    k_ask: float = math.nan
+    horizon: float = 86400.0
+    order_size: float = 0.001
+    max_inventory: float = 10.0
+    refresh_seconds: float = 1.0
+    latency_ms: float = 100.0
+    queue: str = "prob"
+    queue_power: float = 3.0
+    maker_fee: float = MAKER_FEE
+    taker_fee: float = TAKER_FEE
+    execution: str = "two-sided"
+    flat_side: str = "alternate"
+    tick: float | None = None
+    min_spread: float = 0.0
+    max_improve_ticks: float = math.inf
+    label: str = field(default="", compare=False)
+
+    def __post_init__(self):
+        def bad(msg):
+            raise ValueError(f"backtest config: {msg}")
+
+        if self.model not in (*MODELS, "fixed"):
+            bad(f"model {self.model!r}; choose glft, as or fixed")
+        if self.model == "fixed":
+            if self.fixed_depth is None or not math.isfinite(self.fixed_depth) \
+                    or self.fixed_depth <= 0:
+                bad("model 'fixed' needs fixed_depth > 0 (price units from the mid)")
+        else:
+            names = ["sigma", "gamma", "k_bid", "k_ask"]
+            if self.model == "glft":
+                names += ["A_bid", "A_ask"]
+            for n in names:
+                v = getattr(self, n)
+                if not (math.isfinite(v) and v > 0):
+                    bad(f"{n} = {v} must be a finite number > 0 for model {self.model!r}")
+        for n in ("order_size", "refresh_seconds", "horizon", "max_inventory"):
+            v = getattr(self, n)
+            if not v > 0:
+                bad(f"{n} = {v} must be > 0")
+        if not (self.latency_ms >= 0 and math.isfinite(self.latency_ms)):
+            bad(f"latency_ms = {self.latency_ms} must be a finite number >= 0")
+        if not (math.isfinite(self.maker_fee) and math.isfinite(self.taker_fee)):
+            bad("fees must be finite")
+        if self.queue not in QUEUES:
+            bad(f"queue {self.queue!r}; choose {' or '.join(QUEUES)}")
+        if self.execution not in EXECUTIONS:
+            bad(f"execution {self.execution!r}; choose one of {', '.join(EXECUTIONS)}")
+        if self.flat_side not in FLAT_SIDES:
+            bad(f"flat_side {self.flat_side!r}; choose one of {', '.join(FLAT_SIDES)}")
+        if self.tick is not None and not self.tick >= 0:
+            bad(f"tick = {self.tick} must be >= 0")
+
+    @classmethod
+    def from_params(cls, params, **overrides) -> BacktestConfig:
+        """A configuration quoting an :class:`asmm.core.params.Params` set; ``overrides`` set any
+        other field (e.g. ``gamma`` for a grid)."""
+        base = dict(model=params.model, sigma=params.sigma, gamma=params.gamma,
+                    A_bid=params.bid.A, k_bid=params.bid.k, A_ask=params.ask.A,
+                    k_ask=params.ask.k)
+        base.update(overrides)
+        return cls(**base)
+
+    def with_(self, **changes) -> BacktestConfig:
+        return replace(self, **changes)
+
+
+def fixed_depth_model(depth: float) -> dict:
+    """Model arguments that make :func:`asmm.core.model.quote_scalar` quote ``depth`` each side.
+
+    A–S with ``tau = 0`` has no inventory term and quotes ``ln(1 + gamma/k) / gamma`` from
+    the mid; ``gamma = 1/depth`` and ``k = gamma / (e - 1)`` make that exactly ``depth``. So
+    the baseline goes through the same rounding, touch and inventory-bound rules as the
+    models, with no second quote implementation.
+    """
+    gamma = 1.0 / depth
+    return {"model": MODEL_AS, "sigma": 0.0, "gamma": gamma, "k": gamma / math.expm1(1.0),
+            "horizon": math.inf}
+
+
+def infer_tick(events: Events) -> float:
+    """The price grid of the data, from the BBO prices
+    (:func:`asmm.data.grid.infer_tick`:
+    the most common gap, so a stray off-grid print does not halve it); 0 (no rounding) when
+    the data has fewer than two distinct prices."""
+    px = events.bid[events.kind == 0][:200_000]
+    try:
+        return infer_price_grid(px[np.isfinite(px)])
+    except DataError:
+        return 0.0
+
+
+def _param_row(cfg: BacktestConfig, tick: float) -> np.ndarray:
+    row = np.zeros(K.N_PARAMS)
+    if cfg.model == "fixed":
+        fx = fixed_depth_model(cfg.fixed_depth)
+        row[K.P_MODEL] = fx["model"]
+        row[K.P_SIGMA], row[K.P_GAMMA] = fx["sigma"], fx["gamma"]
+        row[K.P_KBID] = row[K.P_KASK] = fx["k"]
+        row[K.P_ABID] = row[K.P_AASK] = 1.0
+        # tau = horizon - (T mod horizon) must stay finite: any positive horizon works,
+        # the A–S inventory term is zero with sigma = 0.
+        row[K.P_HORIZON] = 1.0
+        row[K.P_QFEE] = 0.0  # the baseline quotes exactly the depth asked for
+        row[K.P_TIMEDEP] = 0.0
+    else:
+        row[K.P_MODEL] = MODELS[cfg.model]
+        row[K.P_SIGMA], row[K.P_GAMMA] = cfg.sigma, cfg.gamma
+        row[K.P_ABID] = cfg.A_bid if cfg.model == "glft" else 1.0
+        row[K.P_AASK] = cfg.A_ask if cfg.model == "glft" else 1.0
+        row[K.P_KBID], row[K.P_KASK] = cfg.k_bid, cfg.k_ask
+        row[K.P_HORIZON] = cfg.horizon
+        row[K.P_QFEE] = cfg.maker_fee
+        row[K.P_TIMEDEP] = 1.0 if cfg.model == "as" else 0.0
+    row[K.P_SIZE] = cfg.order_size
+    row[K.P_REFRESH] = cfg.refresh_seconds
+    row[K.P_LATENCY] = cfg.latency_ms / 1000.0
+    row[K.P_MFEE], row[K.P_TFEE] = cfg.maker_fee, cfg.taker_fee
+    row[K.P_QMAX] = cfg.max_inventory
+    row[K.P_MINSPREAD] = cfg.min_spread
+    row[K.P_MAXIMP] = cfg.max_improve_ticks
+    row[K.P_TICK] = tick
+    row[K.P_QUEUE] = QUEUES[cfg.queue]
+    row[K.P_QPOW] = cfg.queue_power
+    row[K.P_EXEC] = EXECUTIONS[cfg.execution]
+    row[K.P_FLATSIDE] = FLAT_SIDES[cfg.flat_side]
+    return row
+
+
+FILL_FIELDS = ("t", "side", "price", "qty", "fee", "position", "mid", "cash", "realised",
+               "avg_cost")
+SAMPLE_FIELDS = ("equity", "inventory", "mid", "bid", "ask", "fees")
+
+
+@dataclass
+class BacktestResult:
+    """What one configuration did.
+
+    ``fills``: dict of arrays (``FILL_FIELDS``; ``side`` +1 our bid filled / -1 our ask,
+    ``qty`` and ``position`` in coin, ``cash`` and ``realised`` in quote currency) — empty
+    unless fills were recorded. ``samples``: dict of arrays on a regular grid ``t`` (epoch
+    s): equity (quote currency, marked at the exchange mid), inventory (lots), mid, our
+    resting bid/ask (NaN if none), cumulative fees. ``events``: market events simulated;
+    ``seconds``: wall time of the kernel pass, shared by all configurations of a grid.
+    """
+
+    config: BacktestConfig
+    stats: dict
+    fills: dict
+    samples: dict
+    events: int
+    seconds: float
+    start: float
+    end: float
+
+    def hourly_pnl(self) -> pd.Series:
+        """PnL increments per UTC hour (quote currency), indexed by the hour's end."""
+        t = self.samples["t"]
+        eq = self.samples["equity"]
+        hours = t / 3600.0
+        on_hour = (np.abs(hours - np.round(hours)) < 1e-6) & np.isfinite(eq)
+        ht = np.concatenate([[self.start], t[on_hour], [self.end]])
+        he = np.concatenate([[0.0], eq[on_hour], [self.stats["pnl"]]])
+        keep = np.concatenate([[True], np.diff(ht) > 0])
+        ht, he = ht[keep], he[keep]
+        idx = pd.to_datetime(ht[1:], unit="s", utc=True)
+        return pd.Series(np.diff(he), index=idx, name="pnl")
+
+    def sharpe(self) -> float:
+        """Annualised Sharpe ratio of hourly PnL increments; NaN when undefined (fewer than
+        two hours, or a flat equity curve)."""
+        h = self.hourly_pnl().to_numpy()
+        if h.size < 2:
+            return math.nan
+        sd = float(np.std(h, ddof=1))
+        if not sd > 0:
+            return math.nan
+        return float(np.mean(h) / sd * math.sqrt(HOURS_PER_YEAR))
+
+    def summary(self) -> dict:
+        """One flat dict of scalars (JSON-ready except NaN for undefined ratios)."""
+        s = dict(self.stats)
+        s["sharpe"] = self.sharpe()
+        s["events"] = self.events
+        s["seconds"] = self.seconds
+        s["events_per_second"] = self.events / self.seconds if self.seconds > 0 else math.nan
+        s["hours"] = (self.end - self.start) / 3600.0
+        s["model"] = self.config.model
+        s["execution"] = self.config.execution
+        s["queue"] = self.config.queue
+        s["gamma"] = self.config.gamma
+        s["fixed_depth"] = self.config.fixed_depth
+        if self.config.label:
+            s["label"] = self.config.label
+        return s
+
+
+def _stats(row: np.ndarray, cfg: BacktestConfig, mid_end: float, span: float) -> dict:
+    pos = row[K.A_POS]
+    unreal = pos * (mid_end - row[K.A_AVG]) if pos != 0.0 else 0.0
+    pnl = row[K.A_CASH] + (pos * mid_end if pos != 0.0 else 0.0)
+    n_fills = row[K.A_NBID] + row[K.A_NASK]
+    mean_q = row[K.A_IQ] / span if span > 0 else 0.0
+    var_q = max(row[K.A_IQ2] / span - mean_q**2, 0.0) if span > 0 else 0.0
+    return {
+        "pnl": float(pnl),
+        "realised": float(row[K.A_REAL]),
+        "unrealised": float(unreal),
+        "fees": float(row[K.A_FEES]),
+        "pnl_after_close": float(pnl - cfg.taker_fee * abs(pos) * mid_end),
+        "max_drawdown": float(row[K.A_MAXDD]),
+        "fills_bid": int(row[K.A_NBID]),
+        "fills_ask": int(row[K.A_NASK]),
+        "volume_bid": float(row[K.A_VBID]),
+        "volume_ask": float(row[K.A_VASK]),
+        "captured_spread_bp": float(row[K.A_CAPT] / n_fills) if n_fills else math.nan,
+        "inventory_mean": float(mean_q),
+        "inventory_std": float(math.sqrt(var_q)),
+        "inventory_max_abs": float(row[K.A_MAXQ]),
+        "inventory_final": float(pos / cfg.order_size),
+        "time_at_bound": float(row[K.A_TBOUND] / span) if span > 0 else 0.0,
+        "rejected_post_only": int(row[K.A_REJECT]),
+        "max_resting_orders": int(row[K.A_MAXLIVE]),
+        "quote_updates": int(row[K.A_QUOTES]),
+    }
+
+
+def run_grid(events: Events, cfgs: Sequence[BacktestConfig], *, sample_seconds: float = 60.0,
+             record_fills: bool = False,
+             progress: Callable[[int, int], None] | None = None) -> list[BacktestResult]:
+    """Simulate every configuration in ``cfgs`` in one pass over ``events``.
+
+    Cost grows with ``len(cfgs)`` per event but the events are read once, which is what
+    makes a gamma grid cheap. ``sample_seconds`` (must divide 3600) spaces the equity
+    samples used for the hourly PnL, drawdown and plots. ``record_fills`` keeps every fill
+    (memory: 80 bytes per trade per configuration). ``progress(done, total)`` is called
+    between chunks of events.
+    """
+    K.drop_stale_cache()
+    cfgs = list(cfgs)
+    if not cfgs:
+        raise ValueError("run_grid needs at least one configuration")
+    if not (sample_seconds > 0 and math.isclose(3600.0 / sample_seconds,
+                                                round(3600.0 / sample_seconds))):
+        raise ValueError(f"sample_seconds = {sample_seconds} must divide 3600")
+    tick = None
+    rows = []
+    for cfg in cfgs:
+        if cfg.tick is None and tick is None:
+            tick = infer_tick(events)
+        rows.append(_param_row(cfg, cfg.tick if cfg.tick is not None else tick))
+    par = np.ascontiguousarray(np.stack(rows))
+    t_start, t_end = float(events.start), float(events.end)
+    samp0 = math.ceil(t_start / sample_seconds) * sample_seconds
+    n_samples = max(math.floor((t_end - samp0) / sample_seconds) + 1, 0)
+    ring_cap = max(2 * (math.ceil(c.latency_ms / 1000.0 / c.refresh_seconds) + 2)
+                   for c in cfgs)
+    fill_cap = 2 * events.n_trades if record_fills else 0
+    state = K.new_state(par, t_start, ring_cap, fill_cap, n_samples)
+    ev = (events.t, events.kind, events.side, events.price, events.size, events.bid,
+          events.ask, events.bid_size, events.ask_size, events.feed_t, events.feed_bid,
+          events.feed_ask, events.book_t, events.book_bid_px, events.book_bid_sz,
+          events.book_ask_px, events.book_ask_sz)
+    n = events.t.size
+    # An empty call compiles (or loads from the cache) outside the timed part.
+    K.advance(*ev, par, samp0, sample_seconds, t_end, 0, 0, *state)
+    t0 = time.perf_counter()
+    step = n if progress is None else _CHUNK
+    for i0 in range(0, n, step):
+        i1 = min(i0 + step, n)
+        K.advance(*ev, par, samp0, sample_seconds, t_end, i0, i1, *state)
+        if progress is not None:
+            progress(i1, n)
+    K.finish(*ev[9:], par, samp0, sample_seconds, t_end, *state)
+    seconds = time.perf_counter() - t0
+    acc, fills, nfill, samples, mkt = state[0], state[8], state[7], state[9], state[10]
+    mid_end = 0.5 * (mkt[0] + mkt[1])
+    sample_t = samp0 + sample_seconds * np.arange(n_samples)
+    out = []
+    for c, cfg in enumerate(cfgs):
+        f = fills[c, : nfill[c]]
+        fd = {name: f[:, j].copy() for j, name in enumerate(FILL_FIELDS)}
+        sd = {"t": sample_t}
+        sd.update({name: samples[c, :, j].copy() for j, name in enumerate(SAMPLE_FIELDS)})
+        out.append(BacktestResult(cfg, _stats(acc[c], cfg, mid_end, t_end - t_start), fd, sd,
+                                  len(events), seconds, t_start, t_end))
+    return out
+
+
+def run_backtest(events: Events, cfg: BacktestConfig, *, sample_seconds: float = 60.0,
+                 record_fills: bool = True,
+                 progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+    """Simulate one configuration; fills are recorded by default."""
+    return run_grid(events, [cfg], sample_seconds=sample_seconds, record_fills=record_fills,
+                    progress=progress)[0]

@@ -1,0 +1,2 @@
+"""Hyperliquid perpetuals: message shapes (:mod:`.protocol`), the collector
+(:mod:`.collector`) and the replay exchange (:mod:`.replay`)."""
