@@ -56,7 +56,7 @@ DEFAULT_DATA_DIR = "HL_data_collector/HL_data"
 
 @dataclass(frozen=True)
 class CalibrationConfig:
-    """Every choice of a calibration run. Units: DESIGN.md (seconds, price, lots)."""
+    """Every choice of a calibration run. Units: docs/design.md (seconds, price, lots)."""
 
     coin: str = "BTC"
     model: str = "glft"                 # quote model the file is for: glft | as

@@ -1,6 +1,6 @@
 """Estimators of sigma, A and k: pure functions over arrays, no I/O.
 
-Units (DESIGN.md): prices and depths in quote currency, exchange times in epoch
+Units (docs/design.md): prices and depths in quote currency, exchange times in epoch
 milliseconds (int64) as :mod:`asmm.data.marketdata` delivers them, durations in seconds, ``sigma``
 in price/sqrt(s), ``A`` in 1/s, ``k`` in 1/price.
 

@@ -1,6 +1,6 @@
 """Quote math: Avellaneda–Stoikov (2008, finite horizon) and GLFT (2013, infinite horizon).
 
-Units (DESIGN.md): prices and depths in quote currency, time in seconds, ``sigma`` in price
+Units (docs/design.md): prices and depths in quote currency, time in seconds, ``sigma`` in price
 per sqrt(second), ``A`` in fills per second at depth 0, ``k`` and ``gamma`` in 1/price,
 ``q`` in lots, fees as a fraction of notional.
 

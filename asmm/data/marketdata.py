@@ -5,7 +5,7 @@ Layouts (both read, CSV or Parquet with the same columns)::
     DIR/<kind>_<COIN>_<YYYY-MM-DD>.csv   one file per UTC day (what the collector writes)
     DIR/<kind>_<COIN>.csv                one file (existing archives)
 
-Kinds and columns (DESIGN.md):
+Kinds and columns (docs/design.md):
 
 - ``prices``: timestamp, price, size, side (bid|ask), exchange_timestamp — one row per side
   of each BBO message.
@@ -169,7 +169,7 @@ class Quality:
 # A number as the collector (or any CSV writer) prints it, in RE2 syntax for Arrow.
 _NUMBER_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(?i:inf|infinity|nan)$"
 
-# Which epoch unit each time column holds (DESIGN.md, "Collector data format").
+# Which epoch unit each time column holds (docs/design.md, "Collector data format").
 _TIME_UNITS = {"exchange_timestamp": "milliseconds", "timestamp": "seconds",
                "start": "seconds", "end": "seconds"}
 _PER_SECOND = {"seconds": 1.0, "milliseconds": 1e3, "microseconds": 1e6, "nanoseconds": 1e9}

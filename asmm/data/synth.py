@@ -1,6 +1,6 @@
 """A synthetic market with stated truth, written in the collector's format.
 
-The generative model (every parameter is in DESIGN.md's units):
+The generative model (every parameter is in the units of docs/design.md):
 
 - **Mid.** A latent arithmetic Brownian motion ``dS = sigma dW`` sampled at BBO update
   times (a Bernoulli process on the millisecond grid with ``bbo_rate`` updates per second).
@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SynthConfig:
-    """Truth and shape of a synthetic market. Units: DESIGN.md."""
+    """Truth and shape of a synthetic market. Units: docs/design.md."""
 
     coin: str = "BTC"
     days: int = 2

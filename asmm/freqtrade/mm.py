@@ -15,7 +15,7 @@ rest a bid and an ask at once. Two ways to run within that rule:
   files (:func:`write_bot_state`, :func:`read_net_inventory`). Flat, the long bot rests the
   model's bid and the short bot the model's ask, so a bid and an ask rest at once.
 
-Units follow DESIGN.md: prices in USDC, time in seconds, inventory ``q`` in lots (position
+Units follow docs/design.md: prices in USDC, time in seconds, inventory ``q`` in lots (position
 size ÷ ``lot_size``, signed, short negative).
 """
 

@@ -1,6 +1,6 @@
 """Backtest configuration, results and the runners around the numba kernel.
 
-Units (DESIGN.md): prices and depths in quote currency, time in seconds, ``sigma`` price per
+Units (docs/design.md): prices and depths in quote currency, time in seconds, ``sigma`` price per
 sqrt(s), ``A`` 1/s, ``k`` and ``gamma`` 1/price, inventory in lots (position / order size),
 fees as fractions of notional.
 """

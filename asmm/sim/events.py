@@ -1,6 +1,6 @@
 """Market events for the backtester: the collector's BBO, trades and L2 snapshots, merged.
 
-Two clocks (DESIGN.md, collector format):
+Two clocks (docs/design.md, collector format):
 
 - **exchange time** orders the market: the simulated exchange applies BBO changes and
   trades in exchange-time order, trades before book updates at equal time (the
