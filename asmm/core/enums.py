@@ -1,0 +1,68 @@
+"""Names for the choices that cross module boundaries, instead of bare strings.
+
+``StrEnum`` members compare equal to their strings, so configs, JSON files and command
+lines keep their spelling (``"pingpong"``, ``"two-sided"``) while code names the choice.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Model(StrEnum):
+    """Quote model: Avellaneda–Stoikov 2008 (finite horizon) or GLFT 2013 (infinite)."""
+
+    AS = "as"
+    GLFT = "glft"
+
+
+class Side(StrEnum):
+    """The direction of a bot's trade: a long enters on the bid, a short on the ask."""
+
+    LONG = "long"
+    SHORT = "short"
+
+
+class Mode(StrEnum):
+    """How the Freqtrade strategy runs: one ping-pong bot, or one bot of a pair."""
+
+    PINGPONG = "pingpong"
+    LONG = "long"
+    SHORT = "short"
+
+
+class FlatSide(StrEnum):
+    """The side a flat ping-pong bot quotes: the opposite of its last entry, or fixed."""
+
+    ALTERNATE = "alternate"
+    LONG = "long"
+    SHORT = "short"
+
+
+class Execution(StrEnum):
+    """What the backtester simulates: both quotes resting, one Freqtrade bot (one order at a
+    time: an entry, then its exit), or the pair of bots."""
+
+    TWO_SIDED = "two-sided"
+    FREQTRADE = "freqtrade"
+    FREQTRADE_PAIR = "freqtrade-pair"
+
+
+class Queue(StrEnum):
+    """Queue position in the backtester: fill on touch, or wait for the volume ahead."""
+
+    NONE = "none"
+    PROB = "prob"
+
+
+class ExitReason(StrEnum):
+    """Exit tags the strategy gives Freqtrade (its logs, the REST API and tests show them)."""
+
+    QUOTE = "mm_exit"
+    KILL = "kill_switch"
+    LIQUIDATION = "liquidation_guard"
+
+
+def execution_for(mode: Mode | str) -> Execution:
+    """The backtester's execution that simulates the bot in ``mode``."""
+    return Execution.FREQTRADE if Mode(mode) is Mode.PINGPONG else Execution.FREQTRADE_PAIR
