@@ -274,7 +274,7 @@ def test_freqtrade_mode_has_one_resting_order(small_events):
     assert np.max(np.abs(pair.fills["position"])) <= 0.5 + 1e-12
     assert np.any(np.isfinite(pair.samples["bid"]) & np.isfinite(pair.samples["ask"]))
     assert two.stats["inventory_max_abs"] > 1.0
-    # A flat bot enters opposite to its last entry, long first (asmm.freqtrade.mm.flat_side).
+    # A flat bot enters opposite to its last entry, long first (asmm.freqtrade.policy.flat_side).
     pos = ft.fills["position"]
     prev = np.concatenate([[0.0], pos[:-1]])
     entries = ft.fills["side"][prev == 0.0]
@@ -283,7 +283,8 @@ def test_freqtrade_mode_has_one_resting_order(small_events):
 
 def test_pair_of_bots_ladders_its_two_lots(small_events, glft_cfg):
     """With model quotes the pair's second lot on a side rests one inventory step deeper
-    (asmm.freqtrade.mm.pricing_q), so no sweep fills both bots at one price; priced alike they did,
+    (asmm.freqtrade.policy.pricing_q), so no sweep fills both bots at one price; priced alike
+    they did,
     swinging the pair from +1 to -1 lot at the inner quote (4x the fills of two-sided)."""
     two, pair = run_grid(small_events, [glft_cfg, glft_cfg.with_(execution="freqtrade-pair")],
                          record_fills=True)

@@ -23,8 +23,9 @@ pytest.importorskip("freqtrade")
 from freqtrade.enums import RunMode
 from freqtrade.persistence import init_db
 
+from asmm.core.enums import ExitReason
 from asmm.core.params import Params, SideIntensity, write_params
-from asmm.freqtrade import mm
+from asmm.freqtrade import quotes
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIR = "BTC/USDC:USDC"
@@ -111,7 +112,7 @@ def entry_kwargs(rate, side="long"):
 def model_entry_price(s, side="long") -> float:
     q = s._quote(PAIR, datetime.now(UTC), 100_000.0, entry=True)
     assert q is not None
-    return mm.entry_price(q, side)
+    return quotes.entry_price(q, side)
 
 
 class Trade_:
@@ -158,7 +159,7 @@ HOOKS = [
      False),
     ("custom_exit",
      lambda: dict(pair=PAIR, trade=Trade_(), current_time=datetime.now(UTC), current_rate=1e5,
-                  current_profit=0.0), mm.EXIT_QUOTE),
+                  current_profit=0.0), ExitReason.QUOTE),
     ("custom_exit_price",
      lambda: dict(pair=PAIR, trade=Trade_(), current_time=datetime.now(UTC),
                   proposed_rate=100_002.0, current_profit=0.0, exit_tag=None), 100_002.0),

@@ -318,16 +318,16 @@ def _decide(c, T, par, acc, slots, ring, rhead, rlen, feed_t, feed_bid, feed_ask
             elif par[c, P_FLATSIDE] != 0.0:
                 side = par[c, P_FLATSIDE]
             else:
-                # asmm.freqtrade.mm.flat_side("alternate"): the opposite of the last filled entry,
-                # long first — what the Freqtrade strategy does.
+                # asmm.freqtrade.policy.flat_side("alternate"): the opposite of the last
+                # filled entry, long first — what the Freqtrade strategy does.
                 side = -1.0 if acc[c, A_LASTENTRY] > 0.0 else 1.0
             _want(c, 0, side, bid if side > 0.0 else ask, ROLE_ENTRY, T, par, slots, ring,
                   rhead, rlen)
     else:
-        # Slot 0: the long-only bot; slot 1: the short-only bot (asmm.freqtrade.mm.pricing_q). An
-        # exit
-        # prices with the pair's net q. An entry rests on the same side as the other bot's
-        # exit, so it prices with its own bot's q: the inventory once that exit has filled.
+        # Slot 0: the long-only bot; slot 1: the short-only bot
+        # (asmm.freqtrade.policy.pricing_q). An exit prices with the pair's net q. An entry
+        # rests on the same side as the other bot's exit, so it prices with its own bot's q:
+        # the inventory once that exit has filled.
         # Priced alike, both would rest at one price and a single sweep would fill two lots.
         for s in range(2):
             long_bot = s == 0

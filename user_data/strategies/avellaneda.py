@@ -1,15 +1,15 @@
 """Avellaneda–Stoikov / GLFT market making as a Freqtrade strategy (interface 3, futures).
 
-A thin adapter: every rule lives in :mod:`asmm.freqtrade.mm`, every price comes from
-:mod:`asmm.core.model` (through ``asmm.freqtrade.mm.model_quote``), parameters only through
+A thin adapter: every rule lives in :mod:`asmm.freqtrade`, every price comes from
+:mod:`asmm.core.model` (through ``asmm.freqtrade.quotes.model_quote``), parameters only through
 :class:`asmm.core.params.ParamsCache`. This file reads Freqtrade's state (order book, trades,
 config, current_time) and hands it over. Settings: the ``"asmm"`` block of the config
-(see :class:`asmm.freqtrade.mm.MMConfig` and the README section "Guards").
+(see :class:`asmm.freqtrade.config.MMConfig` and the README section "Guards").
 
 Log lines starting ``asmm quote`` record every price sent with the exact inputs of the
 model (mid, q, tau, gamma, tick, touch), so any order can be recomputed from the log.
 
-Fails closed: every hook is wrapped by :func:`asmm.freqtrade.mm.fail_closed`, so an exception in
+Fails closed: every hook is wrapped by :func:`asmm.freqtrade.guards.fail_closed`, so an exception in
 this
 file or in asmm never reaches Freqtrade (whose defaults would enter at its own price); the
 hook returns the value that opens nothing, entries stay blocked for that loop and the next,
@@ -30,9 +30,12 @@ from freqtrade.persistence import Order, PairLocks, Trade
 from freqtrade.strategy import DecimalParameter, IntParameter, IStrategy
 from pandas import DataFrame
 
+from asmm.core.enums import ExitReason
+from asmm.core.errors import SharedStateError
 from asmm.core.params import ParamsError
-from asmm.freqtrade import mm
-from asmm.freqtrade.mm import fail_closed
+from asmm.freqtrade import guards, indicators, policy, quotes, shared_state
+from asmm.freqtrade.config import MMConfig
+from asmm.freqtrade.guards import fail_closed
 
 logger = logging.getLogger(__name__)
 
@@ -74,14 +77,14 @@ class Avellaneda(IStrategy):
 
     def __init__(self, config: dict) -> None:
         # First, so that a hook failing even before bot_start has somewhere to say so.
-        self.faults = mm.Faults("asmm", logger)
+        self.faults = guards.Faults("asmm", logger)
         super().__init__(config)
 
     def bot_start(self, **kwargs) -> None:
-        self.mm = mm.MMConfig.from_dict(self.config.get("asmm"))
-        self.params_cache = mm.params_cache(self.mm)
-        self.gate = mm.Gate("asmm")
-        self.drawdown = mm.DrawdownGuard(self.mm.max_drawdown)
+        self.mm = MMConfig.from_dict(self.config.get("asmm"))
+        self.params_cache = quotes.params_cache(self.mm)
+        self.gate = guards.Gate("asmm")
+        self.drawdown = guards.DrawdownGuard(self.mm.max_drawdown)
         self.kill_since: datetime | None = None
         # The ping-pong alternation survives a restart: resume from the latest filled entry.
         pair = self.config["exchange"]["pair_whitelist"][0]
@@ -111,7 +114,7 @@ class Avellaneda(IStrategy):
         if any(lock.reason == AUTO_LOCK for lock in locks):
             self.unlock_reason(AUTO_LOCK)
         killed = Path(self.mm.kill_switch_file).exists() or any(
-            lock.reason and lock.reason.startswith(mm.KILL_LOCK_REASON) for lock in locks)
+            lock.reason and lock.reason.startswith(guards.KILL_LOCK_REASON) for lock in locks)
         if self.drawdown.update(self.wallets.get_starting_balance()
                                 + Trade.get_total_closed_profit()):
             killed = True
@@ -119,7 +122,7 @@ class Avellaneda(IStrategy):
             self.kill_since = current_time
             logger.warning("asmm: kill switch armed (file %s, a '%s' lock or the drawdown "
                            "stop): exits at the model's price, at market after %g s",
-                           self.mm.kill_switch_file, mm.KILL_LOCK_REASON,
+                           self.mm.kill_switch_file, guards.KILL_LOCK_REASON,
                            self.mm.kill_timeout_seconds)
         elif not killed and self.kill_since is not None:
             self.kill_since = None
@@ -132,19 +135,19 @@ class Avellaneda(IStrategy):
 
     def _share_inventory(self, pair: str, now: datetime) -> None:
         own = self._own_q(pair)
-        mm.write_bot_state(self.mm.shared_state_dir, self.mm.bot_id, pair, own, now)
+        shared_state.write_bot_state(self.mm.shared_state_dir, self.mm.bot_id, pair, own, now)
         try:
-            self.net_q_others = mm.read_net_inventory(
+            self.net_q_others = shared_state.read_net_inventory(
                 self.mm.shared_state_dir, pair, now, self.mm.state_max_age_seconds) - own
             self.shared_error = None
-        except mm.SharedStateError as e:
+        except SharedStateError as e:
             self.shared_error = str(e)
 
     # ------------------------------------------------------------------ inputs
 
     def _own_q(self, pair: str) -> float:
         trades = Trade.get_trades_proxy(pair=pair, is_open=True)
-        return sum(mm.inventory_lots(t.amount, t.is_short, self.mm.lot_size)
+        return sum(policy.inventory_lots(t.amount, t.is_short, self.mm.lot_size)
                    for t in trades if t.nr_of_successful_entries > 0)
 
     def _net_q(self, pair: str) -> float:
@@ -156,25 +159,25 @@ class Avellaneda(IStrategy):
             return proposed_rate, math.nan, math.nan
         if self._book is None or self._book[0] != self.loop:
             ob = self.dp.orderbook(pair, 1)
-            self._book = (self.loop, mm.touch(ob["bids"], ob["asks"]))
+            self._book = (self.loop, quotes.touch(ob["bids"], ob["asks"]))
         return self._book[1]
 
     def _market(self, pair: str) -> tuple[float, float]:
         market = self.dp.market(pair) or {}
-        tick = mm.tick_from_precision(market.get("precision", {}).get("price"), self.mm.tick)
+        tick = quotes.tick_from_precision(market.get("precision", {}).get("price"), self.mm.tick)
         fee = self.mm.maker_fee if self.mm.maker_fee is not None else market.get("maker", 0.0)
         return tick, float(fee or 0.0)
 
     def _quote(self, pair: str, now: datetime, proposed_rate: float, *, entry: bool
-               ) -> mm.Quote | None:
+               ) -> quotes.Quote | None:
         mid, best_bid, best_ask = self._touch(pair, proposed_rate)
         try:
-            params = mm.usable_params(self.params_cache, self.mm, pair=pair, mid=mid, now=now)
+            params = quotes.usable_params(self.params_cache, self.mm, pair=pair, mid=mid, now=now)
         except ParamsError:
             return None
         tick, fee = self._market(pair)
-        q = mm.pricing_q(self.mm.mode, self._own_q(pair), self._net_q(pair), entry)
-        return mm.model_quote(params, self.mm, mid=mid, q=q, now=now, tick=tick,
+        q = policy.pricing_q(self.mm.mode, self._own_q(pair), self._net_q(pair), entry)
+        return quotes.model_quote(params, self.mm, mid=mid, q=q, now=now, tick=tick,
                               maker_fee=fee, gamma_multiplier=float(self.gamma_multiplier.value),
                               max_inventory=float(self.max_inventory_lots.value),
                               best_bid=best_bid, best_ask=best_ask)
@@ -184,7 +187,7 @@ class Avellaneda(IStrategy):
         # candle in _quote instead).
         mid = self._touch(pair, math.nan)[0]
         try:
-            mm.usable_params(self.params_cache, self.mm, pair=pair, mid=mid, now=now)
+            quotes.usable_params(self.params_cache, self.mm, pair=pair, mid=mid, now=now)
             params_error = None
         except ParamsError as e:
             params_error = e
@@ -193,33 +196,33 @@ class Avellaneda(IStrategy):
             df = self.dp.get_analyzed_dataframe(pair, self.timeframe)[0]
             if len(df) and "adx" in df:
                 adx_value = float(df["adx"].iloc[-1])
-        return self.gate.set(mm.entry_block_reason(
+        return self.gate.set(guards.entry_block_reason(
             params_error=params_error,
-            kill=mm.kill_phase(self.kill_since, now, self.mm.kill_timeout_seconds),
+            kill=guards.kill_phase(self.kill_since, now, self.mm.kill_timeout_seconds),
             drawdown_tripped=self.drawdown.tripped, shared_state_error=self.shared_error,
             adx_value=adx_value,
             adx_threshold=float(self.adx_threshold.value) if self.mm.adx_filter else None),
             logger)
 
-    def _log_quote(self, pair: str, kind: str, side: str, price: float, quote: mm.Quote | None,
+    def _log_quote(self, pair: str, kind: str, side: str, price: float, quote: quotes.Quote | None,
                    why: str) -> None:
         logger.info("asmm quote pair=%s kind=%s side=%s price=%.10g why=%s %s", pair, kind, side,
                     price, why, quote.log_fields() if quote else "")
 
     # ------------------------------------------------------------------ signals
 
-    @fail_closed(mm.indicators_failed)
+    @fail_closed(guards.indicators_failed)
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         if self.mm.adx_filter:
-            dataframe["adx"] = mm.adx_on_timeframe(dataframe, self.mm.adx_timeframe,
+            dataframe["adx"] = indicators.adx_on_timeframe(dataframe, self.mm.adx_timeframe,
                                                    self.mm.adx_period)
         return dataframe
 
-    @fail_closed(mm.no_entry_signals)
+    @fail_closed(guards.no_entry_signals)
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        desired = mm.flat_side(self.mm.flat_side_rule, self.last_entry_side)
+        desired = policy.flat_side(self.mm.flat_side_rule, self.last_entry_side)
         use_adx = self.mm.adx_filter and "adx" in dataframe
-        long_, short = mm.entry_signals(
+        long_, short = policy.entry_signals(
             len(dataframe), self.mm.mode, desired,
             adx=dataframe["adx"].to_numpy() if use_adx else None,
             adx_threshold=float(self.adx_threshold.value) if use_adx else None)
@@ -242,22 +245,22 @@ class Avellaneda(IStrategy):
                             time_in_force: str, current_time: datetime, entry_tag: str | None,
                             side: str, **kwargs) -> bool:
         if self.mm.mode == "pingpong" and \
-                side != mm.flat_side(self.mm.flat_side_rule, self.last_entry_side):
+                side != policy.flat_side(self.mm.flat_side_rule, self.last_entry_side):
             return False
         if self._entry_blocked(pair, current_time):
             return False
         quote = self._quote(pair, current_time, rate, entry=True)
         if not self._live():
             # Backtesting clamps the price to the candle and re-centres the quote on it.
-            return quote is not None and math.isfinite(mm.entry_price(quote, side))
+            return quote is not None and math.isfinite(quotes.entry_price(quote, side))
         # Live, the rate must be the model's own price for this loop's book: a price that
         # came from anywhere else (Freqtrade's proposed rate after custom_entry_price
         # failed, or its distance clamp) is refused.
-        if mm.entry_price_is_the_models(rate, quote, side):
+        if quotes.entry_price_is_the_models(rate, quote, side):
             return True
         logger.warning("asmm: entry refused: rate %.10g is not the model's %s price (%s)",
                        rate, side, "no usable quote" if quote is None else
-                       f"{mm.entry_price(quote, side):.10g}")
+                       f"{quotes.entry_price(quote, side):.10g}")
         return False
 
     @fail_closed(0.0)
@@ -267,7 +270,7 @@ class Avellaneda(IStrategy):
                             **kwargs) -> float:
         if self.faults.blocking:
             return 0.0
-        stake = mm.stake_for_lot(self.mm.lot_size, current_rate, leverage)
+        stake = policy.stake_for_lot(self.mm.lot_size, current_rate, leverage)
         if min_stake is not None and stake < min_stake:
             logger.error("asmm: lot_size %g is below the exchange minimum (stake %.4g < %.4g); "
                          "raise asmm.lot_size", self.mm.lot_size, stake, min_stake)
@@ -280,7 +283,7 @@ class Avellaneda(IStrategy):
                            proposed_rate: float, entry_tag: str | None, side: str,
                            **kwargs) -> float:
         quote = self._quote(pair, current_time, proposed_rate, entry=True)
-        price = mm.entry_price(quote, side) if quote else math.nan
+        price = quotes.entry_price(quote, side) if quote else math.nan
         if not math.isfinite(price):
             # confirm_trade_entry refuses this entry; the proposed rate is never sent.
             return proposed_rate
@@ -290,26 +293,26 @@ class Avellaneda(IStrategy):
     # ------------------------------------------------------------------ exits
 
     def _exit_target(self, pair: str, trade: Trade, now: datetime, proposed_rate: float
-                     ) -> tuple[float, mm.Quote | None, str]:
+                     ) -> tuple[float, quotes.Quote | None, str]:
         mid, best_bid, best_ask = self._touch(pair, proposed_rate)
-        liq = mm.near_liquidation(mid, trade.liquidation_price, trade.is_short,
+        liq = guards.near_liquidation(mid, trade.liquidation_price, trade.is_short,
                                   self.mm.liquidation_buffer)
-        phase = mm.kill_phase(self.kill_since, now, self.mm.kill_timeout_seconds)
+        phase = guards.kill_phase(self.kill_since, now, self.mm.kill_timeout_seconds)
         quote = self._quote(pair, now, proposed_rate, entry=False)
-        return mm.choose_exit_price(quote, trade.is_short, kill=phase, near_liquidation=liq,
+        return quotes.choose_exit_price(quote, trade.is_short, kill=phase, near_liquidation=liq,
                                     best_bid=best_bid, best_ask=best_ask, fallback=proposed_rate)
 
     # An exit keeps being worked: a failure still asks for the exit at custom_exit_price.
-    @fail_closed(mm.EXIT_QUOTE)
+    @fail_closed(ExitReason.QUOTE)
     def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
                     current_profit: float, **kwargs) -> str | None:
         mid, _, _ = self._touch(pair, current_rate)
-        if mm.near_liquidation(mid, trade.liquidation_price, trade.is_short,
+        if guards.near_liquidation(mid, trade.liquidation_price, trade.is_short,
                                self.mm.liquidation_buffer):
-            return mm.EXIT_LIQUIDATION
+            return ExitReason.LIQUIDATION
         if self.kill_since is not None:
-            return mm.EXIT_KILL
-        return mm.EXIT_QUOTE
+            return ExitReason.KILL
+        return ExitReason.QUOTE
 
     # The documented fallback: Freqtrade's exit rate, which exit_pricing puts on our own side.
     @fail_closed(lambda *_, proposed_rate, **__: proposed_rate)
@@ -332,8 +335,8 @@ class Avellaneda(IStrategy):
             if self._entry_blocked(pair, current_time):
                 return None
             quote = self._quote(pair, current_time, proposed_rate, entry=True)
-            new = mm.entry_price(quote, side) if quote else math.nan
-            if not mm.needs_requote(current_order_rate, new, tick, self.requote_ticks.value):
+            new = quotes.entry_price(quote, side) if quote else math.nan
+            if not policy.needs_requote(current_order_rate, new, tick, self.requote_ticks.value):
                 return current_order_rate
             # Cancel rather than replace: Freqtrade replaces an entry with the old order's
             # stake at the new price, truncated to the amount step, so the lot would shrink a
@@ -344,7 +347,7 @@ class Avellaneda(IStrategy):
             return None
         new, quote, why = self._exit_target(pair, trade, current_time, proposed_rate)
         if why in ("market", "liquidation") or \
-                mm.needs_requote(current_order_rate, new, tick, self.requote_ticks.value):
+                policy.needs_requote(current_order_rate, new, tick, self.requote_ticks.value):
             self._log_quote(pair, "exit", side, new, quote, why)
             return new
         return current_order_rate
@@ -379,4 +382,4 @@ class Avellaneda(IStrategy):
     def leverage(self, pair: str, current_time: datetime, current_rate: float,
                  proposed_leverage: float, max_leverage: float, entry_tag: str | None, side: str,
                  **kwargs) -> float:
-        return mm.clamp_leverage(self.mm.leverage, self.mm.max_leverage, max_leverage)
+        return guards.clamp_leverage(self.mm.leverage, self.mm.max_leverage, max_leverage)

@@ -1,0 +1,84 @@
+"""The ``"asmm"`` block of a Freqtrade config: every setting of the strategy, validated."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from asmm.core.enums import FlatSide, Mode
+from asmm.core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class MMConfig:
+    """The ``"asmm"`` block of a Freqtrade config. Every field has a safe default.
+
+    Prices in USDC, times in seconds, fractions as fractions (0.05 = 5 %).
+    """
+
+    params_file: str = "scripts/avellaneda_parameters_BTC.json"
+    mode: str = "pingpong"                  # pingpong | long | short
+    flat_side_rule: str = "alternate"       # pingpong only: which side to quote when flat
+    lot_size: float = 0.001                 # coin per order; q = position / lot_size
+    horizon_seconds: float = 86400.0        # A–S session length, aligned to 00:00 UTC
+    min_spread_ticks: float = 1.0           # floor on the quoted spread
+    max_improve_ticks: float = 0.0          # never better the touch by more than this
+    maker_fee: float | None = None          # None: the exchange's market["maker"]
+    tick: float | None = None               # None: the exchange's price precision
+    kill_switch_file: str = "user_data/KILL"
+    kill_timeout_seconds: float = 300.0     # then exit at market
+    max_drawdown: float = 0.10              # of the starting balance; trips the kill switch
+    liquidation_buffer: float = 0.05        # exit when price is within this of liquidation
+    leverage: float = 1.0
+    max_leverage: float = 3.0
+    adx_filter: bool = False
+    adx_timeframe: str = "5m"
+    adx_period: int = 14
+    shared_state_dir: str | None = None     # pair mode: folder of per-bot state files
+    bot_id: str = "bot"
+    state_max_age_seconds: float = 60.0     # the other bot's state older than this: no entries
+    max_mid_distance: float = 0.05          # file's mid this far (fraction) from the live mid:
+                                            # no entries
+    max_data_age_seconds: float = 129600.0  # file's data window ended longer ago: no entries
+                                            # (36 h, the calibrator's default validity)
+
+    @classmethod
+    def from_dict(cls, doc: dict | None) -> MMConfig:
+        """Validate the config block; unknown keys are an error (a typo must not pass)."""
+        doc = dict(doc or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(doc) - known)
+        if unknown:
+            raise ConfigError(f"unknown asmm config keys {unknown}; known: {sorted(known)}")
+        try:
+            cfg = cls(**doc)
+        except TypeError as e:
+            raise ConfigError(f"asmm config: {e}") from None
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.mode not in tuple(Mode):
+            raise ConfigError(f"asmm.mode = {self.mode!r}; choose one of {tuple(Mode)}")
+        if self.flat_side_rule not in tuple(FlatSide):
+            raise ConfigError(
+                f"asmm.flat_side_rule = {self.flat_side_rule!r}; choose one of {tuple(FlatSide)}")
+        positive = ("lot_size", "horizon_seconds", "kill_timeout_seconds", "max_drawdown",
+                    "liquidation_buffer", "leverage", "max_leverage", "state_max_age_seconds",
+                    "max_mid_distance", "max_data_age_seconds")
+        for name in positive:
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+                raise ConfigError(f"asmm.{name} = {v!r} must be a finite number > 0")
+        for name in ("min_spread_ticks", "max_improve_ticks"):
+            v = getattr(self, name)
+            if not isinstance(v, int | float) or v < 0:
+                raise ConfigError(f"asmm.{name} = {v!r} must be >= 0")
+        if not 1.0 <= self.leverage <= self.max_leverage:
+            raise ConfigError(f"asmm.leverage = {self.leverage} must lie in "
+                              f"[1, max_leverage = {self.max_leverage}]")
+        if self.mode != "pingpong" and not self.shared_state_dir:
+            raise ConfigError(f"asmm.mode = {self.mode!r} (a pair of bots) needs "
+                              "asmm.shared_state_dir so both bots see the net inventory")
+        if self.adx_period < 2:
+            raise ConfigError(f"asmm.adx_period = {self.adx_period} must be >= 2")

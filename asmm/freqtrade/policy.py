@@ -1,0 +1,119 @@
+"""The bot's execution policy: which side a flat bot quotes, what inventory an order is priced
+for, the A–S horizon, when a resting order is worth re-quoting, lots and stakes.
+
+Freqtrade allows one trade per pair per bot and one open order per trade, so one bot cannot
+rest a bid and an ask at once. Two ways to run within that rule:
+
+- ``pingpong`` (one bot): flat, it quotes one side chosen by :func:`flat_side`; in a
+  position it quotes the exit on the reducing side at the model's price for its inventory.
+- ``long`` / ``short`` (a pair of bots on two accounts): each bot trades one direction only
+  and prices with the pair's inventory (:func:`pricing_q`), shared through small per-bot
+  state files (:mod:`asmm.freqtrade.shared_state`). Flat, the long bot rests the model's
+  bid and the short bot the model's ask, so a bid and an ask rest at once.
+
+Units follow docs/design.md: prices in USDC, time in seconds, inventory ``q`` in lots
+(position size ÷ ``lot_size``, signed, short negative).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import numpy as np
+
+from asmm.core.enums import Side
+
+
+def inventory_lots(amount: float, is_short: bool, lot_size: float) -> float:
+    """Signed inventory in lots: ``+amount/lot_size`` long, negative short."""
+    q = float(amount) / lot_size
+    return -q if is_short else q
+
+
+def stake_for_lot(lot_size: float, rate: float, leverage: float) -> float:
+    """Margin (USDC) that buys one lot (coin) at ``rate`` with ``leverage``: Freqtrade sizes
+    positions by stake, ``amount = stake * leverage / rate``."""
+    return lot_size * rate / leverage
+
+
+def flat_side(rule: str, last_entry_side: str | None) -> str:
+    """Which side a flat ping-pong bot quotes.
+
+    ``alternate`` (default): the opposite of the last filled entry. Each round trip earns the
+    spread whichever way it goes; alternating keeps the bot's exposure to the drift zero on
+    average and makes it collect from both sides' order flow, where a fixed side would be a
+    directional bet (a long-only bot is long the market half its time). ``long``/``short``
+    fix the side (for a deliberate bias, or for testing).
+    """
+    if rule == "long":
+        return Side.LONG
+    if rule == "short":
+        return Side.SHORT
+    return Side.SHORT if last_entry_side == Side.LONG else Side.LONG
+
+
+def entry_signals(n: int, mode: str, desired_side: str, adx: np.ndarray | None = None,
+                  adx_threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``enter_long`` and ``enter_short`` columns (0/1) for ``n`` candles.
+
+    Pair bots signal their own direction on every candle. A ping-pong bot must offer one
+    side per candle (Freqtrade ignores a candle with both): history alternates by candle
+    parity — the only stateless choice in vectorised backtesting, where
+    ``confirm_trade_entry`` then admits the side :func:`flat_side` wants — and the latest
+    candle, the one live trading reads, carries ``desired_side`` itself. With ``adx`` (one
+    value per candle) and a threshold, candles whose ADX exceeds it signal nothing (NaN, too
+    little history, counts as calm).
+    """
+    if mode == Side.LONG:
+        long_, short = np.ones(n, dtype=np.int8), np.zeros(n, dtype=np.int8)
+    elif mode == Side.SHORT:
+        long_, short = np.zeros(n, dtype=np.int8), np.ones(n, dtype=np.int8)
+    else:
+        long_ = (np.arange(n) % 2 == 0).astype(np.int8)
+        if n:
+            long_[-1] = 1 if desired_side == Side.LONG else 0
+        short = (1 - long_).astype(np.int8)
+    if adx is not None and adx_threshold is not None:
+        calm = ~(np.asarray(adx, dtype=float) > adx_threshold)
+        long_, short = long_ * calm, short * calm
+    return long_, short
+
+
+def tau_seconds(now: datetime, horizon_seconds: float) -> float:
+    """Seconds to the end of the current session; sessions tile time from 00:00 UTC.
+
+    With the default 86400 the A–S horizon is the end of the UTC day. Never 0 (a zero
+    horizon would collapse the inventory term exactly at the boundary).
+    """
+    ts = now.timestamp()
+    left = horizon_seconds - (ts % horizon_seconds)
+    return max(left, 1e-3)
+
+
+def pricing_q(mode: str, own_q: float, net_q: float, is_entry: bool) -> float:
+    """The inventory (lots) an order is priced for.
+
+    One bot (``pingpong``): its own, which is the net. A pair: an exit prices with the pair's
+    net inventory. An entry always rests on the same side as the other bot's exit (the short
+    bot sells to enter while the long bot sells to exit), so it prices with its own bot's
+    inventory: the net once that exit has filled. Priced alike, both orders would rest at
+    one price, one sweep would fill two lots, and the pair would swing from +1 to -1 lot at
+    the inner quote instead of laddering its second lot one inventory step deeper — as
+    GLFT prices each lot (measured with ``asmm backtest --execution freqtrade-pair``).
+    """
+    if mode == "pingpong" or not is_entry:
+        return net_q
+    return own_q
+
+
+def needs_requote(current: float, new: float, tick: float, threshold_ticks: float) -> bool:
+    """Re-quote only when the price moved by at least ``threshold_ticks`` ticks.
+
+    A cancel/replace loses the order's place in the queue, so small moves are not worth it.
+    """
+    if not math.isfinite(new):
+        return False
+    if not math.isfinite(current):
+        return True
+    return abs(new - current) >= max(threshold_ticks, 0.0) * tick - 1e-9 * max(tick, 1.0)
