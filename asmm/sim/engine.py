@@ -50,7 +50,7 @@ class BacktestConfig:
     - ``execution``: ``"two-sided"`` (bid and ask rest at once), ``"freqtrade"`` (one bot,
       one order: an entry, then its exit), ``"freqtrade-pair"`` (a long-only and a
       short-only bot sharing the net inventory). ``flat_side``: the side a flat
-      ``freqtrade`` bot enters, as the strategy's ``asmm.freqtrade.mm.flat_side`` rule
+      ``freqtrade`` bot enters, as the strategy's ``asmm.freqtrade.policy.flat_side`` rule
       (``"alternate"``: opposite of the last entry, long first; ``"long"``; ``"short"``).
     - ``tick``: price grid; ``None`` infers it from the data.
     - ``min_spread`` (price) and ``max_improve_ticks``: passed to the quote function.
