@@ -186,10 +186,11 @@ def _secrets(doc, path=""):
 @pytest.mark.parametrize("config", ["config.json", "config.pair-long.json",
                                     "config.pair-short.json"])
 def test_configs_are_valid_freqtrade_configs_without_secrets(config, monkeypatch):
-    from asmm.freqtrade.config import MMConfig
     from freqtrade.configuration.config_validation import validate_config_schema
     from freqtrade.configuration.environment_vars import environment_vars_to_dict
     from freqtrade.misc import deep_merge_dicts
+
+    from asmm.freqtrade.config import MMConfig
 
     raw = json.loads((ROOT / "user_data" / config).read_text())
     assert not list(_secrets(raw)), f"{config} holds secrets; they belong in .env"

@@ -259,9 +259,10 @@ def test_backtesting_with_expired_params_opens_nothing_and_says_why(bt_market):
 
 def test_backtesting_adx_filter_enters_only_in_calm_markets(bt_market):
     import pandas as pd
-    from asmm.freqtrade.indicators import adx_on_timeframe
     from freqtrade.data.history.datahandlers import get_datahandler
     from freqtrade.enums import CandleType
+
+    from asmm.freqtrade.indicators import adx_on_timeframe
 
     r, log, _, work = run_backtest(bt_market, "bt_adx", datetime(2025, 9, 3, tzinfo=UTC),
                                    adx_filter=True)

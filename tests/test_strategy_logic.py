@@ -1,4 +1,4 @@
-"""Unit tests of asmm.freqtrade.mm, the strategy's logic (no Freqtrade process here)."""
+"""Unit tests of asmm.freqtrade, the strategy's rules (no Freqtrade process here)."""
 
 from __future__ import annotations
 
