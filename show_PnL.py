@@ -3,7 +3,7 @@
 
 Reads a running bot's REST API (``--url``, repeatable; the bots are also shown as one book
 with their net inventory) or its SQLite trades database (``--db``). All figures come from
-``asmm.report.pnl``; this file only parses arguments and prints.
+``asmm.report``; this file only parses arguments and prints.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from asmm.report import pnl
+from asmm.core.errors import PnLError
+from asmm.report import ledger, rendering, sources
+from asmm.report.comparison import compare_with_backtest
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,45 +88,46 @@ def main(argv: list[str] | None = None) -> int:
     now = args.now.replace(tzinfo=args.now.tzinfo or UTC).timestamp() if args.now else None
     try:
         if urls:
-            books = [pnl.load_rest(u, args.user, password, timeout=args.timeout) for u in urls]
+            books = [sources.load_rest(u, args.user, password, timeout=args.timeout)
+                     for u in urls]
         else:
-            books = [pnl.load_db(d) for d in args.db]
+            books = [sources.load_db(d) for d in args.db]
             if args.mark is not None:
                 for b in books:
                     b.marks = {t.pair: args.mark for t in b.trades}
-        books = [pnl.with_capital(b, args.capital) for b in books]
-        summaries = [pnl.summarize(b, now) for b in books]
+        books = [ledger.with_capital(b, args.capital) for b in books]
+        summaries = [ledger.summarize(b, now) for b in books]
         if len(books) > 1:
-            summaries.append(pnl.summarize(pnl.merge_books(books), now))
+            summaries.append(ledger.summarize(ledger.merge_books(books), now))
         comparison = None
         if args.data_dir is not None:
             if args.params is None:
-                raise pnl.PnLError("--data-dir needs --params (the file the bot quoted from)")
-            base = pnl.base_currency(pnl.merge_books(books))
+                raise PnLError("--data-dir needs --params (the file the bot quoted from)")
+            base = ledger.base_currency(ledger.merge_books(books))
             execution = args.execution or ("freqtrade" if len(books) == 1 else "freqtrade-pair")
-            comparison = pnl.compare_with_backtest(summaries[-1], args.data_dir, base,
+            comparison = compare_with_backtest(summaries[-1], args.data_dir, base,
                                                    args.params, shift=args.data_shift,
                                                    execution=execution)
-    except pnl.PnLError as e:
+    except PnLError as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
-    base = pnl.base_currency(pnl.merge_books(books))
+    base = ledger.base_currency(ledger.merge_books(books))
     if args.json:
-        doc = [pnl.summary_dict(s) for s in summaries]
+        doc = [rendering.summary_dict(s) for s in summaries]
         if comparison is not None:
             doc[-1]["backtest"] = {label: {"live": live, "backtest": bt}
                                    for label, live, bt in comparison.rows}
         print(json.dumps(doc, indent=1))
     else:
-        out.print(pnl.summary_table(summaries, base=base))
+        out.print(rendering.summary_table(summaries, base=base))
         if comparison is not None:
-            out.print(pnl.comparison_table(comparison))
+            out.print(rendering.comparison_table(comparison))
     if not args.no_plot:
-        path = pnl.plot(summaries[-1], args.png, base=base or "base")
+        path = rendering.plot(summaries[-1], args.png, base=base or "base")
         (err if args.json else out).print(
             f"plot (equity, inventory, captured spread over time): {path}")
     if args.html is not None:
-        path = pnl.write_html(summaries, args.html, base=base, comparison=comparison)
+        path = rendering.write_html(summaries, args.html, base=base, comparison=comparison)
         (err if args.json else out).print(f"interactive report: {path}")
     return 0
 

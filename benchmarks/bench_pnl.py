@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from asmm.report import pnl
+from asmm.report.ledger import summarize
+from asmm.report.rendering import plot
+from asmm.report.sources import load_db
 
 
 def make_db(path: Path, n: int, seed: int = 0) -> None:
@@ -74,11 +76,11 @@ def main() -> None:
         db = Path(tmp) / "t.sqlite"
         make_db(db, args.trades)
         t0 = time.perf_counter()
-        book = pnl.load_db(db)
+        book = load_db(db)
         t1 = time.perf_counter()
-        s = pnl.summarize(book)
+        s = summarize(book)
         t2 = time.perf_counter()
-        pnl.plot(s, Path(tmp) / "p.png")
+        plot(s, Path(tmp) / "p.png")
         t3 = time.perf_counter()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{args.trades:,} round trips ({s.fills:,} fills): load_db {t1 - t0:.2f} s, "

@@ -25,8 +25,7 @@ ALLOWED = {
 MAX_LINES = 500
 # Modules still to split (issue 11): strict, so a split that lands must remove its entry.
 OVERSIZE = {"calibrate/calibration.py", "cli/demo_run.py", "data/marketdata.py",
-            "report/pnl.py", "sim/kernel.py",
-            "venues/hyperliquid/collector/service.py", "show_PnL.py"}
+            "sim/kernel.py", "venues/hyperliquid/collector/service.py", "show_PnL.py"}
 SHIMS = [*ROOT.glob("scripts/*.py"), *ROOT.glob("HL_data_collector/*.py"), ROOT / "show_PnL.py"]
 
 

@@ -30,7 +30,10 @@ from pathlib import Path
 
 import pytest
 
-from asmm.report import pnl
+from asmm.report.comparison import compare_with_backtest
+from asmm.report.ledger import BotBook, Fill, TradeRec, cagr, merge_books, summarize
+from asmm.report.rendering import plot
+from asmm.report.sources import load_db
 
 ROOT = Path(__file__).resolve().parents[1]
 PAIR = "BTC/USDC:USDC"
@@ -103,11 +106,11 @@ def _hand_cagr(days: float) -> float:
 
 
 def test_summary_matches_hand_figures(trades_db):
-    book = pnl.load_db(trades_db)
+    book = load_db(trades_db)
     book.marks = {PAIR: 100000.0}
     book.capital = 1000.0
     now = (T0 + timedelta(days=1)).replace(tzinfo=UTC).timestamp()
-    s = pnl.summarize(book, now)
+    s = summarize(book, now)
     assert s.realised == pytest.approx(0.28999, abs=1e-9)
     assert s.unrealised == pytest.approx(0.5, abs=1e-9)
     assert s.total == pytest.approx(0.78999, abs=1e-9)
@@ -130,15 +133,15 @@ def test_summary_matches_hand_figures(trades_db):
 
 
 def test_marks_default_to_last_fill(trades_db):
-    s = pnl.summarize(pnl.load_db(trades_db), 0.0)
+    s = summarize(load_db(trades_db), 0.0)
     assert s.unrealised == 0.0  # T3 marked at its own entry price
     assert math.isnan(s.cagr)  # no capital, no CAGR
 
 
 def test_two_bots_are_one_book_with_net_inventory(trades_db):
-    a = pnl.load_db(trades_db, name="a")
-    b = pnl.load_db(trades_db, name="b")
-    s = pnl.summarize(pnl.merge_books([a, b]), 0.0)
+    a = load_db(trades_db, name="a")
+    b = load_db(trades_db, name="b")
+    s = summarize(merge_books([a, b]), 0.0)
     assert s.inventory_now == pytest.approx(0.02)
     assert s.round_trips_long == 2 and s.fills == 10
     assert s.total == pytest.approx(2 * 0.28999, abs=1e-9)
@@ -167,8 +170,8 @@ def test_cli_table_json_and_png(trades_db, tmp_path):
 
 
 def test_plot_keeps_previous_png_on_failure(trades_db, tmp_path, monkeypatch):
-    s = pnl.summarize(pnl.load_db(trades_db), 0.0)
-    png = pnl.plot(s, tmp_path / "p.png")
+    s = summarize(load_db(trades_db), 0.0)
+    png = plot(s, tmp_path / "p.png")
     before = png.read_bytes()
     import matplotlib.figure
 
@@ -177,7 +180,7 @@ def test_plot_keeps_previous_png_on_failure(trades_db, tmp_path, monkeypatch):
 
     monkeypatch.setattr(matplotlib.figure.Figure, "savefig", boom)
     with pytest.raises(OSError):
-        pnl.plot(s, png)
+        plot(s, png)
     assert png.read_bytes() == before
     assert list(tmp_path.iterdir()) == [png]
 
@@ -385,10 +388,10 @@ def test_compare_with_backtest_over_the_live_window(trades_db, small_market, tmp
 
     data, truth = small_market
     params = _params_file(tmp_path / "p.json", truth)
-    book = pnl.load_db(trades_db)
+    book = load_db(trades_db)
     end = (T0 + timedelta(hours=2)).replace(tzinfo=UTC).timestamp()
-    s = pnl.summarize(book, end)
-    c = pnl.compare_with_backtest(s, data, "BTC", params)
+    s = summarize(book, end)
+    c = compare_with_backtest(s, data, "BTC", params)
     live = {label: v for label, v, _ in c.rows}
     bt = {label: v for label, _, v in c.rows}
     assert live["fills, our bid (buys)"] == 3 and live["fills, our ask (sells)"] == 2
@@ -414,22 +417,22 @@ def test_compare_without_data_is_a_clear_error(trades_db, small_market, tmp_path
 
 
 def test_cagr_edges():
-    assert pnl.cagr(1000.0, 100.0, 365.25) == pytest.approx(0.1)
-    assert pnl.cagr(1000.0, -1000.0, 10.0) == -1.0  # ruin
-    assert pnl.cagr(1000.0, 1000.0, 0.001) == math.inf  # 2^365250 overflows a float
-    assert math.isnan(pnl.cagr(1000.0, 1.0, 0.0))
+    assert cagr(1000.0, 100.0, 365.25) == pytest.approx(0.1)
+    assert cagr(1000.0, -1000.0, 10.0) == -1.0  # ruin
+    assert cagr(1000.0, 1000.0, 0.001) == math.inf  # 2^365250 overflows a float
+    assert math.isnan(cagr(1000.0, 1.0, 0.0))
 
 
 def test_partial_fills_use_average_cost():
     """Long: buy 1 @ 100 and 1 @ 102 (average 101), sell 1 @ 103 (+2), sell 1 @ 100 (-1);
     fee 0.001 on 405 of notional = 0.405; no funding. Round trip: entry 101, exit 101.5,
     captured 0.5/101 = 49.50495 bp, PnL 1 - 0.405 = 0.595."""
-    fills = tuple(pnl.Fill(time=float(i), bot="b", trade_id=1, pair="X/USDC:USDC",
-                           is_short=False, is_entry=e, amount=1.0, price=p, fee_rate=0.001)
+    fills = tuple(Fill(time=float(i), bot="b", trade_id=1, pair="X/USDC:USDC",
+                       is_short=False, is_entry=e, amount=1.0, price=p, fee_rate=0.001)
                   for i, (e, p) in enumerate([(True, 100.0), (True, 102.0), (False, 103.0),
                                               (False, 100.0)]))
-    book = pnl.BotBook("b", [pnl.TradeRec("b", 1, "X/USDC:USDC", False, False, 0.0, fills)])
-    s = pnl.summarize(book, 10.0)
+    book = BotBook("b", [TradeRec("b", 1, "X/USDC:USDC", False, False, 0.0, fills)])
+    s = summarize(book, 10.0)
     (rt,) = s.round_trips
     assert (rt.entry, rt.exit, rt.amount) == (101.0, 101.5, 2.0)
     assert rt.captured_bp == pytest.approx(0.5 / 101 * 1e4)

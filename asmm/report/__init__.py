@@ -1,3 +1,4 @@
-"""PnL reports of running bots (:mod:`.pnl`): from the REST API or the database, as a
-table, an HTML page or a PNG, beside the backtester over the same window. Depends on core,
+"""PnL reports of running bots: where the trades come from (:mod:`.sources`: the REST API
+or the database), the figures (:mod:`.ledger`), the backtester over the same window
+(:mod:`.comparison`), and the table, HTML page and PNG (:mod:`.rendering`). Depends on core,
 data and sim."""
