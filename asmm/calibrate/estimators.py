@@ -1,7 +1,7 @@
 """Estimators of sigma, A and k: pure functions over arrays, no I/O.
 
 Units (docs/design.md): prices and depths in quote currency, exchange times in epoch
-milliseconds (int64) as :mod:`asmm.data.marketdata` delivers them, durations in seconds, ``sigma``
+milliseconds (int64) as :mod:`asmm.data.readers` delivers them, durations in seconds, ``sigma``
 in price/sqrt(s), ``A`` in 1/s, ``k`` in 1/price.
 
 Everything works on *sufficient statistics* that add up across days (:class:`SigmaStats`,
@@ -353,13 +353,72 @@ def exposure_seconds(t_ms: np.ndarray, ok: np.ndarray, span_end_ms: float,
     return float(np.sum(dur[ok]))
 
 
+def spread_exposure(t_ms: np.ndarray, bid: np.ndarray, ask: np.ndarray, ok: np.ndarray,
+                    tick: float, span_end_ms: float, gaps: np.ndarray,
+                    max_silence: float = np.inf) -> np.ndarray:
+    """Seconds of usable book per spread: rows (spread in ticks, seconds), as
+    :func:`exposure_seconds` counts them. The fill rate of a quote ``J`` levels past the
+    touch depends on how far the touch is from the mid, so the rate's fit needs this mix."""
+    if t_ms.size == 0:
+        return np.zeros((0, 2))
+    lo = t_ms / 1000.0
+    hi = np.minimum(np.append(t_ms[1:], max(span_end_ms, t_ms[-1])) / 1000.0, lo + max_silence)
+    dur = hi - lo
+    if gaps.shape[0]:
+        dur = dur - overlap_seconds(lo, hi, gaps)
+    spread = np.rint((ask[ok] - bid[ok]) / tick).astype(np.int64)
+    secs = np.bincount(spread, weights=dur[ok])
+    have = np.flatnonzero(secs > 0)
+    return np.column_stack([have, secs[have]]).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class FillRateCurve:
+    """The rate at which sweeps reach each level, observed and fitted (1/s).
+
+    Convention (written in the parameter file): a quote resting ``J`` levels past the touch
+    is filled by the sweeps whose deepest print reached level ``J``; it sits
+    ``delta_J = half-spread + J tick`` from the mid. ``A`` is the fitted curve's intercept,
+    ``rate(delta) = A exp(-k delta)``, fitted through the levels past the touch; the touch's
+    own rate (``observed[0]``) is reported beside it, since on real tapes most sweeps stop
+    there whatever the law says.
+    """
+
+    A: float
+    A_se: float
+    levels: np.ndarray    # J = 0, 1, ...
+    observed: np.ndarray  # R_J / T, 1/s
+    fitted: np.ndarray    # A exp(-k delta_J) at the exposure's mean half-spread, 1/s
+
+
+def fill_rate_curve(reach: np.ndarray, spreads: np.ndarray, k: KEstimate, tick: float
+                    ) -> FillRateCurve:
+    """``A`` from the reach counts ``R`` (:func:`reach_counts`), the seconds per spread
+    (:func:`spread_exposure`) and ``k``: the expected count at level ``J0`` is
+    ``A sum_s T_s exp(-k (u_s + J0 tick))`` (``u_s`` half of spread ``s``), so
+    ``A = R_J0 / that sum``. Its error adds the count's (Poisson, ``1 / sqrt(R_J0)``
+    relative) and k's through ``exp(k delta)`` (``delta se(k)`` relative, ``delta`` the mean
+    distance of level ``J0``)."""
+    T = float(spreads[:, 1].sum()) if spreads.size else 0.0
+    if T <= 0:
+        raise EstimationError("no usable time with a valid book")
+    u = 0.5 * spreads[:, 0] * tick
+    J0 = k.start_level
+    weight = float(np.sum(spreads[:, 1] * np.exp(-k.k * (u + J0 * tick))))
+    A = k.n / weight
+    levels = np.arange(reach.size)
+    u_mean = float(np.sum(spreads[:, 1] * u) / T)
+    A_se = A * math.hypot(1.0 / math.sqrt(k.n), (u_mean + J0 * tick) * k.se)
+    return FillRateCurve(A, A_se, levels, reach / T, A * np.exp(-k.k * (u_mean + levels * tick)))
+
+
 def reach_stats(sw: Sweeps, t_ms: np.ndarray, bid: np.ndarray, ask: np.ndarray,
                 ok: np.ndarray, tick: float, gaps: np.ndarray, exposure: float,
                 max_silence: float = np.inf) -> dict[str, ReachStats]:
     """Per side, the deepest level each sweep reached beyond the touch it met.
 
     The book a sweep met is the last BBO state *strictly before* its exchange time (at equal
-    time the trades come first, :mod:`asmm.data.marketdata`). Sweeps whose state is unusable
+    time the trades come first, :mod:`asmm.data.readers`). Sweeps whose state is unusable
     (none yet, crossed or locked, older than ``max_silence``, or inside a gap) are counted
     in ``dropped`` and left out of both the count and the exposure.
     """
