@@ -227,12 +227,9 @@ def test_no_source_given():
 
 
 def test_every_option_has_help():
-    sys.path.insert(0, str(ROOT))
-    try:
-        import show_PnL
-    finally:
-        sys.path.remove(str(ROOT))
-    for action in show_PnL.build_parser()._actions:
+    from asmm.cli.pnl import build_parser
+
+    for action in build_parser()._actions:
         if action.dest != "help":
             assert action.help, action.option_strings
 

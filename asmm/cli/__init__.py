@@ -13,7 +13,7 @@ import logging
 import sys
 
 # One line per command; the module names its own options.
-COMMANDS = ["synth", "paper", "demo", "collect", "calibrate", "replay", "backtest", "ftdata"]
+COMMANDS = ["synth", "paper", "demo", "collect", "calibrate", "replay", "backtest", "ftdata", "pnl"]
 
 
 def build_parser() -> argparse.ArgumentParser:
