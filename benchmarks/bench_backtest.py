@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asmm.data.marketdata import read_bbo, read_trades
+from asmm.data.readers import read_bbo, read_trades
 from asmm.data.synth import SynthConfig, generate
 from asmm.sim import BacktestConfig, load_events, run_backtest, run_grid
 

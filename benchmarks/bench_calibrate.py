@@ -55,7 +55,8 @@ def one_day(folder: Path) -> None:
 
     from asmm.calibrate import estimators as est
     from asmm.calibrate.calibration import CalibrationConfig, day_stats, estimate
-    from asmm.data.marketdata import day_bounds, read_bbo, read_trades
+    from asmm.data.files import day_bounds
+    from asmm.data.readers import read_bbo, read_trades
 
     cfg = CalibrationConfig()
     day = date(2025, 9, 1)

@@ -1,7 +1,7 @@
 """The tick-level backtester: fills, accounting, latency, queue, execution modes, bad input.
 
 Hand-built markets are written in the collector's single-file layout with
-``asmm.data.marketdata.write_table``; statistical checks use ``asmm.data.synth`` markets with
+``asmm.data.files.write_table``; statistical checks use ``asmm.data.synth`` markets with
 known truth.
 """
 
@@ -16,9 +16,10 @@ import pyarrow as pa
 import pytest
 
 from asmm.cli import main as cli_main
+from asmm.core.errors import DataError
 from asmm.core.model import quotes
 from asmm.core.params import Params, SideIntensity, write_params
-from asmm.data.marketdata import DataError, orderbook_columns, write_table
+from asmm.data.files import orderbook_columns, write_table
 from asmm.data.synth import SynthConfig, generate
 from asmm.sim import BacktestConfig, load_events, run_backtest, run_grid
 

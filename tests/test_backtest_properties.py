@@ -1,6 +1,6 @@
 """Invariants of the backtester on random small markets (hypothesis).
 
-Markets are built in memory (``asmm.sim.merge`` over ``asmm.data.marketdata`` arrays): a
+Markets are built in memory (``asmm.sim.merge`` over ``asmm.data.readers`` arrays): a
 random walk of the touch on a 1.0 tick grid and random trades at, inside or through it.
 """
 
@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from asmm.data.marketdata import BBO, Trades
+from asmm.data.readers import BBO, Trades
 from asmm.sim import BacktestConfig, merge, run_grid
 
 T0_MS = 1_756_684_800_000

@@ -129,7 +129,7 @@ def test_group_sweeps_takes_the_deepest_print_per_time_and_side():
 
 
 def test_sweep_meets_the_book_strictly_before_it():
-    """A BBO at the trade's own exchange time is the book after it (marketdata convention)."""
+    """A BBO at the trade's own exchange time is the book after it (the asmm.data.readers convention)."""
     bbo_t = np.array([0, 1000], dtype=np.int64)
     bid, ask = np.array([100.0, 105.0]), np.array([101.0, 106.0])
     ok = est.valid_states(bid, ask)

@@ -28,7 +28,7 @@ from test_collector_replay import (
     wait_until,
 )
 
-from asmm.data.marketdata import read_bbo, read_gaps, read_orderbooks, read_trades
+from asmm.data.readers import read_bbo, read_gaps, read_orderbooks, read_trades
 from asmm.venues.hyperliquid import protocol as hlproto
 from asmm.venues.hyperliquid.collector import writer
 from asmm.venues.hyperliquid.collector.config import CollectorConfig

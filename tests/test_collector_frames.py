@@ -15,7 +15,7 @@ import time
 import pytest
 from aiohttp import web
 
-from asmm.data.marketdata import read_bbo
+from asmm.data.readers import read_bbo
 from asmm.venues.hyperliquid import protocol as hlproto
 from asmm.venues.hyperliquid.collector.config import CollectorConfig
 from asmm.venues.hyperliquid.collector.service import Collector

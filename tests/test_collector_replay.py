@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from asmm.data.marketdata import read_bbo, read_gaps, read_orderbooks, read_trades
+from asmm.data.readers import read_bbo, read_gaps, read_orderbooks, read_trades
 from asmm.data.synth import SynthConfig, generate
 from asmm.venues.hyperliquid import protocol as hlproto
 from asmm.venues.hyperliquid.collector.config import CollectorConfig

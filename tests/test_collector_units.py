@@ -16,16 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asmm.data.marketdata import (
-    PRICES_COLUMNS,
-    TRADES_COLUMNS,
-    day_bounds,
-    orderbook_columns,
-    read_bbo,
-    read_gaps,
-    read_orderbooks,
-    read_trades,
-)
+from asmm.data.files import PRICES_COLUMNS, TRADES_COLUMNS, day_bounds, orderbook_columns
+from asmm.data.readers import read_bbo, read_gaps, read_orderbooks, read_trades
 from asmm.venues.hyperliquid import protocol as hlproto
 from asmm.venues.hyperliquid.collector.config import ConfigError, from_env
 from asmm.venues.hyperliquid.collector.health import (

@@ -8,7 +8,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 
-from asmm.data.marketdata import DataError, read_bbo, read_gaps, read_orderbooks, read_trades
+from asmm.core.errors import DataError
+from asmm.data.readers import read_bbo, read_gaps, read_orderbooks, read_trades
 
 TRADES_HEADER = "timestamp,price,size,side,trade_id,exchange_timestamp\n"
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from asmm.cli import main
-from asmm.data.marketdata import DataError, read_bbo, read_trades
+from asmm.core.errors import DataError
+from asmm.data.readers import read_bbo, read_trades
 from asmm.data.synth import SynthConfig, generate
 from asmm.venues.hyperliquid import protocol as hp
 from asmm.venues.hyperliquid.replay import Exchange, InfoError, Replay, ReplayConfig, load_market

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from asmm.data.marketdata import PRICES_COLUMNS, TRADES_COLUMNS, orderbook_columns
+from asmm.data.files import PRICES_COLUMNS, TRADES_COLUMNS, orderbook_columns
 from asmm.venues.hyperliquid import protocol as hp
 
 

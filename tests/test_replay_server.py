@@ -19,7 +19,7 @@ import websocket
 from hyperliquid.info import Info
 from hyperliquid.utils.error import ClientError
 
-from asmm.data.marketdata import read_bbo, read_trades
+from asmm.data.readers import read_bbo, read_trades
 from asmm.data.synth import SynthConfig, generate
 from asmm.venues.hyperliquid import protocol as hp
 from asmm.venues.hyperliquid.replay import load_market

@@ -10,14 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asmm.data.marketdata import (
-    PRICES_COLUMNS,
-    TRADES_COLUMNS,
-    orderbook_columns,
-    read_bbo,
-    read_orderbooks,
-    read_trades,
-)
+from asmm.data.files import PRICES_COLUMNS, TRADES_COLUMNS, orderbook_columns
+from asmm.data.readers import read_bbo, read_orderbooks, read_trades
 from asmm.data.synth import SynthConfig, generate
 
 ASMM = str(Path(sys.executable).parent / "asmm")

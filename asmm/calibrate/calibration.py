@@ -42,12 +42,13 @@ from pathlib import Path
 import numpy as np
 
 from asmm.calibrate import estimators as est
-from asmm.core.errors import CalibrationError
+from asmm.core.errors import CalibrationError, DataError
 from asmm.core.fees import MAKER_FEE
 from asmm.core.model import glft_omega, quote_ladder
 from asmm.core.params import Params, ParamsError, SideIntensity, iso_utc, write_params
+from asmm.data.files import day_bounds
 from asmm.data.grid import infer_tick
-from asmm.data.marketdata import DataError, day_bounds, iter_days, read_bbo, read_gaps, read_trades
+from asmm.data.readers import iter_days, read_bbo, read_gaps, read_trades
 
 log = logging.getLogger(__name__)
 

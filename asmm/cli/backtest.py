@@ -116,8 +116,8 @@ def run(args) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
+    from asmm.core.errors import DataError
     from asmm.core.params import ParamsError
-    from asmm.data.marketdata import DataError
     from asmm.sim import EXECUTIONS, load_events, run_grid
 
     err = Console(stderr=True)

@@ -30,7 +30,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from rich.console import Console
 
-    from asmm.data.marketdata import DataError
+    from asmm.core.errors import DataError
     from asmm.freqtrade.ftdata import write_freqtrade_futures_data
 
     console = Console()

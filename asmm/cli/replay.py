@@ -86,7 +86,7 @@ def run(args) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from asmm.data.marketdata import DataError
+    from asmm.core.errors import DataError
     from asmm.venues.hyperliquid.replay import (
         Exchange,
         Faults,

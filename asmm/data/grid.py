@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from asmm.data.marketdata import DataError
+from asmm.core.errors import DataError
 
 
 def infer_tick(prices: np.ndarray) -> float:

@@ -7,7 +7,7 @@ The generative model (every parameter is in the units of docs/design.md):
   The published book is ``bid = floor(S / tick) * tick``, ``ask = bid + spread_ticks * tick``.
 - **Market orders.** Per side a Poisson process of rate ``A`` (orders per second). Each
   order has a reach ``delta ~ Exponential(k)`` beyond the published mid it saw (the last BBO
-  strictly before it — the collector-format convention of :mod:`asmm.data.marketdata`), so the
+  strictly before it — the collector-format convention of :mod:`asmm.data.readers`), so the
   rate of orders reaching depth ``>= delta`` is exactly ``A exp(-k delta)``. A buy sweeps
   the ask levels ``ask + j tick`` with ``ask + j tick <= mid + delta`` and always at least
   the best ask (a market order trades at the touch even when its reach is shorter); a sell
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from asmm.data.marketdata import (
+from asmm.data.files import (
     PRICES_COLUMNS,
     TRADES_COLUMNS,
     day_bounds,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from asmm.data.marketdata import read_trades
+from asmm.data.readers import read_trades
 
 log = logging.getLogger(__name__)
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from asmm.core.errors import DataError
 from asmm.core.fees import MAKER_FEE, TAKER_FEE
 from asmm.core.model import MODEL_AS, MODELS
 from asmm.data.grid import infer_tick as infer_price_grid
-from asmm.data.marketdata import DataError
 from asmm.sim import kernel as K
 from asmm.sim.events import Events
 

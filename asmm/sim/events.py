@@ -28,16 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from asmm.data.marketdata import (
-    DataError,
-    Quality,
-    day_bounds,
-    list_files,
-    read_bbo,
-    read_gaps,
-    read_orderbooks,
-    read_trades,
-)
+from asmm.core.errors import DataError
+from asmm.data.files import day_bounds, list_files
+from asmm.data.readers import read_bbo, read_gaps, read_orderbooks, read_trades
+from asmm.data.rows import Quality
 
 log = logging.getLogger(__name__)
 

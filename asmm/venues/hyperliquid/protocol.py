@@ -13,7 +13,7 @@ WebSocket (``/ws``)::
     candle   {"channel":"candle","data":{"t","T","s","i","o","c","h","l","v","n"}}
     level    {"px":"100706.0","sz":"0.5","n":1}
 
-Parsers return rows in the collector's column order (:mod:`asmm.data.marketdata`):
+Parsers return rows in the collector's column order (:mod:`asmm.data.files`):
 ``PRICES_COLUMNS`` (one row per present BBO side), ``TRADES_COLUMNS`` (one row per fill) and
 ``orderbook_columns(depth)`` (one row per snapshot, missing levels ``None``). A message that
 is not what it claims to be raises :class:`ProtocolError`; nothing is half-parsed.

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from asmm.data.marketdata import PRICES_COLUMNS, TRADES_COLUMNS, orderbook_columns
+from asmm.data.files import PRICES_COLUMNS, TRADES_COLUMNS, orderbook_columns
 from asmm.venues.hyperliquid import protocol as hlproto
 from asmm.venues.hyperliquid.collector.config import CollectorConfig
 from asmm.venues.hyperliquid.collector.feed import TRANSPORTS, UnknownCoinError

@@ -5,7 +5,7 @@ complete lines per flush), so after a ``kill -9`` every file ends on a line boun
 parses; what is lost is at most the rows buffered since the last flush. A write that fails
 part-way (a full disk) is cut back to where it started, and a partial last line left by a
 crash mid-``write`` is removed when the file is next opened; the reader in
-:mod:`asmm.data.marketdata` skips one anyway.
+:mod:`asmm.data.rows` skips one anyway.
 
 The UTC day of a row is the day of its local receive time (the ``timestamp`` column, from
 the collector's clock). A row never goes to a day older than the newest one its stream has
@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from asmm.core.errors import WriterError
 from asmm.core.io import atomic_path
-from asmm.data.marketdata import GAPS_COLUMNS, day_path
+from asmm.data.files import GAPS_COLUMNS, day_path
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def format_row(row) -> str:
     """One CSV line (with newline) from values in column order; ``None`` and NaN -> empty.
 
     Collector values are numbers and fixed words (bid/ask/buy/sell), never text with
-    commas, so no quoting is needed — the same dialect :func:`asmm.data.marketdata.write_table`
+    commas, so no quoting is needed — the same dialect :func:`asmm.data.files.write_table`
     writes.
     """
     return ",".join("" if v is None or v != v else str(v) for v in row) + "\n"

@@ -5,7 +5,7 @@ Events are the WebSocket messages the replay exchange sends, in the order it sen
 one ``trades`` event per distinct trade exchange time (a sweep, or a block's fills), one
 ``bbo`` event per BBO state, one ``l2Book`` event per L2 snapshot (or, when the data has no
 orderbooks files, one per BBO state with the BBO as a one-level book). At equal exchange
-time trades come first, then the BBO, then the snapshot (the :mod:`asmm.data.marketdata`
+time trades come first, then the BBO, then the snapshot (the :mod:`asmm.data.readers`
 convention).
 
 Times here are **data** times (exchange epoch ms as recorded). The replay clock publishes
@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from asmm.data.marketdata import DataError, list_files, read_bbo, read_orderbooks, read_trades
+from asmm.core.errors import DataError
+from asmm.data.files import list_files
+from asmm.data.readers import read_bbo, read_orderbooks, read_trades
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,171 @@
+"""The collector's files: kinds, columns, names and layouts; finding them and writing one.
+
+Layouts (both read, CSV or Parquet with the same columns)::
+
+    DIR/<kind>_<COIN>_<YYYY-MM-DD>.csv   one file per UTC day (what the collector writes)
+    DIR/<kind>_<COIN>.csv                one file (existing archives)
+
+Kinds and columns (docs/design.md):
+
+- ``prices``: timestamp, price, size, side (bid|ask), exchange_timestamp — one row per side
+  of each BBO message.
+- ``trades``: timestamp, price, size, side (buy|sell = aggressor), trade_id, exchange_timestamp.
+- ``orderbooks``: timestamp, sequence, exchange_timestamp, then bid_price_i, bid_size_i,
+  ask_price_i, ask_size_i for i = 0 .. depth-1.
+- ``gaps``: start, end (epoch seconds), reason — periods the collector was not receiving.
+
+``timestamp`` is local receive time in epoch seconds (float); ``exchange_timestamp`` is
+exchange time in epoch milliseconds (int).
+
+- **Parquet or CSV.** A day held as both is read from its Parquet file (faster, written from
+  the same rows), with the CSV as the fallback when the Parquet one cannot be read.
+- **Layouts.** Daily files and a single file of the same kind and coin are merged only when
+  their exchange times do not overlap (an archive that moved from one layout to the other).
+  Overlapping ones are refused, naming both files (:func:`check_layouts`): the reader cannot
+  tell which one is right (another market's file under this coin's name, a copy), and
+  merging would double or mix the rows.
+
+Reading rows is :mod:`asmm.data.rows`; the typed readers are :mod:`asmm.data.readers`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from asmm.core.errors import DataError
+from asmm.core.io import atomic_path
+
+PRICES_COLUMNS = ["timestamp", "price", "size", "side", "exchange_timestamp"]
+TRADES_COLUMNS = ["timestamp", "price", "size", "side", "trade_id", "exchange_timestamp"]
+GAPS_COLUMNS = ["start", "end", "reason"]
+KINDS = ("prices", "trades", "orderbooks", "gaps")
+_FILE_RE = re.compile(
+    rf"^(?P<kind>{'|'.join(KINDS)})_(?P<coin>[A-Za-z0-9@:\-]+?)"
+    r"(?:_(?P<day>\d{4}-\d{2}-\d{2}))?\.(?P<ext>csv|parquet)$"
+)
+
+
+def orderbook_columns(depth: int) -> list[str]:
+    cols = ["timestamp", "sequence", "exchange_timestamp"]
+    for i in range(depth):
+        cols += [f"bid_price_{i}", f"bid_size_{i}", f"ask_price_{i}", f"ask_size_{i}"]
+    return cols
+
+
+def day_path(folder: str | Path, kind: str, coin: str, day: date, ext: str = "csv") -> Path:
+    """``<folder>/<kind>_<COIN>_<YYYY-MM-DD>.<ext>``."""
+    return Path(folder) / f"{kind}_{coin}_{day.isoformat()}.{ext}"
+
+
+def day_bounds(day: date) -> tuple[float, float]:
+    """Epoch seconds of the UTC day's start and end."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+    return start, start + 86400.0
+
+
+@dataclass
+class DataFile:
+    kind: str
+    coin: str
+    day: date | None  # None: single-file layout
+    path: Path
+    fallback: Path | None = None  # the CSV of the same day, when ``path`` is its Parquet
+
+
+def list_files(folder: str | Path, kind: str, coin: str) -> list[DataFile]:
+    """Files of one kind and coin, daily ones sorted by day, then any single-file one.
+
+    A folder holding the same day as both CSV and Parquet yields the Parquet one (faster,
+    and written from the same rows) with the CSV as its ``fallback``, read if the Parquet
+    one cannot be.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"data folder {folder} does not exist")
+    found: dict[date | None, dict[str, Path]] = {}
+    for p in folder.iterdir():
+        m = _FILE_RE.match(p.name)
+        if not m or m["kind"] != kind or m["coin"] != coin:
+            continue
+        day = date.fromisoformat(m["day"]) if m["day"] else None
+        found.setdefault(day, {})[m["ext"]] = p
+    files = {day: DataFile(kind, coin, day, by_ext.get("parquet", by_ext.get("csv")),
+                           by_ext["csv"] if len(by_ext) == 2 else None)
+             for day, by_ext in found.items()}
+    daily = sorted((f for d, f in files.items() if d is not None), key=lambda f: f.day)
+    single = [f for d, f in files.items() if d is None]
+    return daily + single
+
+
+def available_days(folder: str | Path, coin: str) -> list[date]:
+    """UTC days that have both a prices and a trades file (daily layout)."""
+    p = {f.day for f in list_files(folder, "prices", coin) if f.day}
+    t = {f.day for f in list_files(folder, "trades", coin) if f.day}
+    return sorted(p & t)
+
+
+def write_table(table: pa.Table, path: str | Path) -> None:
+    """Write a table as CSV or Parquet by the path's extension."""
+    with atomic_path(path, durable=False) as tmp:
+        if Path(path).suffix == ".parquet":
+            pq.write_table(table, tmp)
+        else:
+            opts = pacsv.WriteOptions(quoting_style="none", quoting_header="none")
+            pacsv.write_csv(table, tmp, opts)
+
+
+def files_in_window(folder: str | Path, kind: str, coin: str, start: float | None,
+                    end: float | None) -> list[DataFile]:
+    """The files of :func:`list_files` whose day meets ``[start, end)`` (epoch seconds; None
+    is open), single-layout ones always; a :class:`DataError` saying what is on disk when
+    none does."""
+    files = list_files(folder, kind, coin)
+    if not files:
+        raise DataError(
+            f"no {kind} files for {coin} in {folder} "
+            f"(expected {kind}_{coin}_YYYY-MM-DD.csv or {kind}_{coin}.csv)"
+        )
+    if start is None and end is None:
+        return files
+    out = []
+    for f in files:
+        if f.day is None:
+            out.append(f)
+            continue
+        lo, hi = day_bounds(f.day)
+        if (end is None or lo < end) and (start is None or hi > start):
+            out.append(f)
+    if not out:
+        have = ", ".join(f.day.isoformat() for f in files if f.day) or "none"
+        raise DataError(
+            f"no {kind} files for {coin} in {folder} cover the window "
+            f"[{_fmt_epoch(start)}, {_fmt_epoch(end)}); days on disk: {have}"
+        )
+    return out
+
+
+def _fmt_epoch(t: float | None) -> str:
+    return "open" if t is None else datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def check_layouts(spans: list[tuple[DataFile, Path, float, float]], kind: str) -> None:
+    """Refuse a single-layout file whose exchange times (ms) overlap a daily file's (module
+    docstring, "Layouts"); ``spans`` are ``(file, path read, first, last)``."""
+    for one, one_path, lo1, hi1 in spans:
+        if one.day is not None:
+            continue
+        for f, path, lo, hi in spans:
+            if f.day is not None and lo <= hi1 and lo1 <= hi:
+                raise DataError(
+                    f"{one_path} and {path} both hold {kind} of {f.coin} from "
+                    f"{_fmt_epoch(max(lo, lo1) / 1000)} to {_fmt_epoch(min(hi, hi1) / 1000)}: "
+                    "the single-file and the daily layout are merged only when their times "
+                    "do not overlap, since which one is right cannot be told; move one of "
+                    "them out of the folder")
