@@ -27,7 +27,8 @@ class MMConfig:
     tick: float | None = None               # None: the exchange's price precision
     kill_switch_file: str = "user_data/KILL"
     kill_timeout_seconds: float = 300.0     # then exit at market
-    max_drawdown: float = 0.10              # of the starting balance; trips the kill switch
+    max_drawdown: float = 0.10              # below the running peak of realised equity; trips
+                                            # the kill switch (sticky)
     liquidation_buffer: float = 0.05        # exit when price is within this of liquidation
     leverage: float = 1.0
     max_leverage: float = 3.0
