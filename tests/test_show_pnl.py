@@ -32,7 +32,7 @@ import pytest
 
 from asmm.report.comparison import compare_with_backtest
 from asmm.report.ledger import BotBook, Fill, TradeRec, cagr, merge_books, summarize
-from asmm.report.rendering import plot
+from asmm.report.rendering import plot, write_html
 from asmm.report.sources import load_db
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,6 +183,23 @@ def test_plot_keeps_previous_png_on_failure(trades_db, tmp_path, monkeypatch):
         plot(s, png)
     assert png.read_bytes() == before
     assert list(tmp_path.iterdir()) == [png]
+
+
+def test_html_keeps_previous_page_on_failure(trades_db, tmp_path, monkeypatch):
+    s = summarize(load_db(trades_db), 0.0)
+    page = write_html([s], tmp_path / "r.html")
+    before = page.read_bytes()
+
+    def boom(self, *a, **k):  # the disk fills up half way through the page
+        with open(self, "w") as f:
+            f.write("<!doctype html>")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Path, "write_text", boom)
+    with pytest.raises(OSError):
+        write_html([s], page)
+    assert page.read_bytes() == before
+    assert list(tmp_path.iterdir()) == [page]
 
 
 def test_empty_db_is_a_clear_error(tmp_path):

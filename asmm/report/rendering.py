@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from asmm.core.io import save_png
+from asmm.core.io import atomic_path, save_png
 from asmm.report.comparison import Comparison
 from asmm.report.ledger import PnLSummary
 
@@ -122,12 +122,10 @@ def write_html(summaries: Sequence[PnLSummary], out: str | Path, *, base: str = 
     payload = json.dumps(data).replace("</", "<\\/")
     page = resources.files("asmm.report").joinpath("templates/report.html").read_text(
         encoding="utf-8")
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(page.replace("__DATA__", payload))
-    tmp.replace(out)
-    return out
+    # A report someone has open in a browser is replaced whole, never half written.
+    with atomic_path(out, durable=False) as tmp:
+        tmp.write_text(page.replace("__DATA__", payload), encoding="utf-8")
+    return Path(out)
 
 
 def plot(summary: PnLSummary, out: str | Path, base: str = "base") -> Path:
