@@ -54,7 +54,8 @@ def one_day(folder: Path) -> None:
     import numpy as np
 
     from asmm.calibrate import estimators as est
-    from asmm.calibrate.calibration import CalibrationConfig, day_stats, estimate
+    from asmm.calibrate.config import CalibrationConfig
+    from asmm.calibrate.days import day_stats, estimate
     from asmm.data.files import day_bounds
     from asmm.data.readers import read_bbo, read_trades
 
@@ -85,8 +86,9 @@ def one_day(folder: Path) -> None:
 MEMORY_TRACE = r"""
 import resource, sys
 from datetime import date, timedelta
-from asmm.calibrate.calibration import (CalibrationConfig, backtest_with_asmm, day_stats,
-    estimate, gamma_grid)
+from asmm.calibrate.config import CalibrationConfig
+from asmm.calibrate.days import day_stats, estimate
+from asmm.calibrate.gamma import backtest_with_asmm, gamma_grid
 folder, n = sys.argv[1], int(sys.argv[2])
 cfg = CalibrationConfig()
 run = backtest_with_asmm(folder, cfg)

@@ -28,15 +28,9 @@ import numpy as np
 import pytest
 
 from asmm.calibrate import estimators as est
-from asmm.calibrate.calibration import (
-    CalibrationConfig,
-    day_stats,
-    estimate,
-    fallback_gamma,
-    gamma_grid,
-    hourly_mean_abs,
-    objective,
-)
+from asmm.calibrate.config import CalibrationConfig
+from asmm.calibrate.days import day_stats, estimate
+from asmm.calibrate.gamma import fallback_gamma, gamma_grid, hourly_mean_abs, objective
 from asmm.data.grid import infer_tick
 from asmm.data.synth import SynthConfig, generate
 
@@ -129,7 +123,7 @@ def test_group_sweeps_takes_the_deepest_print_per_time_and_side():
 
 
 def test_sweep_meets_the_book_strictly_before_it():
-    """A BBO at the trade's own exchange time is the book after it (the asmm.data.readers convention)."""
+    """A BBO at the trade's own exchange time is the book after it (the readers' convention)."""
     bbo_t = np.array([0, 1000], dtype=np.int64)
     bid, ask = np.array([100.0, 105.0]), np.array([101.0, 106.0])
     ok = est.valid_states(bid, ask)

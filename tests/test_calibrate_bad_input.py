@@ -30,9 +30,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from asmm.calibrate import estimators as est
-from asmm.calibrate.calibration import CalibrationConfig, CalibrationError
-from asmm.calibrate.calibration import calibrate as run_calibration
+from asmm.calibrate.config import CalibrationConfig
+from asmm.calibrate.run import calibrate as run_calibration
 from asmm.cli import main
+from asmm.core.errors import CalibrationError
 from asmm.core.params import load_params
 
 DAY1, DAY2 = "2025-09-01", "2025-09-02"

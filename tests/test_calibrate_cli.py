@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asmm.calibrate.calibration import run_every
+from asmm.calibrate.run import run_every
 from asmm.core.params import load_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """`asmm calibrate [COIN]`: sigma, A and k per side and gamma from collector data -> parameter
 file. Also `scripts/calculate_avellaneda_parameters.py`. Argument parsing and terminal
-output only; the work is :mod:`asmm.calibrate.calibration`."""
+output only; the work is :mod:`asmm.calibrate.run`."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def register(sub) -> None:
 def config_from_args(args):
     from datetime import timedelta
 
-    from asmm.calibrate.calibration import CalibrationConfig
+    from asmm.calibrate.config import CalibrationConfig
 
     return CalibrationConfig(
         coin=args.coin, model=args.model, sigma_dt=args.sigma_dt, tick=args.tick,
@@ -120,7 +120,9 @@ def run(args) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from asmm.calibrate import calibration as cal
+    from asmm.calibrate.config import resolve_data_dir
+    from asmm.calibrate.run import calibrate, run_every, write_result
+    from asmm.core.errors import CalibrationError
     from asmm.core.params import default_path
 
     err = Console(stderr=True)
@@ -129,18 +131,18 @@ def run(args) -> int:
     except ValueError as e:
         err.print(f"[red]error:[/red] {_one_line(e)}", soft_wrap=True)
         return 2
-    data_dir = cal.resolve_data_dir(args.data_dir)
+    data_dir = resolve_data_dir(args.data_dir)
     output = args.output or default_path(cfg.coin)
 
     def once() -> None:
-        result = _with_progress(err, lambda pr: cal.calibrate(data_dir, cfg, progress=pr))
-        cal.write_result(output, result)
+        result = _with_progress(err, lambda pr: calibrate(data_dir, cfg, progress=pr))
+        write_result(output, result)
         _print_summary(result, output)
 
     if args.every is None:
         try:
             once()
-        except (cal.CalibrationError, OSError) as e:
+        except (CalibrationError, OSError) as e:
             why = _one_line(e)
         except Exception as e:
             # A bug, not bad data: still one line; the traceback comes with -vv.
@@ -157,7 +159,7 @@ def run(args) -> int:
         signal.signal(sig, lambda *_: stop.set())
     logging.getLogger(__name__).warning("calibrator sidecar: every %.0f s, writing %s",
                                         args.every, output)
-    cal.run_every(once, args.every, stop)
+    run_every(once, args.every, stop)
     return 0
 
 
@@ -171,7 +173,7 @@ def _one_line(e: BaseException) -> str:
 def _with_progress(console, work):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from asmm.calibrate.calibration import Progress as Hooks
+    from asmm.calibrate.config import Progress as Hooks
 
     with Progress("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True, disable=not console.is_terminal) as bar:
@@ -191,7 +193,7 @@ def _print_summary(result, output) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from asmm.calibrate.calibration import summary_rows
+    from asmm.calibrate.run import summary_rows
     from asmm.cli.tables import ladder_table
 
     rows, ladder = summary_rows(result)
