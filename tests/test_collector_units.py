@@ -26,7 +26,6 @@ from asmm.venues.hyperliquid.collector.health import (
     status_line,
     write_heartbeat,
 )
-from asmm.venues.hyperliquid.collector.service import backoff_delay
 from asmm.venues.hyperliquid.collector.writer import (
     DayWriter,
     GapLog,
@@ -34,6 +33,7 @@ from asmm.venues.hyperliquid.collector.writer import (
     csv_to_parquet,
     format_row,
 )
+from asmm.venues.hyperliquid.collector.writer_thread import backoff_delay
 
 COLUMNS = {"prices": PRICES_COLUMNS, "trades": TRADES_COLUMNS,
            "orderbooks": orderbook_columns(2)}

@@ -2,8 +2,10 @@
 
 - :mod:`.config`  settings from environment variables and flags (stdlib only: cheap to import)
 - :mod:`.feed`    one SDK websocket session with confirmed subscriptions
-- :mod:`.service` :class:`~.service.Collector`: supervisor (reconnect, backoff, gaps) and
-  the writer thread
+- :mod:`.service` :class:`~.service.Collector`: supervisor (connect, reconnect, backoff,
+  gaps) and the websocket side
+- :mod:`.writer_thread` the one thread that writes: queue -> files, gaps recorded, write
+  failures retried, heartbeat
 - :mod:`.writer`  line-atomic day files, UTC-day rotation, Parquet, gaps file
 - :mod:`.health`  counters, status line, heartbeat
 """
