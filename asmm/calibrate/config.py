@@ -1,47 +1,107 @@
-"""What a calibration run is told: every choice it makes (:class:`CalibrationConfig`),
-where its data is (:func:`resolve_data_dir`) and what it reports as it goes
-(:class:`Progress`)."""
+"""What a calibration run is told: every choice it makes (:class:`CalibrationConfig`, whose
+command-line options are declared on its fields), where its data is
+(:func:`resolve_data_dir`) and what it reports as it goes (:class:`Progress`)."""
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from asmm.core.enums import Model
 from asmm.core.fees import MAKER_FEE
+from asmm.core.settings import MAX_INVENTORY_LOTS, setting
 
 DEFAULT_DATA_DIR = "HL_data_collector/HL_data"
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """``90``, ``30s``, ``15m``, ``24h``, ``1d`` -> seconds: how durations are typed."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?)\s*([smhd]?)\s*", text)
+    if not m or float(m[1]) <= 0:
+        # argparse shows this message as it is (any other error as "invalid value").
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration like 24h, 90m")
+    return float(m[1]) * _UNITS[m[2] or "s"]
+
+
+def _validity(text: str) -> timedelta:
+    """``--valid-for``: typed as a duration, held as the timedelta the file's times need."""
+    return timedelta(seconds=duration(text))
 
 
 @dataclass(frozen=True)
 class CalibrationConfig:
-    """Every choice of a calibration run. Units: docs/design.md (seconds, price, lots)."""
+    """Every choice of a calibration run. Units: docs/design.md (seconds, price, lots).
+
+    Fields declared with :func:`~asmm.core.settings.setting` are the options of
+    ``asmm calibrate``; the others are set in code only.
+    """
 
     coin: str = "BTC"
-    model: str = "glft"                 # quote model the file is for: glft | as
-    sigma_dt: float = 1.0               # s, grid of the mid for sigma
-    tick: float | None = None           # price grid; None: inferred from the quotes
-    window_days: int = 1                # days pooled for sigma, A, k
-    walk_forward_days: int = 1          # test days of the gamma search (each needs a day before)
-    gamma_points: int = 32
-    gamma_min: float | None = None      # 1/price; None: gamma_min_rel * gamma_scale()
-    gamma_max: float | None = None      # 1/price; None: gamma_max_rel * gamma_scale()
+    model: str = setting(Model.GLFT, choices=Model,
+                         help="quote model the parameters are for (and gamma is backtested "
+                              "with)")
+    sigma_dt: float = setting(1.0, unit="s", help="grid of the mid for sigma")
+    tick: float | None = setting(None, parse=float,
+                                 help="price tick; unset: inferred from the quotes")
+    window_days: int = setting(1, help="latest days pooled for sigma, A and k")
+    walk_forward_days: int = setting(
+        1, help="latest days backtested in the gamma search, each with estimates from the days "
+                "before it (so each needs a day before it); 0 uses the documented fallback "
+                "rule instead")
+    gamma_points: int = setting(32, help="size of the log-spaced gamma grid")
+    gamma_min: float | None = setting(
+        None, parse=float, help="smallest gamma, 1/price; unset: gamma_min_rel (0.001) x the "
+                                "scale, k for glft, 1/(k sigma^2 T) for as (gamma.gamma_scale)")
+    gamma_max: float | None = setting(
+        None, parse=float, help="largest gamma, 1/price; unset: gamma_max_rel (10) x the scale")
     gamma_min_rel: float = 1e-3
     gamma_max_rel: float = 10.0
-    risk_aversion: float = 0.5          # variance penalty of the objective, see objective()
-    min_fills_per_hour: float = 1.0     # a gamma whose backtest trades less is not eligible
-    inventory_penalty: float = 0.0      # price per lot^2 per hour, see objective()
-    maker_fee: float = MAKER_FEE        # fraction of notional
-    order_size: float = 0.001           # coin per lot
-    max_inventory: float = 5.0          # lots
-    as_horizon: float = 86400.0         # s, A-S session length for backtests (model "as")
-    min_sweeps: int = 100               # per side and window; fewer cannot support (A, k)
-    max_silence: float = 300.0          # s; a book frozen longer is treated as an outage
-    quote_outlier_z: float = 20.0       # robust sigmas, see estimators.implausible_states
-    quote_outlier_floor: float = 1e-3   # fraction of the price, ditto
-    validity: timedelta = timedelta(hours=36)
-    valid_from: str = "data"            # validity counts from: the data's end | "now"
+    risk_aversion: float = setting(
+        0.5, help="objective = mean hourly PnL - this x std of hourly PnL - inventory penalty "
+                  "(gamma.objective)")
+    min_fills_per_hour: float = setting(
+        1.0, help="a gamma whose backtest fills less often is not eligible (quoting so wide "
+                  "that nothing fills is not market making)")
+    inventory_penalty: float = setting(
+        0.0, unit="price per lot^2 per hour",
+        help="objective penalty on the mean |inventory|^2 of each hour (gamma.objective)")
+    maker_fee: float = setting(MAKER_FEE,
+                               help="maker fee as a fraction of notional (0.00015 = 1.5 bp)")
+    order_size: float = setting(0.001, unit="coin",
+                                help="order size (one lot) for the backtests")
+    max_inventory: float = setting(MAX_INVENTORY_LOTS, unit="lots",
+                                   help="inventory bound Q for the backtests")
+    as_horizon: float = setting(
+        86400.0, unit="s", parse=duration,
+        help="model 'as': session length T (e.g. 1d); tau runs down to the next multiple of "
+             "it in UTC epoch time (1d: the end of the UTC day)")
+    min_sweeps: int = setting(
+        100, help="fewest sweeps per side and window that support an (A, k) estimate")
+    max_silence: float = setting(
+        300.0, unit="s", parse=duration,
+        help="a book frozen longer than this (e.g. 5m) is treated as an outage")
+    quote_outlier_z: float = setting(
+        20.0, help="a quote whose mid lies outside the trades before and after it by more than "
+                   "this many robust sigmas over the time between them (plus the floor) is "
+                   "left out as implausible (estimators.implausible_states)")
+    quote_outlier_floor: float = setting(
+        1e-3, help="the least distance from those trades that makes a quote implausible, as a "
+                   "fraction of the price")
+    # setting() returns a dataclasses.field, and a timedelta is immutable: nothing is shared.
+    validity: timedelta = setting(  # noqa: RUF009
+        timedelta(hours=36), flag="--valid-for", parse=_validity, metavar="VALID_FOR",
+        help="validity of the written file after the end of its data (e.g. 36h); older data "
+             "is refused, since its file would be expired when written")
+    valid_from: str = setting(
+        "data", choices=("data", "now"),
+        help="'now' counts the validity from computed_at instead of the data's end: for "
+             "recorded days replayed as live (asmm replay --start-at now, the demo) only")
 
     def __post_init__(self):
         if self.model not in ("glft", "as"):
