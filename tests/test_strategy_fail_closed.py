@@ -43,6 +43,16 @@ def load_strategy_class():
 Avellaneda = load_strategy_class()
 
 
+def test_the_file_freqtrade_loads_adds_nothing_to_the_packages_strategy():
+    """The strategy's code is the package's; the file only names the class for Freqtrade's
+    resolver, which takes a class only from the file it loads."""
+    from asmm.freqtrade.strategy import Avellaneda as Packaged
+
+    assert Avellaneda.__bases__ == (Packaged,)
+    # Beyond what Python and ABCMeta put into every class: nothing of its own.
+    assert set(vars(Avellaneda)) <= {"__module__", "__doc__", "__abstractmethods__", "_abc_impl"}
+
+
 class Market:
     """Stands in for Freqtrade's DataProvider (order book, market, candles) and Wallets."""
 
