@@ -54,6 +54,7 @@ def one_day(folder: Path) -> None:
     import numpy as np
 
     from asmm.calibrate import estimators as est
+    from asmm.calibrate import intensity
     from asmm.calibrate.config import CalibrationConfig
     from asmm.calibrate.days import day_stats, estimate
     from asmm.data.files import day_bounds
@@ -72,11 +73,11 @@ def one_day(folder: Path) -> None:
     ok = est.valid_states(bbo.bid, bbo.ask)
     gaps = np.zeros((0, 2))
     est.sigma_stats(bbo.t, bbo.mid, ok, lo, hi, 1.0, gaps)
-    sw = est.group_sweeps(tr.t, tr.price, tr.side)
-    ex = est.exposure_seconds(bbo.t, ok, float(bbo.t[-1]), gaps)
-    sides = est.reach_stats(sw, bbo.t, bbo.bid, bbo.ask, ok, 1.0, gaps, ex)
+    sw = intensity.group_sweeps(tr.t, tr.price, tr.side)
+    ex = intensity.exposure_seconds(bbo.t, ok, float(bbo.t[-1]), gaps)
+    sides = intensity.reach_stats(sw, bbo.t, bbo.bid, bbo.ask, ok, 1.0, gaps, ex)
     for s in sides.values():
-        est.estimate_side(s)
+        intensity.estimate_side(s)
     compute = time.perf_counter() - t0
     print(f"sigma, A, k for one full-size day ({len(bbo):,} BBO states, {len(tr):,} trades, "
           f"{e.bid.sweeps + e.ask.sweeps:,} sweeps): {total:.2f} s reading CSV included, "

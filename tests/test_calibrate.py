@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from asmm.calibrate import estimators as est
+from asmm.calibrate import intensity
 from asmm.calibrate.config import CalibrationConfig
 from asmm.calibrate.days import day_stats, estimate
 from asmm.calibrate.gamma import fallback_gamma, gamma_grid, hourly_mean_abs, objective
@@ -116,7 +117,7 @@ def test_group_sweeps_takes_the_deepest_print_per_time_and_side():
     t = np.array([5, 5, 5, 5, 9, 9])
     px = np.array([101.0, 102.0, 99.0, 98.0, 100.0, 100.0])
     side = np.array([1, 1, -1, -1, 1, -1], dtype=np.int8)
-    sw = est.group_sweeps(t, px, side)
+    sw = intensity.group_sweeps(t, px, side)
     got = sorted(zip(sw.t.tolist(), sw.side.tolist(), sw.deepest.tolist(), sw.fills.tolist(),
                      strict=True))
     assert got == [(5, -1, 98.0, 2), (5, 1, 102.0, 2), (9, -1, 100.0, 1), (9, 1, 100.0, 1)]
@@ -127,9 +128,9 @@ def test_sweep_meets_the_book_strictly_before_it():
     bbo_t = np.array([0, 1000], dtype=np.int64)
     bid, ask = np.array([100.0, 105.0]), np.array([101.0, 106.0])
     ok = est.valid_states(bid, ask)
-    sw = est.group_sweeps(np.array([1000, 1000]), np.array([101.0, 103.0]),
+    sw = intensity.group_sweeps(np.array([1000, 1000]), np.array([101.0, 103.0]),
                           np.array([1, 1], dtype=np.int8))
-    rs = est.reach_stats(sw, bbo_t, bid, ask, ok, 1.0, np.zeros((0, 2)), 2.0)
+    rs = intensity.reach_stats(sw, bbo_t, bid, ask, ok, 1.0, np.zeros((0, 2)), 2.0)
     # Against the book at t=0 (ask 101) the sweep reached level 2.
     assert rs["ask"].hist.tolist() == [[1, 2, 1]]
     assert rs["bid"].n == 0
@@ -149,15 +150,15 @@ def test_merge_intervals_and_overlap():
 
 
 def test_k_without_any_sweep_past_the_touch_is_refused():
-    st = est.ReachStats(1.0, np.array([[1, 0, 500]]), exposure=1000.0)
+    st = intensity.ReachStats(1.0, np.array([[1, 0, 500]]), exposure=1000.0)
     with pytest.raises(est.EstimationError, match="past the touch"):
-        est.estimate_side(st)
+        intensity.estimate_side(st)
 
 
 def test_k_mle_matches_a_direct_numeric_maximum():
     """Closed-form score vs brute force: the maximum of the log-likelihood on a fine grid."""
     hist = np.array([[1, 0, 600], [1, 1, 250], [1, 2, 100], [2, 0, 30], [2, 3, 20]])
-    fit = est.estimate_side(est.ReachStats(1.0, hist, exposure=3600.0), min_sweeps=1)
+    fit = intensity.estimate_side(intensity.ReachStats(1.0, hist, exposure=3600.0), min_sweeps=1)
     ks = np.linspace(0.05, 3, 200_001)
     ll = np.zeros_like(ks)
     for spread, j, c in hist:
@@ -174,9 +175,10 @@ def test_k_standard_error_stays_finite_for_a_book_hundreds_of_ticks_wide():
     """A spread of 900,000 ticks (a fat-fingered ask at 10x the price) used to give
     k_se = inf / inf = NaN."""
     hist = np.array([[1, 0, 600], [1, 1, 250], [1, 2, 100], [900_000, 0, 3]])
-    fit = est.estimate_side(est.ReachStats(1.0, hist, exposure=3600.0), min_sweeps=1)
+    fit = intensity.estimate_side(intensity.ReachStats(1.0, hist, exposure=3600.0), min_sweeps=1)
     assert math.isfinite(fit.k) and math.isfinite(fit.k_se)
-    clean = est.estimate_side(est.ReachStats(1.0, hist[:3], exposure=3600.0), min_sweeps=1)
+    clean = intensity.estimate_side(intensity.ReachStats(1.0, hist[:3], exposure=3600.0),
+                                    min_sweeps=1)
     assert fit.k == pytest.approx(clean.k, rel=1e-12)  # those sweeps carry no information
 
 
@@ -266,9 +268,9 @@ def test_print_inside_the_touch_counts_at_the_touch():
     at level 0, counted in ``inside``, not a negative depth."""
     bbo_t = np.array([0], dtype=np.int64)
     bid, ask = np.array([100.0]), np.array([102.0])
-    sw = est.group_sweeps(np.array([10, 20]), np.array([101.0, 104.0]),
+    sw = intensity.group_sweeps(np.array([10, 20]), np.array([101.0, 104.0]),
                           np.array([1, 1], dtype=np.int8))
-    rs = est.reach_stats(sw, bbo_t, bid, ask, est.valid_states(bid, ask), 1.0,
+    rs = intensity.reach_stats(sw, bbo_t, bid, ask, est.valid_states(bid, ask), 1.0,
                          np.zeros((0, 2)), 1.0)["ask"]
     assert rs.inside == 1
     assert rs.hist.tolist() == [[2, 0, 1], [2, 2, 1]]
@@ -285,9 +287,9 @@ def test_a_frozen_book_is_treated_as_an_outage():
     # The quote of t=2 s is trusted for 300 s: increments [0,1] .. [301,302] (302 of them),
     # then none until quotes resume: [600,601] and [601,602].
     assert st.n == 302 + 2 and st.sum_sq == pytest.approx(1 + 1 + 1)
-    assert est.exposure_seconds(t, ok, 602_000.0, none, max_silence=300.0) == \
+    assert intensity.exposure_seconds(t, ok, 602_000.0, none, max_silence=300.0) == \
         pytest.approx(1 + 1 + 300 + 1 + 1)
-    sw = est.group_sweeps(np.array([500_000, 600_500]), np.array([101.0, 121.0]),
+    sw = intensity.group_sweeps(np.array([500_000, 600_500]), np.array([101.0, 121.0]),
                           np.array([1, 1], dtype=np.int8))
-    rs = est.reach_stats(sw, t, bid, ask, ok, 1.0, none, 1.0, max_silence=300.0)["ask"]
+    rs = intensity.reach_stats(sw, t, bid, ask, ok, 1.0, none, 1.0, max_silence=300.0)["ask"]
     assert rs.n == 1 and rs.dropped == 1

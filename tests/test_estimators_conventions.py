@@ -19,14 +19,13 @@ import math
 import numpy as np
 import pytest
 
-from asmm.calibrate.estimators import (
+from asmm.calibrate.estimators import estimate_sigma, sigma_stats
+from asmm.calibrate.intensity import (
     ReachStats,
     estimate_k,
     estimate_side,
-    estimate_sigma,
     fill_rate_curve,
     reach_counts,
-    sigma_stats,
 )
 
 TOL_SE = 4.0

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from asmm.calibrate import estimators as est
+from asmm.calibrate import intensity
 from asmm.calibrate.config import CalibrationConfig
 from asmm.core.errors import CalibrationError, DataError
 from asmm.data.files import day_bounds
@@ -32,7 +33,7 @@ class DayStats:
 
     day: date
     sigma: est.SigmaStats
-    sides: dict[str, est.ReachStats]
+    sides: dict[str, intensity.ReachStats]
     tick: float
     last_mid: float       # the last usable mid of the day
     end: float            # epoch s of the last event
@@ -61,9 +62,9 @@ def day_stats(data_dir: str | Path, coin: str, day: date, cfg: CalibrationConfig
     tick = cfg.tick or infer_tick(np.concatenate([bbo.bid[ok], bbo.ask[ok]]))
     sig = est.sigma_stats(bbo.t, mid, ok, lo, hi, cfg.sigma_dt, gaps, cfg.max_silence)
     span_end = float(max(bbo.t[-1], trades.t[-1] if len(trades) else 0))
-    exposure = est.exposure_seconds(bbo.t, ok, span_end, gaps, cfg.max_silence)
-    sweeps = est.group_sweeps(trades.t, trades.price, trades.side)
-    sides = est.reach_stats(sweeps, bbo.t, bbo.bid, bbo.ask, ok, tick, gaps, exposure,
+    exposure = intensity.exposure_seconds(bbo.t, ok, span_end, gaps, cfg.max_silence)
+    sweeps = intensity.group_sweeps(trades.t, trades.price, trades.side)
+    sides = intensity.reach_stats(sweeps, bbo.t, bbo.bid, bbo.ask, ok, tick, gaps, exposure,
                             cfg.max_silence)
     quality = {
         "prices_rows": bbo.quality.rows_read, "trades_rows": trades.quality.rows_read,
@@ -87,8 +88,8 @@ class Estimate:
 
     days: tuple[date, ...]
     sigma: est.SigmaEstimate
-    bid: est.SideEstimate
-    ask: est.SideEstimate
+    bid: intensity.SideEstimate
+    ask: intensity.SideEstimate
     mid: float       # the last usable mid of the window
     tick: float
     end: float       # epoch s of the window's last event
@@ -116,7 +117,7 @@ def estimate(stats: Sequence[DayStats], min_sweeps: int = 100) -> Estimate:
     try:
         for s in stats[1:]:
             sig = sig + s.sigma
-            sides = {k: sides[k] + s.sides[k] for k in est.SIDES}
+            sides = {k: sides[k] + s.sides[k] for k in intensity.SIDES}
     except est.EstimationError as e:
         raise CalibrationError(f"pooling {label}: {e}") from None
     try:
@@ -124,9 +125,9 @@ def estimate(stats: Sequence[DayStats], min_sweeps: int = 100) -> Estimate:
     except est.EstimationError as e:
         raise CalibrationError(f"sigma on {label}: {e}") from None
     fitted = {}
-    for side in est.SIDES:
+    for side in intensity.SIDES:
         try:
-            fitted[side] = est.estimate_side(sides[side], min_sweeps)
+            fitted[side] = intensity.estimate_side(sides[side], min_sweeps)
         except est.EstimationError as e:
             who = "sell orders hitting bids" if side == "bid" else "buy orders lifting asks"
             raise CalibrationError(f"{side} side ({who}) on {label}: {e}") from None
