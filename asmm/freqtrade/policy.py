@@ -22,7 +22,8 @@ from datetime import datetime
 
 import numpy as np
 
-from asmm.core.enums import Side
+from asmm.core import policy as compiled
+from asmm.core.enums import Mode, Side
 
 
 def inventory_lots(amount: float, is_short: bool, lot_size: float) -> float:
@@ -38,19 +39,19 @@ def stake_for_lot(lot_size: float, rate: float, leverage: float) -> float:
 
 
 def flat_side(rule: str, last_entry_side: str | None) -> str:
-    """Which side a flat ping-pong bot quotes.
+    """Which side a flat ping-pong bot quotes (:func:`asmm.core.policy.flat_side`, which the
+    backtester runs too).
 
-    ``alternate`` (default): the opposite of the last filled entry. Each round trip earns the
-    spread whichever way it goes; alternating keeps the bot's exposure to the drift zero on
-    average and makes it collect from both sides' order flow, where a fixed side would be a
-    directional bet (a long-only bot is long the market half its time). ``long``/``short``
-    fix the side (for a deliberate bias, or for testing).
+    ``alternate`` (default, and any other rule): the opposite of the last filled entry,
+    long first. Each round trip earns the spread whichever way it goes; alternating keeps
+    the bot's exposure to the drift zero on average and makes it collect from both sides'
+    order flow, where a fixed side would be a directional bet (a long-only bot is long the
+    market half its time). ``long``/``short`` fix the side (for a deliberate bias, or for
+    testing).
     """
-    if rule == "long":
-        return Side.LONG
-    if rule == "short":
-        return Side.SHORT
-    return Side.SHORT if last_entry_side == Side.LONG else Side.LONG
+    side = compiled.flat_side(compiled.FLAT_SIDE_CODE.get(rule, compiled.FLAT_ALTERNATE),
+                              compiled.SIDE_CODE.get(last_entry_side, compiled.SIDE_NONE))
+    return Side.LONG if side == compiled.SIDE_LONG else Side.SHORT
 
 
 def entry_signals(n: int, mode: str, desired_side: str, adx: np.ndarray | None = None,
@@ -81,18 +82,18 @@ def entry_signals(n: int, mode: str, desired_side: str, adx: np.ndarray | None =
 
 
 def tau_seconds(now: datetime, horizon_seconds: float) -> float:
-    """Seconds to the end of the current session; sessions tile time from 00:00 UTC.
+    """Seconds to the end of the current session; sessions tile time from 00:00 UTC
+    (:func:`asmm.core.policy.tau_seconds`, which the backtester runs too).
 
-    With the default 86400 the A–S horizon is the end of the UTC day. Never 0 (a zero
-    horizon would collapse the inventory term exactly at the boundary).
+    With the default 86400 the A–S horizon is the end of the UTC day. Never below 1 ms (a
+    zero horizon would collapse the inventory term exactly at the boundary).
     """
-    ts = now.timestamp()
-    left = horizon_seconds - (ts % horizon_seconds)
-    return max(left, 1e-3)
+    return compiled.tau_seconds(now.timestamp(), float(horizon_seconds))
 
 
 def pricing_q(mode: str, own_q: float, net_q: float, is_entry: bool) -> float:
-    """The inventory (lots) an order is priced for.
+    """The inventory (lots) an order is priced for (:func:`asmm.core.policy.pricing_q`,
+    which the backtester runs too).
 
     One bot (``pingpong``): its own, which is the net. A pair: an exit prices with the pair's
     net inventory. An entry always rests on the same side as the other bot's exit (the short
@@ -102,9 +103,8 @@ def pricing_q(mode: str, own_q: float, net_q: float, is_entry: bool) -> float:
     the inner quote instead of laddering its second lot one inventory step deeper — as
     GLFT prices each lot (measured with ``asmm backtest --execution freqtrade-pair``).
     """
-    if mode == "pingpong" or not is_entry:
-        return net_q
-    return own_q
+    return compiled.pricing_q(mode != Mode.PINGPONG, float(own_q), float(net_q),
+                              bool(is_entry))
 
 
 def needs_requote(current: float, new: float, tick: float, threshold_ticks: float) -> bool:
