@@ -1,9 +1,10 @@
 """`asmm demo`: failing steps name themselves and their log; everything started is stopped
-(on a failure, on Ctrl-C, at the end); a shortened demo runs the whole pipeline."""
+(on a failure, on Ctrl-C, at the end); a shortened demo runs the whole pipeline; the strategy
+and its config come from the package, so an installed wheel runs the demo without a checkout."""
 
 from __future__ import annotations
 
-import json
+import ast
 import os
 import re
 import signal
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from asmm.cli.demo_run import REPLAY_CONFIG, freqtrade_config
+from asmm.cli.demo_steps import freqtrade_config
+from asmm.freqtrade import userdir
 
 ROOT = Path(__file__).resolve().parents[1]
 ASMM = str(Path(sys.executable).parent / "asmm")
@@ -75,7 +77,7 @@ def test_failure_after_start_stops_the_replay(tmp_path):
 
 
 def test_freqtrade_config_points_everything_at_this_run(tmp_path):
-    base = json.loads(REPLAY_CONFIG.read_text())
+    base = userdir.replay_config()
     cfg = freqtrade_config(base, replay_url="http://127.0.0.1:5555", api_port=6666,
                            user="u", password="p" * 12, db=tmp_path / "t.sqlite",
                            params_file=tmp_path / "p.json")
@@ -87,8 +89,45 @@ def test_freqtrade_config_points_everything_at_this_run(tmp_path):
     assert cfg["db_url"] == f"sqlite:///{tmp_path / 't.sqlite'}"
     assert cfg["asmm"]["params_file"] == str(tmp_path / "p.json")
     assert cfg["dry_run"] is True
-    # The repository's file is left as it was.
-    assert json.loads(REPLAY_CONFIG.read_text()) == base
+    # The template is left as it was.
+    assert base == userdir.replay_config()
+
+
+@pytest.mark.parametrize("name", [userdir.STRATEGY_FILE, userdir.REPLAY_CONFIG])
+def test_the_repositorys_user_data_files_are_the_packages(name):
+    """One source: the package ships these files (the demo writes them from there), and the
+    repository's user_data holds them too, for compose and `make bot`. An edit goes into
+    asmm/freqtrade/templates/ and is copied to user_data/ (or the other way round)."""
+    assert (ROOT / "user_data" / name).read_text() == userdir.template(name)
+
+
+def test_the_strategy_file_the_demo_writes_is_what_freqtrade_loads(tmp_path):
+    pytest.importorskip("freqtrade")
+    from freqtrade.resolvers import StrategyResolver
+
+    from asmm.freqtrade.strategy import Avellaneda
+
+    folder = userdir.write_strategy(tmp_path / "user_data")
+    # Freqtrade's own search: the class it accepts is the file's, a subclass of the package's.
+    cls, path = StrategyResolver._search_object(directory=folder, object_name=userdir.STRATEGY)
+    assert path == (folder / "avellaneda.py").resolve()
+    assert cls is not Avellaneda and issubclass(cls, Avellaneda)
+    assert userdir.replay_config()["strategy"] == userdir.STRATEGY
+
+
+def test_no_module_of_the_package_reaches_into_the_checkout():
+    """An installed wheel has no checkout around it: no module climbs from its own file out
+    of asmm/ (the strategy and its config are package data, asmm.freqtrade.userdir)."""
+    package = ROOT / "asmm"
+    climbing = []
+    for path in package.rglob("*.py"):
+        depth = len(path.relative_to(package).parts)  # parents[depth] is outside asmm/
+        for node in ast.walk(ast.parse(path.read_text())):
+            if (isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute)
+                    and node.value.attr == "parents" and "__file__" in ast.unparse(node.value)
+                    and isinstance(node.slice, ast.Constant) and node.slice.value >= depth):
+                climbing.append(f"{path.relative_to(ROOT)}: {ast.unparse(node)}")
+    assert climbing == []
 
 
 def _free_port() -> int:
