@@ -15,17 +15,20 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from asmm.core.enums import Execution, Model, Queue
 from asmm.core.errors import DataError
 from asmm.core.fees import MAKER_FEE, TAKER_FEE
 from asmm.core.model import MODEL_AS, MODELS
+from asmm.core.policy import FLAT_SIDE_CODE
 from asmm.data.grid import infer_tick as infer_price_grid
 from asmm.sim import kernel as K
+from asmm.sim import records as R
 from asmm.sim.events import Events
 
-EXECUTIONS = {"two-sided": K.EXEC_TWO_SIDED, "freqtrade": K.EXEC_FREQTRADE,
-              "freqtrade-pair": K.EXEC_PAIR}
-QUEUES = {"none": K.QUEUE_NONE, "prob": K.QUEUE_PROB}
-FLAT_SIDES = {"alternate": 0.0, "long": 1.0, "short": -1.0}
+EXECUTIONS = {Execution.TWO_SIDED: R.EXEC_TWO_SIDED, Execution.FREQTRADE: R.EXEC_FREQTRADE,
+              Execution.FREQTRADE_PAIR: R.EXEC_PAIR}
+QUEUES = {Queue.NONE: R.QUEUE_NONE, Queue.PROB: R.QUEUE_PROB}
+FIXED = "fixed"  # the baseline model: a fixed depth either side of the mid
 HOURS_PER_YEAR = 24.0 * 365.0
 _CHUNK = 250_000  # events per kernel call under a progress bar
 
@@ -84,7 +87,7 @@ class BacktestConfig:
         def bad(msg):
             raise ValueError(f"backtest config: {msg}")
 
-        if self.model not in (*MODELS, "fixed"):
+        if self.model not in (*MODELS, FIXED):
             bad(f"model {self.model!r}; choose glft, as or fixed")
         if self.model == "fixed":
             if self.fixed_depth is None or not math.isfinite(self.fixed_depth) \
@@ -110,8 +113,8 @@ class BacktestConfig:
             bad(f"queue {self.queue!r}; choose {' or '.join(QUEUES)}")
         if self.execution not in EXECUTIONS:
             bad(f"execution {self.execution!r}; choose one of {', '.join(EXECUTIONS)}")
-        if self.flat_side not in FLAT_SIDES:
-            bad(f"flat_side {self.flat_side!r}; choose one of {', '.join(FLAT_SIDES)}")
+        if self.flat_side not in FLAT_SIDE_CODE:
+            bad(f"flat_side {self.flat_side!r}; choose one of {', '.join(FLAT_SIDE_CODE)}")
         if self.tick is not None and not self.tick >= 0:
             bad(f"tick = {self.tick} must be >= 0")
 
@@ -154,57 +157,54 @@ def infer_tick(events: Events) -> float:
         return 0.0
 
 
-def _param_row(cfg: BacktestConfig, tick: float) -> np.ndarray:
-    row = np.zeros(K.N_PARAMS)
-    if cfg.model == "fixed":
+def _param_record(cfg: BacktestConfig, tick: float) -> np.ndarray:
+    """The kernel's PARAMS record (0-d) for ``cfg`` quoting on a ``tick`` price grid."""
+    p = np.zeros((), R.PARAMS)
+    if cfg.model == FIXED:
         fx = fixed_depth_model(cfg.fixed_depth)
-        row[K.P_MODEL] = fx["model"]
-        row[K.P_SIGMA], row[K.P_GAMMA] = fx["sigma"], fx["gamma"]
-        row[K.P_KBID] = row[K.P_KASK] = fx["k"]
-        row[K.P_ABID] = row[K.P_AASK] = 1.0
+        p["model"], p["sigma"], p["gamma"] = fx["model"], fx["sigma"], fx["gamma"]
+        p["k_bid"] = p["k_ask"] = fx["k"]
+        p["A_bid"] = p["A_ask"] = 1.0
         # tau = horizon - (T mod horizon) must stay finite: any positive horizon works,
         # the A–S inventory term is zero with sigma = 0.
-        row[K.P_HORIZON] = 1.0
-        row[K.P_QFEE] = 0.0  # the baseline quotes exactly the depth asked for
-        row[K.P_TIMEDEP] = 0.0
+        p["horizon"] = 1.0
+        p["quote_fee"] = 0.0  # the baseline quotes exactly the depth asked for
+        p["time_dependent"] = False
     else:
-        row[K.P_MODEL] = MODELS[cfg.model]
-        row[K.P_SIGMA], row[K.P_GAMMA] = cfg.sigma, cfg.gamma
-        row[K.P_ABID] = cfg.A_bid if cfg.model == "glft" else 1.0
-        row[K.P_AASK] = cfg.A_ask if cfg.model == "glft" else 1.0
-        row[K.P_KBID], row[K.P_KASK] = cfg.k_bid, cfg.k_ask
-        row[K.P_HORIZON] = cfg.horizon
-        row[K.P_QFEE] = cfg.maker_fee
-        row[K.P_TIMEDEP] = 1.0 if cfg.model == "as" else 0.0
-    row[K.P_SIZE] = cfg.order_size
-    row[K.P_REFRESH] = cfg.refresh_seconds
-    row[K.P_LATENCY] = cfg.latency_ms / 1000.0
-    row[K.P_MFEE], row[K.P_TFEE] = cfg.maker_fee, cfg.taker_fee
-    row[K.P_QMAX] = cfg.max_inventory
-    row[K.P_MINSPREAD] = cfg.min_spread
-    row[K.P_MAXIMP] = cfg.max_improve_ticks
-    row[K.P_TICK] = tick
-    row[K.P_QUEUE] = QUEUES[cfg.queue]
-    row[K.P_QPOW] = cfg.queue_power
-    row[K.P_EXEC] = EXECUTIONS[cfg.execution]
-    row[K.P_FLATSIDE] = FLAT_SIDES[cfg.flat_side]
-    return row
-
-
-FILL_FIELDS = ("t", "side", "price", "qty", "fee", "position", "mid", "cash", "realised",
-               "avg_cost")
-SAMPLE_FIELDS = ("equity", "inventory", "mid", "bid", "ask", "fees")
+        glft = cfg.model == Model.GLFT
+        p["model"], p["sigma"], p["gamma"] = MODELS[cfg.model], cfg.sigma, cfg.gamma
+        p["A_bid"] = cfg.A_bid if glft else 1.0
+        p["A_ask"] = cfg.A_ask if glft else 1.0
+        p["k_bid"], p["k_ask"] = cfg.k_bid, cfg.k_ask
+        p["horizon"] = cfg.horizon
+        p["quote_fee"] = cfg.maker_fee
+        p["time_dependent"] = cfg.model == Model.AS
+    p["order_size"] = cfg.order_size
+    p["refresh"] = cfg.refresh_seconds
+    p["latency"] = cfg.latency_ms / 1000.0
+    p["maker_fee"] = cfg.maker_fee
+    p["max_inventory"] = cfg.max_inventory
+    p["min_spread"] = cfg.min_spread
+    p["max_improve_ticks"] = cfg.max_improve_ticks
+    p["tick"] = tick
+    p["queue"] = QUEUES[cfg.queue]
+    p["queue_power"] = cfg.queue_power
+    p["execution"] = EXECUTIONS[cfg.execution]
+    p["flat_side"] = FLAT_SIDE_CODE[cfg.flat_side]
+    return p
 
 
 @dataclass
 class BacktestResult:
     """What one configuration did.
 
-    ``fills``: dict of arrays (``FILL_FIELDS``; ``side`` +1 our bid filled / -1 our ask,
-    ``qty`` and ``position`` in coin, ``cash`` and ``realised`` in quote currency) — empty
+    ``fills``: dict of arrays, one per field of :data:`asmm.sim.records.FILL` (``t``,
+    ``side`` +1 our bid filled / -1 our ask, ``price``, ``qty`` and ``position`` in coin,
+    ``fee``, ``mid``, ``cash`` and ``realised`` in quote currency, ``avg_cost``) — empty
     unless fills were recorded. ``samples``: dict of arrays on a regular grid ``t`` (epoch
-    s): equity (quote currency, marked at the exchange mid), inventory (lots), mid, our
-    resting bid/ask (NaN if none), cumulative fees. ``events``: market events simulated;
+    s), one per field of :data:`asmm.sim.records.SAMPLE`: equity (quote currency, marked
+    at the exchange mid), inventory (lots), mid, our resting bid/ask (NaN if none),
+    cumulative fees. ``events``: market events simulated;
     ``seconds``: wall time of the kernel pass, shared by all configurations of a grid.
     """
 
@@ -259,33 +259,34 @@ class BacktestResult:
         return s
 
 
-def _stats(row: np.ndarray, cfg: BacktestConfig, mid_end: float, span: float) -> dict:
-    pos = row[K.A_POS]
-    unreal = pos * (mid_end - row[K.A_AVG]) if pos != 0.0 else 0.0
-    pnl = row[K.A_CASH] + (pos * mid_end if pos != 0.0 else 0.0)
-    n_fills = row[K.A_NBID] + row[K.A_NASK]
-    mean_q = row[K.A_IQ] / span if span > 0 else 0.0
-    var_q = max(row[K.A_IQ2] / span - mean_q**2, 0.0) if span > 0 else 0.0
+def _stats(a: np.void, cfg: BacktestConfig, mid_end: float, span: float) -> dict:
+    """The summary of ACCOUNT record ``a`` after ``span`` seconds, marked at ``mid_end``."""
+    pos = a["pos"]
+    unreal = pos * (mid_end - a["avg_cost"]) if pos != 0.0 else 0.0
+    pnl = a["cash"] + (pos * mid_end if pos != 0.0 else 0.0)
+    n_fills = a["n_bid"] + a["n_ask"]
+    mean_q = a["inv_int"] / span if span > 0 else 0.0
+    var_q = max(a["inv_int2"] / span - mean_q**2, 0.0) if span > 0 else 0.0
     return {
         "pnl": float(pnl),
-        "realised": float(row[K.A_REAL]),
+        "realised": float(a["realised"]),
         "unrealised": float(unreal),
-        "fees": float(row[K.A_FEES]),
+        "fees": float(a["fees"]),
         "pnl_after_close": float(pnl - cfg.taker_fee * abs(pos) * mid_end),
-        "max_drawdown": float(row[K.A_MAXDD]),
-        "fills_bid": int(row[K.A_NBID]),
-        "fills_ask": int(row[K.A_NASK]),
-        "volume_bid": float(row[K.A_VBID]),
-        "volume_ask": float(row[K.A_VASK]),
-        "captured_spread_bp": float(row[K.A_CAPT] / n_fills) if n_fills else math.nan,
+        "max_drawdown": float(a["max_drawdown"]),
+        "fills_bid": int(a["n_bid"]),
+        "fills_ask": int(a["n_ask"]),
+        "volume_bid": float(a["vol_bid"]),
+        "volume_ask": float(a["vol_ask"]),
+        "captured_spread_bp": float(a["captured_bp"] / n_fills) if n_fills else math.nan,
         "inventory_mean": float(mean_q),
         "inventory_std": float(math.sqrt(var_q)),
-        "inventory_max_abs": float(row[K.A_MAXQ]),
+        "inventory_max_abs": float(a["max_abs_q"]),
         "inventory_final": float(pos / cfg.order_size),
-        "time_at_bound": float(row[K.A_TBOUND] / span) if span > 0 else 0.0,
-        "rejected_post_only": int(row[K.A_REJECT]),
-        "max_resting_orders": int(row[K.A_MAXLIVE]),
-        "quote_updates": int(row[K.A_QUOTES]),
+        "time_at_bound": float(a["t_bound"] / span) if span > 0 else 0.0,
+        "rejected_post_only": int(a["rejects"]),
+        "max_resting_orders": int(a["max_live"]),
+        "quote_updates": int(a["quote_updates"]),
     }
 
 
@@ -308,45 +309,44 @@ def run_grid(events: Events, cfgs: Sequence[BacktestConfig], *, sample_seconds: 
                                                 round(3600.0 / sample_seconds))):
         raise ValueError(f"sample_seconds = {sample_seconds} must divide 3600")
     tick = None
-    rows = []
+    records = []
     for cfg in cfgs:
         if cfg.tick is None and tick is None:
             tick = infer_tick(events)
-        rows.append(_param_row(cfg, cfg.tick if cfg.tick is not None else tick))
-    par = np.ascontiguousarray(np.stack(rows))
+        records.append(_param_record(cfg, cfg.tick if cfg.tick is not None else tick))
+    par = np.ascontiguousarray(np.stack(records))
     t_start, t_end = float(events.start), float(events.end)
+    sample_seconds = float(sample_seconds)
     samp0 = math.ceil(t_start / sample_seconds) * sample_seconds
     n_samples = max(math.floor((t_end - samp0) / sample_seconds) + 1, 0)
     ring_cap = max(2 * (math.ceil(c.latency_ms / 1000.0 / c.refresh_seconds) + 2)
                    for c in cfgs)
     fill_cap = 2 * events.n_trades if record_fills else 0
-    state = K.new_state(par, t_start, ring_cap, fill_cap, n_samples)
-    ev = (events.t, events.kind, events.side, events.price, events.size, events.bid,
-          events.ask, events.bid_size, events.ask_size, events.feed_t, events.feed_bid,
-          events.feed_ask, events.book_t, events.book_bid_px, events.book_bid_sz,
-          events.book_ask_px, events.book_ask_sz)
+    state = R.new_state(par, t_start, ring_cap, fill_cap, n_samples)
+    tape = R.tape_of(events)
+    clock = R.Clock(sample0=float(samp0), sample_dt=sample_seconds, end=t_end)
     n = events.t.size
     # An empty call compiles (or loads from the cache) outside the timed part.
-    K.advance(*ev, par, samp0, sample_seconds, t_end, 0, 0, *state)
+    K.advance(tape, par, clock, state, 0, 0)
     t0 = time.perf_counter()
     step = n if progress is None else _CHUNK
     for i0 in range(0, n, step):
         i1 = min(i0 + step, n)
-        K.advance(*ev, par, samp0, sample_seconds, t_end, i0, i1, *state)
+        K.advance(tape, par, clock, state, i0, i1)
         if progress is not None:
             progress(i1, n)
-    K.finish(*ev[9:], par, samp0, sample_seconds, t_end, *state)
+    K.finish(tape, par, clock, state)
     seconds = time.perf_counter() - t0
-    acc, fills, nfill, samples, mkt = state[0], state[8], state[7], state[9], state[10]
-    mid_end = 0.5 * (mkt[0] + mkt[1])
+    market = state.market[0]
+    mid_end = 0.5 * (market["bid"] + market["ask"])
     sample_t = samp0 + sample_seconds * np.arange(n_samples)
     out = []
     for c, cfg in enumerate(cfgs):
-        f = fills[c, : nfill[c]]
-        fd = {name: f[:, j].copy() for j, name in enumerate(FILL_FIELDS)}
-        sd = {"t": sample_t}
-        sd.update({name: samples[c, :, j].copy() for j, name in enumerate(SAMPLE_FIELDS)})
-        out.append(BacktestResult(cfg, _stats(acc[c], cfg, mid_end, t_end - t_start), fd, sd,
+        a = state.account[c]
+        f = state.fills[c, : a["n_recorded"]]
+        fd = {name: f[name].copy() for name in R.FILL.names}
+        sd = {"t": sample_t} | {name: state.samples[c][name].copy() for name in R.SAMPLE.names}
+        out.append(BacktestResult(cfg, _stats(a, cfg, mid_end, t_end - t_start), fd, sd,
                                   len(events), seconds, t_start, t_end))
     return out
 

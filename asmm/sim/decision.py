@@ -1,0 +1,127 @@
+"""The strategy's decision at each refresh: the quotes of :func:`asmm.core.model.quote_scalar`
+and the order actions the execution mode implies, under the bot's execution policy
+(:mod:`asmm.core.policy`, the functions the Freqtrade strategy runs). numba-compiled; called
+by the event loop in :mod:`asmm.sim.kernel`.
+
+Arguments as in :mod:`asmm.sim.matching`: ``a`` ACCOUNT, ``p`` PARAMS, ``slots`` the two SLOT
+records, ``ring`` the ACTION ring of one configuration (fields and units in
+:mod:`asmm.sim.records`); ``T`` is the decision's local time (epoch s).
+
+Modelling rules (documented simplifications):
+
+- the strategy sees the BBO only from its known time (``Events.feed_t``) and does not
+  re-quote on a crossed or unknown book;
+- the inventory bound is applied when quoting (by ``quote_scalar``), so fills of orders
+  already resting or in flight can overshoot it by up to a lot;
+- an action reaches the exchange ``latency`` after the decision that sent it.
+"""
+
+from __future__ import annotations
+
+import numba
+
+from asmm.core.model import quote_scalar
+from asmm.core.policy import flat_side, pricing_q, tau_seconds
+from asmm.sim.records import (
+    EXEC_FREQTRADE,
+    EXEC_TWO_SIDED,
+    ROLE_ENTRY,
+    ROLE_EXIT,
+    ROLE_QUOTE,
+)
+
+
+@numba.njit(cache=True, inline="always")
+def _quote(p, mid, q, tau, known_bid, known_ask):
+    """(bid, ask) prices of configuration ``p`` at inventory ``q`` (lots), NaN: none."""
+    return quote_scalar(p.model, mid, q, tau, p.sigma, p.gamma, p.A_bid, p.k_bid, p.A_ask,
+                        p.k_ask, p.quote_fee, p.tick, p.max_inventory, p.min_spread,
+                        known_bid, known_ask, p.max_improve_ticks)
+
+
+@numba.njit(cache=True, inline="always")
+def want(a, p, slots, ring, s, side, px, role, T):
+    """Ask for slot ``s`` to hold (side, px, role) — NaN ``px`` for none — unless that is
+    already resting or on its way; the action reaches the exchange after the latency."""
+    sl = slots[s]
+    if sl.pending > 0:
+        wpx = sl.want_price
+        same = (sl.want_side == side and sl.want_role == role
+                and ((px != px and wpx != wpx) or wpx == px))
+    elif sl.active:
+        same = sl.side == side and sl.price == px and sl.role == role
+    else:
+        same = px != px
+    if same:
+        return
+    cap = ring.size
+    if a.ring_len == cap:
+        # Decisions are a refresh apart and live one latency, so the engine sizes the ring
+        # for 2 * (latency / refresh + 2) actions; reaching it is a bug, not a market event.
+        raise RuntimeError("backtest kernel: pending-order ring full")
+    act = ring[(a.ring_head + a.ring_len) % cap]
+    act.t = T + p.latency
+    act.slot = s
+    act.side = side
+    act.price = px
+    act.role = role
+    a.ring_len += 1
+    sl.pending += 1
+    sl.want_side, sl.want_price, sl.want_role = side, px, role
+
+
+@numba.njit(cache=True, inline="always")
+def decide(a, p, slots, ring, tape, T):
+    """One refresh at local time ``T``: read the BBO known by then, quote, and send the order
+    changes the execution mode implies."""
+    while a.feed_next < tape.feed_t.size and tape.feed_t[a.feed_next] <= T:
+        a.known_bid = tape.feed_bid[a.feed_next]
+        a.known_ask = tape.feed_ask[a.feed_next]
+        a.feed_next += 1
+    kb, ka = a.known_bid, a.known_ask
+    if not kb < ka:  # unknown (NaN) or crossed: keep what rests
+        return
+    # Without a new touch price or a fill a time-independent model quotes what it quoted
+    # last time (the order statuses it would compare with change only on fills and rejects).
+    n_fills = a.n_bid + a.n_ask
+    if (not p.time_dependent and a.fills_seen == n_fills and kb == a.quoted_bid
+            and ka == a.quoted_ask):
+        return
+    a.fills_seen = n_fills
+    a.quoted_bid = kb
+    a.quoted_ask = ka
+    size = p.order_size
+    mid = 0.5 * (kb + ka)
+    q = a.pos / size
+    tau = tau_seconds(T, p.horizon) if p.time_dependent else 0.0  # A–S only
+    bid, ask = _quote(p, mid, q, tau, kb, ka)
+    a.quote_updates += 1
+    if p.execution == EXEC_TWO_SIDED:
+        want(a, p, slots, ring, 0, 1.0, bid, ROLE_QUOTE, T)
+        want(a, p, slots, ring, 1, -1.0, ask, ROLE_QUOTE, T)
+    elif p.execution == EXEC_FREQTRADE:
+        # One bot, one order: its own inventory is the net, so it prices at q.
+        sl = slots[0]
+        if sl.phase == ROLE_EXIT:
+            side = -1.0 if sl.bot_pos > 0.0 else 1.0
+            want(a, p, slots, ring, 0, side, ask if side < 0.0 else bid, ROLE_EXIT, T)
+        else:
+            if sl.bot_pos != 0.0:  # a partly filled entry keeps its direction
+                side = 1.0 if sl.bot_pos > 0.0 else -1.0
+            else:
+                side = flat_side(p.flat_side, a.last_entry)
+            want(a, p, slots, ring, 0, side, bid if side > 0.0 else ask, ROLE_ENTRY, T)
+    else:
+        # Slot 0: the long-only bot; slot 1: the short-only bot. An exit prices with the
+        # pair's net q, an entry with its own bot's (pricing_q): the quotes at q are reused
+        # unless that differs.
+        for s in range(2):
+            entry = slots[s].phase == ROLE_ENTRY
+            buy = (s == 0) == entry
+            px = bid if buy else ask
+            q_s = pricing_q(True, slots[s].bot_pos / size, q, entry)
+            if q_s != q:
+                own_bid, own_ask = _quote(p, mid, q_s, tau, kb, ka)
+                px = own_bid if buy else own_ask
+            want(a, p, slots, ring, s, 1.0 if buy else -1.0, px,
+                 ROLE_ENTRY if entry else ROLE_EXIT, T)

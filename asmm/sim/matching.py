@@ -1,0 +1,295 @@
+"""The simulated exchange: order actions arriving, fills from trades, queue position, and the
+booking of each fill. numba-compiled; called by the event loop in :mod:`asmm.sim.kernel`.
+
+Each function works on one configuration: ``a`` its ACCOUNT record, ``p`` its PARAMS record,
+``slots`` its two SLOT records, ``ring`` its ACTION records, ``fills`` its FILL records; ``m``
+is the shared MARKET record and ``tape`` the market events (:mod:`asmm.sim.records` lists the
+fields and their units). Records are references: the functions update them in place.
+The per-event handlers (``on_trade``, ``on_bbo_queue``, ``on_book``) are inlined into the
+loop: a call that passes the tape cost up to 15 % at 1 s re-quotes (benchmarks/README.md).
+
+Modelling rules (documented simplifications):
+
+- fills come only from trades; the recorded market does not react to our orders;
+- a resting order fills at its own price, from an aggressor trading through it (certain) or
+  at it (after the volume queued ahead under ``QUEUE_PROB``), at most the trade's size,
+  shared between the configuration's orders;
+- orders are post-only (Hyperliquid ALO): one that would cross the book on arrival is
+  rejected, not turned into a taker fill;
+- the strategy hears of its fills and rejects at once (the private channel is the fastest).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+
+from asmm.sim.records import EXEC_TWO_SIDED, QUEUE_PROB, ROLE_ENTRY, ROLE_EXIT
+
+# Prices are on the tick grid but arrive through float arithmetic: equal within 1e-9 relative.
+_REL_EPS = 1e-9
+
+
+@numba.njit(cache=True, inline="always")
+def same_px(a, b):
+    return abs(a - b) <= _REL_EPS * abs(b)
+
+
+@numba.njit(cache=True, inline="always")
+def wake(a, t, refresh):
+    """Make sure the strategy decides at the first refresh (s) strictly after ``t`` (s)."""
+    nd = (math.floor(t / refresh) + 1.0) * refresh
+    if nd < a.next_decision:
+        a.next_decision = nd
+
+
+@numba.njit(cache=True, inline="always")
+def track_drawdown(a, equity):
+    """Update the peak and the largest fall from it with ``equity`` (quote)."""
+    if equity > a.peak:
+        a.peak = equity
+    dd = a.peak - equity
+    if dd > a.max_drawdown:
+        a.max_drawdown = dd
+
+
+@numba.njit(cache=True)
+def settle_inventory(a, t, qmax, size):
+    """Integrate the inventory (lots: position / ``size`` coin) over time up to ``t`` (s):
+    its integral, the integral of its square, and the time at the bound ``qmax`` (lots)."""
+    dt = t - a.settled_t
+    if dt > 0.0:
+        q = a.pos / size
+        a.inv_int += q * dt
+        a.inv_int2 += q * q * dt
+        if abs(q) >= qmax - 1e-9:
+            a.t_bound += dt
+        a.settled_t = t
+
+
+@numba.njit(cache=True, inline="always")
+def queue_ahead(side, px, m, tape):
+    """Volume (coin) ahead of a new order at ``px`` on ``side`` (+1 bid): the touch's size if
+    it joins the touch, 0 if it improves on it, else the level's size in the last L2 snapshot
+    (0 when no snapshot lists that price: an empty level)."""
+    if side > 0:
+        touch, touch_sz = m.bid, m.bid_size
+        if touch != touch:
+            return 0.0
+        if same_px(px, touch):
+            return touch_sz
+        if px > touch:
+            return 0.0
+    else:
+        touch, touch_sz = m.ask, m.ask_size
+        if touch != touch:
+            return 0.0
+        if same_px(px, touch):
+            return touch_sz
+        if px < touch:
+            return 0.0
+    if m.book_next == 0:
+        return 0.0
+    j = m.book_next - 1
+    for d in range(tape.book_bid_px.shape[1]):
+        lv = tape.book_bid_px[j, d] if side > 0 else tape.book_ask_px[j, d]
+        if lv == lv and same_px(px, lv):
+            return tape.book_bid_sz[j, d] if side > 0 else tape.book_ask_sz[j, d]
+    return 0.0
+
+
+@numba.njit(cache=True)
+def fill(a, p, sl, qty, t, mid, fills):
+    """Book a fill of ``qty`` coin of slot ``sl``'s order at time ``t`` (s), the exchange mid
+    being ``mid``: cash, position, average cost, realised PnL, maker fee, statistics, the
+    fill record (while there is room), then the order and the bot's phase."""
+    side = sl.side
+    px = sl.price
+    size = p.order_size
+    settle_inventory(a, t, p.max_inventory, size)
+    fee = p.maker_fee * px * qty
+    pos0 = a.pos
+    if pos0 == 0.0 or (pos0 > 0.0) == (side > 0.0):
+        a.avg_cost = (a.avg_cost * abs(pos0) + px * qty) / (abs(pos0) + qty)
+    else:
+        closing = min(qty, abs(pos0))
+        a.realised += closing * (px - a.avg_cost) * (1.0 if pos0 > 0.0 else -1.0)
+        if qty > abs(pos0):
+            a.avg_cost = px
+    pos = pos0 + side * qty
+    # Lots are fractions of the order size; a float residue of a round trip is flat.
+    if abs(pos) < 1e-9 * size:
+        pos = 0.0
+        a.avg_cost = 0.0
+    a.pos = pos
+    a.cash -= side * qty * px + fee
+    a.fees += fee
+    if side > 0.0:
+        a.n_bid += 1
+        a.vol_bid += qty
+        a.captured_bp += (mid - px) / mid * 1e4
+    else:
+        a.n_ask += 1
+        a.vol_ask += qty
+        a.captured_bp += (px - mid) / mid * 1e4
+    q = abs(pos) / size
+    if q > a.max_abs_q:
+        a.max_abs_q = q
+    track_drawdown(a, a.cash + pos * mid)
+    k = a.n_recorded
+    if k < fills.size:
+        f = fills[k]
+        f.t, f.side, f.price, f.qty, f.fee, f.position = t, side, px, qty, fee, pos
+        f.mid, f.cash, f.realised, f.avg_cost = mid, a.cash, a.realised, a.avg_cost
+        a.n_recorded = k + 1
+    wake(a, t, p.refresh)
+    # Order and bot bookkeeping.
+    sl.remaining -= qty
+    done = sl.remaining <= 1e-9 * size
+    if done:
+        sl.active = False
+        sl.remaining = 0.0
+    if p.execution != EXEC_TWO_SIDED:
+        sl.bot_pos += side * qty
+        if abs(sl.bot_pos) < 1e-9 * size:
+            sl.bot_pos = 0.0
+        if sl.phase == ROLE_ENTRY and done:
+            sl.phase = ROLE_EXIT
+            a.last_entry = side
+        elif sl.phase == ROLE_EXIT and sl.bot_pos == 0.0:
+            sl.phase = ROLE_ENTRY
+
+
+@numba.njit(cache=True, inline="always")
+def arrive(a, p, slots, ring, m, tape):
+    """The oldest pending action reaches the exchange: the slot's order is replaced (or
+    cancelled, or kept when the same order already rests), a crossing one rejected."""
+    k = a.ring_head
+    a.ring_head = (k + 1) % ring.size
+    a.ring_len -= 1
+    act = ring[k]
+    sl = slots[act.slot]
+    side, px, role = act.side, act.price, act.role
+    sl.pending -= 1
+    size = p.order_size
+    if p.execution == EXEC_TWO_SIDED:
+        qty = size
+    else:
+        # Freqtrade cancels before it replaces; if the order filled meanwhile the bot has
+        # moved to the next phase and this stale instruction is dropped.
+        if role != sl.phase:
+            return
+        qty = size - abs(sl.bot_pos) if role == ROLE_ENTRY else abs(sl.bot_pos)
+    if px != px or qty <= 1e-9 * size:
+        sl.active = False
+        return
+    if sl.active and sl.side == side and sl.price == px:
+        sl.role = role
+        return
+    # Post-only: the old order is cancelled either way.
+    if (side > 0.0 and px >= m.ask) or (side < 0.0 and px <= m.bid):
+        sl.active = False
+        a.rejects += 1
+        a.fills_seen = -1  # re-quote at the next refresh even if nothing moved
+        wake(a, act.t, p.refresh)
+        return
+    sl.active = True
+    sl.side = side
+    sl.price = px
+    sl.remaining = qty
+    sl.role = role
+    sl.traded = 0.0
+    sl.ahead = queue_ahead(side, px, m, tape) if p.queue == QUEUE_PROB else 0.0
+    # Orders only ever start resting here, so this sees the most that ever rest at once.
+    live = int(slots[0].active) + int(slots[1].active)
+    if live > a.max_live:
+        a.max_live = live
+
+
+@numba.njit(cache=True, inline="always")
+def on_trade(a, p, slots, tside, tpx, tsz, t, mid, fills):
+    """Match one trade (aggressor side ``tside`` +1 buy, price ``tpx``, ``tsz`` coin, time
+    ``t`` s) against the configuration's resting orders.
+
+    A bid fills from a sell aggressor trading below it (certain) or at its price (after the
+    volume ahead of it when ``queue = prob``); symmetrically the ask. Fills are capped by
+    the trade's size, shared between the configuration's orders."""
+    left = tsz
+    prob = p.queue == QUEUE_PROB
+    for s in range(2):
+        if left <= 0.0:
+            return
+        sl = slots[s]
+        if not sl.active or sl.side != -tside:
+            continue
+        px = sl.price
+        if same_px(tpx, px):
+            avail = left
+            if prob:
+                sl.traded += left
+                if sl.ahead >= left:
+                    sl.ahead -= left
+                    continue
+                avail = left - sl.ahead
+                sl.ahead = 0.0
+        elif (tside < 0 and tpx < px) or (tside > 0 and tpx > px):
+            avail = left
+        else:
+            continue
+        qty = min(avail, sl.remaining)
+        left -= qty
+        fill(a, p, sl, qty, t, mid, fills)
+
+
+@numba.njit(cache=True, inline="always")
+def on_bbo_queue(slots, m, tape, i, power):
+    """Probabilistic queue update when the touch changes from ``m`` to BBO event ``i`` (the
+    model of hftbacktest's ``ProbQueueModel`` with ``PowerProbQueueFunc``): a fall in the
+    size at our price that trades do not explain is a cancellation, from ahead of us with
+    probability ``front^n / (front^n + back^n)``, ``n = power``."""
+    for s in range(2):
+        sl = slots[s]
+        if not sl.active:
+            continue
+        px = sl.price
+        if sl.side > 0.0:
+            old_px, old_sz, new_px, new_sz = m.bid, m.bid_size, tape.bid[i], tape.bid_size[i]
+            better = px > new_px
+        else:
+            old_px, old_sz, new_px, new_sz = m.ask, m.ask_size, tape.ask[i], tape.ask_size[i]
+            better = px < new_px
+        if better and not same_px(px, new_px):
+            sl.ahead = 0.0  # the level emptied: nobody is ahead any more
+            sl.traded = 0.0
+        elif same_px(px, new_px):
+            if old_px == old_px and same_px(px, old_px):
+                chg = old_sz - new_sz - sl.traded
+                if chg < 0.0:
+                    sl.ahead = min(sl.ahead, new_sz)
+                else:
+                    front = sl.ahead
+                    back = max(old_sz - front, 0.0)
+                    fb, ff = back ** power, front ** power
+                    p_back = fb / (fb + ff) if fb + ff > 0.0 else 1.0
+                    est = front - (1.0 - p_back) * chg + min(back - p_back * chg, 0.0)
+                    sl.ahead = max(min(est, new_sz), 0.0)
+            else:
+                sl.ahead = min(sl.ahead, new_sz)
+            sl.traded = 0.0
+
+
+@numba.njit(cache=True, inline="always")
+def on_book(slots, tape, j):
+    """L2 snapshot ``j`` caps the volume ahead of orders resting behind the touch."""
+    for s in range(2):
+        sl = slots[s]
+        if not sl.active:
+            continue
+        bid_side = sl.side > 0.0
+        for d in range(tape.book_bid_px.shape[1]):
+            lv = tape.book_bid_px[j, d] if bid_side else tape.book_ask_px[j, d]
+            if lv == lv and same_px(sl.price, lv):
+                sz = tape.book_bid_sz[j, d] if bid_side else tape.book_ask_sz[j, d]
+                sl.ahead = min(sl.ahead, sz)
+                break
