@@ -318,8 +318,8 @@ def test_a_nan_in_what_would_be_written_is_named(capsys, data, tmp_path, clean_f
                                                  monkeypatch):
     """Whatever makes an estimate NaN (it used to be a fat finger's spread in k's standard
     error), the run says where instead of failing in the JSON encoder."""
-    real = intensity.estimate_side
-    monkeypatch.setattr(intensity, "estimate_side", lambda st, m: dataclasses.replace(
+    real = intensity.estimate_side_on_grid
+    monkeypatch.setattr(intensity, "estimate_side_on_grid", lambda st, m: dataclasses.replace(
         real(st, m), k_se=float("nan")))
     line = refused(capsys, data, tmp_path, clean_file)
     assert "BTC: diagnostics.estimation.bid.k_se is nan in what would be written" in line

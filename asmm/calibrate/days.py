@@ -63,9 +63,11 @@ def day_stats(data_dir: str | Path, coin: str, day: date, cfg: CalibrationConfig
     sig = est.sigma_stats(bbo.t, mid, ok, lo, hi, cfg.sigma_dt, gaps, cfg.max_silence)
     span_end = float(max(bbo.t[-1], trades.t[-1] if len(trades) else 0))
     exposure = intensity.exposure_seconds(bbo.t, ok, span_end, gaps, cfg.max_silence)
+    spreads = intensity.spread_exposure(bbo.t, bbo.bid, bbo.ask, ok, tick, span_end, gaps,
+                                        cfg.max_silence)
     sweeps = intensity.group_sweeps(trades.t, trades.price, trades.side)
     sides = intensity.reach_stats(sweeps, bbo.t, bbo.bid, bbo.ask, ok, tick, gaps, exposure,
-                            cfg.max_silence)
+                                  cfg.max_silence, spreads)
     quality = {
         "prices_rows": bbo.quality.rows_read, "trades_rows": trades.quality.rows_read,
         "dropped": {**_prefixed("prices", bbo.quality.dropped),
@@ -80,6 +82,15 @@ def day_stats(data_dir: str | Path, coin: str, day: date, cfg: CalibrationConfig
 
 def _prefixed(kind: str, dropped: dict) -> dict:
     return {(r if r.startswith(f"{kind}:") else f"{kind}: {r}"): n for r, n in dropped.items()}
+
+
+# Written in every parameter file: what A and k mean on the price grid.
+FILL_RATE_CONVENTION = (
+    "A quote J >= 1 levels past the touch (delta_J = half-spread + J tick from the mid) fills "
+    "at the rate of sweeps whose deepest print reached level J: A exp(-k delta_J). k from how "
+    "often a sweep goes one level deeper (levels >= 1; the touch-only share and the rounding "
+    "of the last print do not enter); A the intercept of that curve, fitted on levels >= 1. "
+    "A quote at the touch fills at touch_rate, observed, not from the law.")
 
 
 @dataclass(frozen=True)
@@ -101,7 +112,10 @@ class Estimate:
             "sigma": {"value": self.sigma.sigma, "se": self.sigma.se,
                       "increments": self.sigma.n, "grid_s": self.sigma.dt,
                       # NaN only without two adjacent increments: undefined, so null.
-                      "lag1_autocorrelation": jsonable(self.sigma.lag1_corr)},
+                      "lag1_autocorrelation": jsonable(self.sigma.lag1_corr),
+                      "noise_corrected": self.sigma.noise_corrected,
+                      "uncorrected": self.sigma.sigma_raw, "uncorrected_se": self.sigma.se_raw},
+            "fill_rate_convention": FILL_RATE_CONVENTION,
             "bid": self.bid.as_dict(), "ask": self.ask.as_dict(),
         }
 
@@ -127,7 +141,7 @@ def estimate(stats: Sequence[DayStats], min_sweeps: int = 100) -> Estimate:
     fitted = {}
     for side in intensity.SIDES:
         try:
-            fitted[side] = intensity.estimate_side(sides[side], min_sweeps)
+            fitted[side] = intensity.estimate_side_on_grid(sides[side], min_sweeps)
         except est.EstimationError as e:
             who = "sell orders hitting bids" if side == "bid" else "buy orders lifting asks"
             raise CalibrationError(f"{side} side ({who}) on {label}: {e}") from None

@@ -29,7 +29,7 @@ touch out and hold on any.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import brentq
@@ -91,6 +91,7 @@ class ReachStats:
     fills: int = 0
     inside: int = 0
     dropped: int = 0  # sweeps with no usable book before them (crossed, gap, none yet)
+    spreads: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (ticks, seconds)
 
     @property
     def n(self) -> int:
@@ -102,7 +103,19 @@ class ReachStats:
                                   " calibrate over a window with one tick")
         return ReachStats(self.tick, _merge_hist(np.concatenate([self.hist, other.hist])),
                           self.exposure + other.exposure, self.fills + other.fills,
-                          self.inside + other.inside, self.dropped + other.dropped)
+                          self.inside + other.inside, self.dropped + other.dropped,
+                          _merge_seconds(np.concatenate([self.spreads, other.spreads])))
+
+
+def _merge_seconds(rows: np.ndarray) -> np.ndarray:
+    """Rows (spread ticks, seconds) summed per spread."""
+    rows = rows.reshape(-1, 2)
+    if rows.shape[0] == 0:
+        return rows
+    spread = rows[:, 0].astype(np.int64)
+    secs = np.bincount(spread, weights=rows[:, 1])
+    have = np.flatnonzero(secs > 0)
+    return np.column_stack([have, secs[have]]).astype(np.float64)
 
 
 def _merge_hist(rows: np.ndarray) -> np.ndarray:
@@ -196,13 +209,15 @@ def fill_rate_curve(reach: np.ndarray, spreads: np.ndarray, k: KEstimate, tick: 
 
 def reach_stats(sw: Sweeps, t_ms: np.ndarray, bid: np.ndarray, ask: np.ndarray,
                 ok: np.ndarray, tick: float, gaps: np.ndarray, exposure: float,
-                max_silence: float = np.inf) -> dict[str, ReachStats]:
+                max_silence: float = np.inf, spreads: np.ndarray | None = None
+                ) -> dict[str, ReachStats]:
     """Per side, the deepest level each sweep reached beyond the touch it met.
 
     The book a sweep met is the last BBO state *strictly before* its exchange time (at equal
     time the trades come first, :mod:`asmm.data.readers`). Sweeps whose state is unusable
     (none yet, crossed or locked, older than ``max_silence``, or inside a gap) are counted
-    in ``dropped`` and left out of both the count and the exposure.
+    in ``dropped`` and left out of both the count and the exposure. ``spreads``
+    (:func:`spread_exposure`) is the same for both sides and kept with each.
     """
     i = np.searchsorted(t_ms, sw.t, side="left") - 1
     has = i >= 0
@@ -221,7 +236,8 @@ def reach_stats(sw: Sweeps, t_ms: np.ndarray, bid: np.ndarray, ask: np.ndarray,
         spread = np.rint((a - b) / tick).astype(np.int64)
         hist = _merge_hist(np.column_stack([spread, np.maximum(j, 0), np.ones_like(j)]))
         out[name] = ReachStats(tick, hist, exposure, int(sw.fills[sel].sum()), inside,
-                               int(np.count_nonzero(mine & ~use)))
+                               int(np.count_nonzero(mine & ~use)),
+                               np.zeros((0, 2)) if spreads is None else spreads)
     return out
 
 
@@ -237,9 +253,22 @@ class SideEstimate:
     fills: int
     inside: int
     dropped: int
+    # The grid estimate's checks and views (estimate_side_on_grid); NaN / empty otherwise.
+    k_level2: float = math.nan      # k from level 2 on: a robustness check
+    k_level2_se: float = math.nan
+    k_full_tape: float = math.nan   # the full-tape likelihood's k (one tape convention)
+    touch_rate: float = math.nan    # sweeps per second at the touch (R_0 / T)
+    observed_rate: tuple[float, ...] = ()  # R_J / T, J = 0, 1, ..., 1/s
+    fitted_rate: tuple[float, ...] = ()    # A exp(-k delta_J) at the mean half-spread
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        """For the file's diagnostics: the checks that could not be computed are null; a NaN
+        anywhere else stays, so the calibrator refuses to write it."""
+        out = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
+        for k in ("k_level2", "k_level2_se", "k_full_tape"):
+            if not math.isfinite(out[k]):
+                out[k] = None
+        return out
 
 
 def reach_counts(hist: np.ndarray) -> np.ndarray:
@@ -358,3 +387,37 @@ def estimate_side(st: ReachStats, min_sweeps: int = 100) -> SideEstimate:
     A = n / st.exposure
     return SideEstimate(A, math.sqrt(n) / st.exposure, float(k), 1.0 / math.sqrt(info), n,
                         int(c1.sum()), st.exposure, st.fills, st.inside, st.dropped)
+
+
+def estimate_side_on_grid(st: ReachStats, min_sweeps: int = 100) -> SideEstimate:
+    """``A`` and ``k`` of one side that hold whatever the tape's convention: ``k`` from how
+    often a sweep goes one level deeper past the touch (:func:`estimate_k`), ``A`` the
+    intercept of the fill-rate curve on the price grid (:func:`fill_rate_curve`).
+
+    Beside them: ``k`` from level 2 on (a robustness check), the full-tape likelihood's
+    ``k`` (:func:`estimate_side`, right only on a tape printed by its one convention; NaN
+    where it is not identified), the touch's own rate and the observed and fitted curves.
+    Raises :class:`EstimationError` with fewer than ``min_sweeps`` sweeps, no exposure, or
+    no sweep going past the first level.
+    """
+    n = st.n
+    if n < max(min_sweeps, 1):
+        raise EstimationError(f"{n} usable sweeps (need at least {min_sweeps})")
+    spreads = st.spreads if st.spreads.size else None
+    if spreads is None or st.exposure <= 0:
+        raise EstimationError("no usable time with a valid book")
+    reach = reach_counts(st.hist)
+    k1 = estimate_k(reach, st.tick)
+    curve = fill_rate_curve(reach, spreads, k1, st.tick)
+    try:
+        k2 = estimate_k(reach, st.tick, start_level=2)
+    except EstimationError:
+        k2 = KEstimate(math.nan, math.nan, math.nan, 0, 2)
+    try:
+        full = estimate_side(st, min_sweeps).k
+    except EstimationError:
+        full = math.nan
+    return SideEstimate(curve.A, curve.A_se, k1.k, k1.se, n, int(reach[1]) if reach.size > 1
+                        else 0, st.exposure, st.fills, st.inside, st.dropped, k2.k, k2.se,
+                        full, float(curve.observed[0]), tuple(float(x) for x in curve.observed),
+                        tuple(float(x) for x in curve.fitted))
