@@ -33,6 +33,17 @@ def register(sub) -> None:
     p.add_argument("--bbo-rate", type=float, default=5.0, help="BBO updates per second")
     p.add_argument("--l2-interval", type=float, default=2.0, help="seconds between L2 snapshots")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv", help="file format")
+    p.add_argument("--rounding", choices=["floor", "ceil"], default="floor",
+                   help="the level a sweep's last fill prints at: the deepest within its reach "
+                        "(floor) or the first at or beyond it (ceil)")
+    p.add_argument("--touch-only", type=float, default=0.0, metavar="P",
+                   help="share of sweeps that print at the touch only, whatever their reach "
+                        "(real Hyperliquid BTC: 0.8-0.9)")
+    p.add_argument("--informed", type=float, default=0.0, metavar="F",
+                   help="share of market orders followed by a mid move in their direction")
+    p.add_argument("--impact", type=float, default=0.0, metavar="I",
+                   help="size of that move, price; the expected markout per maker fill is "
+                        "-F * I (in truth.json)")
     p.set_defaults(func=run)
 
 
@@ -50,7 +61,8 @@ def run(args) -> int:
         k_bid=args.k_bid if args.k_bid is not None else args.k,
         k_ask=args.k_ask if args.k_ask is not None else args.k,
         tick=args.tick, depth=args.depth, bbo_rate=args.bbo_rate,
-        l2_interval=args.l2_interval, fmt=args.format,
+        l2_interval=args.l2_interval, fmt=args.format, rounding=args.rounding,
+        touch_only=args.touch_only, informed=args.informed, impact=args.impact,
     )
     console = Console(stderr=True)
     try:

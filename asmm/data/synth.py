@@ -13,13 +13,26 @@ The generative model (every parameter is in the units of docs/design.md):
   the best ask (a market order trades at the touch even when its reach is shorter); a sell
   mirrors it on the bid. Each level prints ``1 + Poisson(extra_fills)`` fills; all fills of
   a sweep share one exchange timestamp.
+- **Tape conventions** (options, so estimators meet tapes they were not written for):
+  ``rounding`` "floor" prints a sweep's last fill at the deepest level within its reach
+  (above), "ceil" at the first level at or beyond it (a size-driven order taking the next
+  tick); ``touch_only`` a share of sweeps that print at the touch only, whatever their
+  reach — on real Hyperliquid BTC 80-90 % of sweeps do.
+- **Informed flow.** A share ``informed`` of market orders is followed, 1 ms later, by a
+  mid move of ``impact`` (price) in their direction (a BBO update is published then): the
+  adverse selection a maker filled by them suffers, with a known expected markout of
+  ``-informed * impact`` per fill at any horizon past the move.
 - **Book.** L2 snapshots every ``l2_interval`` seconds, ``depth`` levels per side on the
   tick grid around the current BBO, random sizes.
 - **Receive times.** ``timestamp`` = exchange time + a latency of about ``latency`` seconds
   with jitter, kept non-decreasing as a real single-socket collector receives them.
 
-Trades do not move the book (the market is exogenous): that keeps the truth exact, which is
-the point of this module. Deterministic for a given seed.
+Apart from informed orders, trades do not move the book (the market is exogenous): that keeps
+the truth exact, which is the point of this module. ``truth.json`` states what a
+convention-free estimator recovers: ``tape.A_grid``, the fill rate on the price grid
+(:data:`asmm.calibrate.days.FILL_RATE_CONVENTION`) — ``A`` under floor rounding, ``A e^{k
+tick}`` under ceil, times ``1 - touch_only`` — beside the law's ``A`` and ``k``.
+Deterministic for a given seed.
 """
 
 from __future__ import annotations
@@ -69,6 +82,15 @@ class SynthConfig:
     latency: float = 0.05         # receive latency (s)
     size_decimals: int = 5
     fmt: str = "csv"              # csv | parquet
+    rounding: str = "floor"       # floor | ceil: the level a sweep's last fill prints at
+    touch_only: float = 0.0       # share of sweeps printing at the touch only
+    informed: float = 0.0         # share of market orders followed by a mid move
+    impact: float = 0.0           # price: the size of that move, in the order's direction
+
+    def A_grid(self, A: float, k: float) -> float:
+        """The fill rate on the price grid (intercept of the curve through levels >= 1)."""
+        ceil = np.exp(k * self.tick) if self.rounding == "ceil" else 1.0
+        return float(A * (1.0 - self.touch_only) * ceil)
 
     def truth(self) -> dict:
         """The parameters an estimator should recover, with units."""
@@ -77,6 +99,17 @@ class SynthConfig:
             "sigma": self.sigma,
             "bid": {"A": self.A_bid, "k": self.k_bid},
             "ask": {"A": self.A_ask, "k": self.k_ask},
+            "tape": {"rounding": self.rounding, "touch_only": self.touch_only,
+                     "A_grid": {"bid": self.A_grid(self.A_bid, self.k_bid),
+                                "ask": self.A_grid(self.A_ask, self.k_ask)},
+                     "note": "A_grid: the fill rate on the price grid a convention-free "
+                             "estimator recovers (A under floor rounding, A e^(k tick) under "
+                             "ceil, times 1 - touch_only); k is the law's whatever the tape"},
+            "informed": {"share": self.informed, "impact": self.impact,
+                         "expected_markout": -self.informed * self.impact,
+                         "expected_markout_bp": -self.informed * self.impact / self.mid * 1e4,
+                         "note": "per maker fill, at horizons past the 1 ms move; price units "
+                                 "and bp of the starting mid; negative = against the maker"},
             "mid0": self.mid,
             "tick": self.tick,
             "spread_ticks": self.spread_ticks,
@@ -121,12 +154,11 @@ def _sweeps(rng, cfg: SynthConfig, side: int, t_ms: np.ndarray, bbo_t: np.ndarra
     ask = bid + cfg.spread_ticks * cfg.tick
     mid = 0.5 * (bid + ask)
     reach = rng.exponential(1.0 / k, size=t_ms.size)
-    if side > 0:
-        extra = np.floor((mid + reach - ask) / cfg.tick + 1e-9)
-        touch = ask
-    else:
-        extra = np.floor((bid - (mid - reach)) / cfg.tick + 1e-9)
-        touch = bid
+    # Levels past the touch within (floor) or up to the first at or beyond (ceil) the reach.
+    beyond = (mid + reach - ask) / cfg.tick if side > 0 else (bid - (mid - reach)) / cfg.tick
+    touch = ask if side > 0 else bid
+    extra = np.ceil(beyond - 1e-9) if cfg.rounding == "ceil" else np.floor(beyond + 1e-9)
+    extra[rng.random(t_ms.size) < cfg.touch_only] = 0
     levels = (np.maximum(extra, 0) + 1).astype(np.int64)
     sweep_of_level = np.repeat(np.arange(t_ms.size), levels)
     level_no = np.arange(sweep_of_level.size) - np.repeat(np.cumsum(levels) - levels, levels)
@@ -144,21 +176,30 @@ def generate_day(cfg: SynthConfig, day_index: int, state: dict, out: Path) -> di
     t0_ms = int(day_bounds(day)[0] * 1000)
     n_ms = 86_400_000
 
+    # Order times first: informed ones move the mid 1 ms after them, with a BBO update then.
+    buy_t_ms, sell_t_ms = _event_ms(rng, cfg.A_ask, n_ms), _event_ms(rng, cfg.A_bid, n_ms)
+    inf_buy = buy_t_ms[rng.random(buy_t_ms.size) < cfg.informed]
+    inf_sell = sell_t_ms[rng.random(sell_t_ms.size) < cfg.informed]
     # Mid at BBO times: the latent ABM. One extra increment for the step from the previous
     # day's last update (or the start) keeps the path continuous across files.
     bbo_t = _event_ms(rng, cfg.bbo_rate, n_ms)
+    if inf_buy.size or inf_sell.size:
+        bbo_t = np.union1d(bbo_t, np.minimum(np.concatenate([inf_buy, inf_sell]) + 1,
+                                             n_ms - 1))
     dt = np.diff(bbo_t, prepend=state["last_t"] - t0_ms) / 1000.0
     S = state["S"] + np.cumsum(cfg.sigma * np.sqrt(dt) * rng.standard_normal(bbo_t.size))
+    if inf_buy.size or inf_sell.size:
+        # The moves of informed orders before each update (strictly: the order comes first).
+        S = S + cfg.impact * (np.searchsorted(inf_buy, bbo_t, side="left")
+                              - np.searchsorted(inf_sell, bbo_t, side="left"))
     bid = np.floor(S / cfg.tick) * cfg.tick
     ask = bid + cfg.spread_ticks * cfg.tick
     bid_sz = _sizes(rng, 2.0, bbo_t.size, cfg.size_decimals)
     ask_sz = _sizes(rng, 2.0, bbo_t.size, cfg.size_decimals)
 
     carry_bid = state["bid"]
-    buy_t, buy_px, buy_sw = _sweeps(rng, cfg, +1, _event_ms(rng, cfg.A_ask, n_ms), bbo_t, bid,
-                                    carry_bid)
-    sell_t, sell_px, sell_sw = _sweeps(rng, cfg, -1, _event_ms(rng, cfg.A_bid, n_ms), bbo_t,
-                                       bid, carry_bid)
+    buy_t, buy_px, buy_sw = _sweeps(rng, cfg, +1, buy_t_ms, bbo_t, bid, carry_bid)
+    sell_t, sell_px, sell_sw = _sweeps(rng, cfg, -1, sell_t_ms, bbo_t, bid, carry_bid)
     tr_t = np.concatenate([buy_t, sell_t])
     tr_px = np.concatenate([buy_px, sell_px])
     tr_side = np.concatenate([np.ones(buy_t.size, np.int8), -np.ones(sell_t.size, np.int8)])
@@ -232,6 +273,13 @@ def generate(cfg: SynthConfig, out: str | Path, progress=None) -> dict:
         v = getattr(cfg, name)
         if not np.isfinite(v) or v <= 0:
             raise ValueError(f"{name} must be a finite number > 0, got {v}")
+    if cfg.rounding not in ("floor", "ceil"):
+        raise ValueError(f"rounding must be 'floor' or 'ceil', got {cfg.rounding!r}")
+    for name in ("touch_only", "informed"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ValueError(f"{name} must be a share in [0, 1], got {getattr(cfg, name)}")
+    if not (np.isfinite(cfg.impact) and cfg.impact >= 0):
+        raise ValueError(f"impact must be a finite price >= 0, got {cfg.impact}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     bid0 = np.floor(cfg.mid / cfg.tick) * cfg.tick
