@@ -13,7 +13,8 @@ from asmm.core import policy as compiled
 from asmm.core.enums import FlatSide, Mode, Side
 from asmm.freqtrade import policy as strategy
 from asmm.sim import decision
-from asmm.sim.engine import BacktestConfig, _param_record
+from asmm.sim.config import BacktestConfig
+from asmm.sim.engine import _param_record
 
 SIDES = {Side.LONG: compiled.SIDE_LONG, Side.SHORT: compiled.SIDE_SHORT}
 LOTS = (-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from asmm.core.fees import MAKER_FEE, TAKER_FEE
+from asmm.cli.options import add_options, config_from
 
 
 def _when(text: str) -> float:
@@ -25,15 +25,16 @@ def _when(text: str) -> float:
 
 
 def register(sub) -> None:
+    from asmm.sim.config import BacktestConfig
+
     p = sub.add_parser(
         "backtest", help="tick-level market-making backtest over collector data",
         description="Replay recorded (or synthetic) BBO, trades and L2 snapshots and simulate "
                     "the quotes of asmm.core.model with latency, queue position and fees. Prints "
                     "PnL, Sharpe, drawdown, fills and inventory for the chosen execution mode "
-                    "and, for comparison, the other two modes on the same data.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "and, for comparison, the other two modes on the same data.")
     p.add_argument("--data-dir", required=True, help="collector data folder")
-    p.add_argument("--coin", default="BTC", help="coin to backtest")
+    p.add_argument("--coin", default="BTC", help="coin to backtest (default: %(default)s)")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--params", help="parameter file (scripts/avellaneda_parameters_<COIN>"
                                       ".json) whose model, sigma, gamma, A, k are quoted; "
@@ -47,32 +48,11 @@ def register(sub) -> None:
                    help="window start: epoch seconds, YYYY-MM-DD or ISO time (UTC)")
     p.add_argument("--to", dest="end", type=_when,
                    help="window end (exclusive), same forms as --from")
-    p.add_argument("--order-size", type=float, default=0.001, help="coin per order (one lot)")
-    p.add_argument("--refresh-seconds", type=float, default=1.0, help="re-quote interval, s")
-    p.add_argument("--latency-ms", type=float, default=100.0,
-                   help="delay before new and cancelled orders take effect, ms")
-    p.add_argument("--queue", choices=["none", "prob"], default="prob",
-                   help="none: fill on touch; prob: wait for the volume queued ahead "
-                        "(probabilistic cancellations)")
-    p.add_argument("--queue-power", type=float, default=3.0,
-                   help="exponent n of the queue model's front^n/(front^n+back^n)")
-    p.add_argument("--maker-fee", type=float, default=MAKER_FEE,
-                   help="maker fee, fraction of notional")
-    p.add_argument("--taker-fee", type=float, default=TAKER_FEE,
-                   help="taker fee, fraction of notional (closing-cost view only)")
-    p.add_argument("--max-inventory", type=float, default=10.0, help="inventory bound, lots")
-    p.add_argument("--horizon", type=float, default=86400.0,
-                   help="A-S horizon, s (tau runs to the next multiple in epoch time)")
-    p.add_argument("--tick", type=float, help="price tick (default: inferred from the data)")
-    p.add_argument("--execution", choices=["two-sided", "freqtrade", "freqtrade-pair"],
-                   default="two-sided",
-                   help="two-sided: bid and ask rest at once; freqtrade: one order at a time "
-                        "(entry then exit); freqtrade-pair: a long and a short bot")
-    p.add_argument("--flat-side", choices=["alternate", "long", "short"], default="alternate",
-                   help="freqtrade mode: the side a flat bot enters (the strategy's "
-                        "flat_side_rule; alternate = opposite of the last entry)")
+    # Every strategy setting, its default and its help, from BacktestConfig.
+    add_options(p, BacktestConfig)
     p.add_argument("--sample-seconds", type=float, default=60.0,
-                   help="equity/plot sampling interval, s (must divide 3600)")
+                   help="equity/plot sampling interval, s (must divide 3600; default: "
+                        "%(default)s)")
     p.add_argument("--json", action="store_true",
                    help="print one flat JSON object instead of tables")
     p.add_argument("--plot", metavar="OUT.png", help="write a PNG: mid, quotes, fills, "
@@ -81,25 +61,21 @@ def register(sub) -> None:
 
 
 def _config(args):
-    from asmm.sim import BacktestConfig
+    from asmm.sim.config import FIXED, BacktestConfig
 
-    common = dict(order_size=args.order_size, refresh_seconds=args.refresh_seconds,
-                  latency_ms=args.latency_ms, queue=args.queue, queue_power=args.queue_power,
-                  maker_fee=args.maker_fee, taker_fee=args.taker_fee,
-                  max_inventory=args.max_inventory, horizon=args.horizon, tick=args.tick,
-                  execution=args.execution, flat_side=args.flat_side)
     if args.fixed_depth is not None:
         if args.gamma is not None:
             raise ValueError("--gamma applies to --params, not to --fixed-depth")
-        return BacktestConfig(model="fixed", fixed_depth=args.fixed_depth, **common)
+        return config_from(BacktestConfig, args, model=FIXED, fixed_depth=args.fixed_depth)
     from asmm.core.params import load_params
 
     params = load_params(args.params, check_fresh=False)
     if params.coin != args.coin:
         raise ValueError(f"{args.params} is for {params.coin}, not {args.coin}")
+    quoted = BacktestConfig.quoting(params)
     if args.gamma is not None:
-        common["gamma"] = args.gamma
-    return BacktestConfig.from_params(params, **common)
+        quoted["gamma"] = args.gamma
+    return config_from(BacktestConfig, args, **quoted)
 
 
 def _fmt(v) -> str:

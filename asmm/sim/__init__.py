@@ -8,32 +8,36 @@ Public API (stable; the calibrator depends on it)::
     result.hourly_pnl()     # pandas Series of hourly PnL increments
     results = run_grid(events, [cfg.with_(gamma=g) for g in gammas])   # one pass
 
-Modules: :mod:`.events` (loading and merging), :mod:`.kernel` (the numba event loop, which
-quotes with :func:`asmm.core.model.quote_scalar`), :mod:`.engine` (configuration, results).
+Modules: :mod:`.config` (the configuration), :mod:`.events` (loading and merging),
+:mod:`.engine` (runs and results) around the numba kernel: :mod:`.records` (the state, by
+name), :mod:`.kernel` (the event loop), :mod:`.matching` (the simulated exchange),
+:mod:`.decision` (the strategy, quoting with :func:`asmm.core.model.quote_scalar`).
+
+The names load on first use (PEP 562), so importing a light module of the package, such
+as :mod:`.config` for the CLI's options, does not compile or import numba.
 """
 
-from asmm.sim.engine import (
-    EXECUTIONS,
-    QUEUES,
-    BacktestConfig,
-    BacktestResult,
-    fixed_depth_model,
-    infer_tick,
-    run_backtest,
-    run_grid,
-)
-from asmm.sim.events import Events, load_events, merge
+from __future__ import annotations
 
-__all__ = [
-    "EXECUTIONS",
-    "QUEUES",
-    "BacktestConfig",
-    "BacktestResult",
-    "Events",
-    "fixed_depth_model",
-    "infer_tick",
-    "load_events",
-    "merge",
-    "run_backtest",
-    "run_grid",
-]
+import importlib
+
+_PUBLIC = {
+    "BacktestConfig": "asmm.sim.config",
+    "EXECUTIONS": "asmm.sim.engine",
+    "QUEUES": "asmm.sim.engine",
+    "BacktestResult": "asmm.sim.engine",
+    "fixed_depth_model": "asmm.sim.engine",
+    "infer_tick": "asmm.sim.engine",
+    "run_backtest": "asmm.sim.engine",
+    "run_grid": "asmm.sim.engine",
+    "Events": "asmm.sim.events",
+    "load_events": "asmm.sim.events",
+    "merge": "asmm.sim.events",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'asmm.sim' has no attribute {name!r}")
+    return getattr(importlib.import_module(_PUBLIC[name]), name)

@@ -1,4 +1,5 @@
-"""Backtest configuration, results and the runners around the numba kernel.
+"""Backtest results and the runners around the numba kernel (the configuration is
+:mod:`asmm.sim.config`).
 
 Units (docs/design.md): prices and depths in quote currency, time in seconds, ``sigma`` price per
 sqrt(s), ``A`` 1/s, ``k`` and ``gamma`` 1/price, inventory in lots (position / order size),
@@ -10,126 +11,26 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from asmm.core.enums import Execution, Model, Queue
 from asmm.core.errors import DataError
-from asmm.core.fees import MAKER_FEE, TAKER_FEE
 from asmm.core.model import MODEL_AS, MODELS
 from asmm.core.policy import FLAT_SIDE_CODE
 from asmm.data.grid import infer_tick as infer_price_grid
 from asmm.sim import kernel as K
 from asmm.sim import records as R
+from asmm.sim.config import FIXED, BacktestConfig
 from asmm.sim.events import Events
 
 EXECUTIONS = {Execution.TWO_SIDED: R.EXEC_TWO_SIDED, Execution.FREQTRADE: R.EXEC_FREQTRADE,
               Execution.FREQTRADE_PAIR: R.EXEC_PAIR}
 QUEUES = {Queue.NONE: R.QUEUE_NONE, Queue.PROB: R.QUEUE_PROB}
-FIXED = "fixed"  # the baseline model: a fixed depth either side of the mid
 HOURS_PER_YEAR = 24.0 * 365.0
 _CHUNK = 250_000  # events per kernel call under a progress bar
-
-
-@dataclass(frozen=True)
-class BacktestConfig:
-    """One strategy configuration. Every field has a unit and a default that is sensible for
-    Hyperliquid perpetuals.
-
-    - ``model``: ``"glft"`` | ``"as"`` quote with :func:`asmm.core.model.quote_scalar` from
-      ``sigma, gamma, A_*, k_*``; ``"fixed"`` quotes ``fixed_depth`` (price) each side of
-      the mid, through the same function (see :func:`fixed_depth_model`).
-    - ``horizon``: A–S horizon in seconds; ``tau`` runs down to the next multiple of it in
-      epoch time (86400: the end of the UTC day).
-    - ``order_size``: coin per order (one lot). ``max_inventory``: bound Q in lots.
-    - ``refresh_seconds``: re-quote interval; ``latency_ms``: delay before a new or cancelled
-      order takes effect at the exchange.
-    - ``queue``: ``"none"`` fills on touch; ``"prob"`` waits for the volume queued ahead
-      (probabilistic cancellations with exponent ``queue_power``, see the kernel).
-    - ``maker_fee``: charged on every fill and (for the models) added to the quoted depth;
-      ``taker_fee``: used only for the closing-cost view ``pnl_after_close``.
-    - ``execution``: ``"two-sided"`` (bid and ask rest at once), ``"freqtrade"`` (one bot,
-      one order: an entry, then its exit), ``"freqtrade-pair"`` (a long-only and a
-      short-only bot sharing the net inventory). ``flat_side``: the side a flat
-      ``freqtrade`` bot enters, as the strategy's ``asmm.freqtrade.policy.flat_side`` rule
-      (``"alternate"``: opposite of the last entry, long first; ``"long"``; ``"short"``).
-    - ``tick``: price grid; ``None`` infers it from the data.
-    - ``min_spread`` (price) and ``max_improve_ticks``: passed to the quote function.
-    """
-
-    model: str = "glft"
-    fixed_depth: float | None = None
-    sigma: float = math.nan
-    gamma: float = math.nan
-    A_bid: float = math.nan
-    k_bid: float = math.nan
-    A_ask: float = math.nan
-    k_ask: float = math.nan
-    horizon: float = 86400.0
-    order_size: float = 0.001
-    max_inventory: float = 10.0
-    refresh_seconds: float = 1.0
-    latency_ms: float = 100.0
-    queue: str = "prob"
-    queue_power: float = 3.0
-    maker_fee: float = MAKER_FEE
-    taker_fee: float = TAKER_FEE
-    execution: str = "two-sided"
-    flat_side: str = "alternate"
-    tick: float | None = None
-    min_spread: float = 0.0
-    max_improve_ticks: float = math.inf
-    label: str = field(default="", compare=False)
-
-    def __post_init__(self):
-        def bad(msg):
-            raise ValueError(f"backtest config: {msg}")
-
-        if self.model not in (*MODELS, FIXED):
-            bad(f"model {self.model!r}; choose glft, as or fixed")
-        if self.model == "fixed":
-            if self.fixed_depth is None or not math.isfinite(self.fixed_depth) \
-                    or self.fixed_depth <= 0:
-                bad("model 'fixed' needs fixed_depth > 0 (price units from the mid)")
-        else:
-            names = ["sigma", "gamma", "k_bid", "k_ask"]
-            if self.model == "glft":
-                names += ["A_bid", "A_ask"]
-            for n in names:
-                v = getattr(self, n)
-                if not (math.isfinite(v) and v > 0):
-                    bad(f"{n} = {v} must be a finite number > 0 for model {self.model!r}")
-        for n in ("order_size", "refresh_seconds", "horizon", "max_inventory"):
-            v = getattr(self, n)
-            if not v > 0:
-                bad(f"{n} = {v} must be > 0")
-        if not (self.latency_ms >= 0 and math.isfinite(self.latency_ms)):
-            bad(f"latency_ms = {self.latency_ms} must be a finite number >= 0")
-        if not (math.isfinite(self.maker_fee) and math.isfinite(self.taker_fee)):
-            bad("fees must be finite")
-        if self.queue not in QUEUES:
-            bad(f"queue {self.queue!r}; choose {' or '.join(QUEUES)}")
-        if self.execution not in EXECUTIONS:
-            bad(f"execution {self.execution!r}; choose one of {', '.join(EXECUTIONS)}")
-        if self.flat_side not in FLAT_SIDE_CODE:
-            bad(f"flat_side {self.flat_side!r}; choose one of {', '.join(FLAT_SIDE_CODE)}")
-        if self.tick is not None and not self.tick >= 0:
-            bad(f"tick = {self.tick} must be >= 0")
-
-    @classmethod
-    def from_params(cls, params, **overrides) -> BacktestConfig:
-        """A configuration quoting an :class:`asmm.core.params.Params` set; ``overrides`` set any
-        other field (e.g. ``gamma`` for a grid)."""
-        base = dict(model=params.model, sigma=params.sigma, gamma=params.gamma,
-                    A_bid=params.bid.A, k_bid=params.bid.k, A_ask=params.ask.A,
-                    k_ask=params.ask.k)
-        base.update(overrides)
-        return cls(**base)
-
-    def with_(self, **changes) -> BacktestConfig:
-        return replace(self, **changes)
 
 
 def fixed_depth_model(depth: float) -> dict:
