@@ -24,7 +24,7 @@ ALLOWED = {
 }
 MAX_LINES = 500
 # Modules still to split (issue 11): strict, so a split that lands must remove its entry.
-OVERSIZE = {"sim/kernel.py"}
+OVERSIZE: set[str] = set()
 SHIMS = [*ROOT.glob("scripts/*.py"), *ROOT.glob("HL_data_collector/*.py"), ROOT / "show_PnL.py"]
 
 
