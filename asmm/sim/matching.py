@@ -6,7 +6,7 @@ Each function works on one configuration: ``a`` its ACCOUNT record, ``p`` its PA
 is the shared MARKET record and ``tape`` the market events (:mod:`asmm.sim.records` lists the
 fields and their units). Records are references: the functions update them in place.
 The per-event handlers (``on_trade``, ``on_bbo_queue``, ``on_book``) are inlined into the
-loop: a call that passes the tape cost up to 15 % at 1 s re-quotes (benchmarks/README.md).
+loop: as calls (passing the whole tape) the benchmark ran 3-6 % slower.
 
 Modelling rules (documented simplifications):
 
