@@ -324,7 +324,8 @@ def test_rest_from_a_real_dry_run_bot(trades_db, small_market, replay_exchange, 
     import secrets
     import time
 
-    from asmm.cli.demo_run import REPLAY_CONFIG, freqtrade_config
+    from asmm.cli.demo_steps import freqtrade_config
+    from asmm.freqtrade.userdir import replay_config
 
     data, _ = small_market
     rp = replay_exchange(data)
@@ -336,9 +337,8 @@ def test_rest_from_a_real_dry_run_bot(trades_db, small_market, replay_exchange, 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     password = secrets.token_urlsafe(12)
-    cfg = freqtrade_config(json.loads(REPLAY_CONFIG.read_text()), replay_url=rp.url,
-                           api_port=port, user="tester", password=password, db=db,
-                           params_file=tmp_path / "no-params.json")
+    cfg = freqtrade_config(replay_config(), replay_url=rp.url, api_port=port, user="tester",
+                           password=password, db=db, params_file=tmp_path / "no-params.json")
     cfg["initial_state"] = "stopped"
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     (tmp_path / "ud").mkdir()
