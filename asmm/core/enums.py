@@ -48,6 +48,18 @@ class Execution(StrEnum):
     FREQTRADE_PAIR = "freqtrade-pair"
 
 
+class FillRule(StrEnum):
+    """How a resting order fills, in the backtester (and, one implementation, the paper
+    exchange): ``exchange`` from trades past the queue ahead and when the opposite best
+    price reaches it (the book moved through it: someone traded with it); ``trades`` from
+    trades only; ``freqtrade-dry-run`` as Freqtrade's dry-run: when the book crosses it,
+    checked at the bot's loop cadence, never from trades."""
+
+    EXCHANGE = "exchange"
+    TRADES = "trades"
+    FREQTRADE_DRY_RUN = "freqtrade-dry-run"
+
+
 class Queue(StrEnum):
     """Queue position in the backtester: fill on touch, or wait for the volume ahead."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from asmm.core.enums import Execution, FlatSide, Model, Queue
+from asmm.core.enums import Execution, FillRule, FlatSide, Model, Queue
 from asmm.core.fees import MAKER_FEE, TAKER_FEE
 from asmm.core.settings import MAX_INVENTORY_LOTS, setting
 
@@ -68,6 +68,10 @@ class BacktestConfig:
         help="two-sided: bid and ask rest at once; freqtrade: one bot, one order at a time "
              "(an entry, then its exit); freqtrade-pair: a long-only and a short-only bot "
              "sharing the net inventory")
+    fill_rule: str = setting(
+        FillRule.TRADES, choices=FillRule,
+        help="trades: resting orders fill from trades past the queue ahead (exchange and "
+             "freqtrade-dry-run: see asmm.core.enums.FillRule)")
     flat_side: str = setting(
         FlatSide.ALTERNATE, choices=FlatSide,
         help="freqtrade execution: the side a flat bot enters, as the strategy's "
@@ -105,12 +109,14 @@ class BacktestConfig:
         if not (math.isfinite(self.maker_fee) and math.isfinite(self.taker_fee)):
             bad("fees must be finite")
         for name, kind in (("queue", Queue), ("execution", Execution),
-                           ("flat_side", FlatSide)):
+                           ("flat_side", FlatSide), ("fill_rule", FillRule)):
             value = getattr(self, name)
             if value not in tuple(kind):
                 bad(f"{name} {value!r}; choose one of {', '.join(kind)}")
             # Frozen: the spelling a caller passed becomes the enum member it names.
             object.__setattr__(self, name, kind(value))
+        if self.fill_rule is not FillRule.TRADES:
+            bad(f"fill_rule {self.fill_rule.value!r} is not simulated yet; only 'trades' is")
         if self.tick is not None and not self.tick >= 0:
             bad(f"tick = {self.tick} must be >= 0")
 
