@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from asmm.core.errors import PnLError
 from asmm.report.comparison import compare_with_backtest
 from asmm.report.ledger import BotBook, Fill, TradeRec, cagr, merge_books, summarize
 from asmm.report.rendering import plot, write_html
@@ -427,7 +428,81 @@ def test_compare_without_data_is_a_clear_error(trades_db, small_market, tmp_path
     r = _cli("--db", str(trades_db), "--no-plot", "--data-dir", str(tmp_path / "empty"),
              "--params", str(_params_file(tmp_path / "p.json", truth)))
     assert r.returncode == 2
-    assert "cannot backtest the live window" in r.stderr
+    # The markouts read the data first, and say so.
+    assert "cannot read the BBO" in r.stderr and "empty does not exist" in r.stderr
+
+
+def _bbo_dir(folder: Path) -> Path:
+    """A collector folder whose mid is 100000 from T0 - 30 s to T0 + 3630 s, except 99990
+    from T0 + 0.5 s to T0 + 9 s (one BBO message per state, bid and ask 1 from the mid)."""
+    t0 = T0.replace(tzinfo=UTC).timestamp()
+    rows = ["timestamp,price,size,side,exchange_timestamp"]
+    for dt, mid in ((-30, 100000), (0.5, 99990), (9, 100000), (3630, 100000)):
+        ms = round((t0 + dt) * 1000)
+        rows += [f"{ms / 1000},{mid - 1},1.0,bid,{ms}", f"{ms / 1000},{mid + 1},1.0,ask,{ms}"]
+    folder.mkdir()
+    (folder / "prices_BTC.csv").write_text("\n".join(rows) + "\n")
+    return folder
+
+
+def _bp(side: int, mid: float, price: float) -> float:
+    return side * (mid - price) / price * 1e4
+
+
+# The hand-built fills against that mid, at 1 s, 10 s and 60 s (None: the data ends first).
+BUYS = [[_bp(1, 99990, 100000), 0.0, 0.0],                      # T1 entry, t0
+        [_bp(1, 100000, 99990)] * 3,                            # T2 exit, t0 + 300
+        [_bp(1, 100000, 99950)] * 2 + [None]]                   # T3 entry, t0 + 3600
+SELLS = [[_bp(-1, 100000, 100020)] * 3, [_bp(-1, 100000, 100030)] * 3]
+
+
+def _means(rows):
+    return [pytest.approx(sum(v for v in col if v is not None)
+                          / sum(v is not None for v in col)) for col in zip(*rows, strict=True)]
+
+
+def test_markouts_of_the_fills_by_hand(trades_db, tmp_path):
+    from asmm.report.markouts import fill_markouts, load_mids
+
+    book = load_db(trades_db)
+    m = fill_markouts(book, load_mids(_bbo_dir(tmp_path / "bbo"), "BTC", [book]))
+    (_, n_buy, buy_means), (_, n_sell, sell_means), (_, n_all, _) = m.by_side()
+    assert (n_buy, n_sell, n_all) == (3, 2, 5)
+    assert list(buy_means.values()) == _means(BUYS)
+    assert list(sell_means.values()) == _means(SELLS)
+    doc = m.as_dict()
+    # The mid dipped 10 just after the first buy: -1 bp at 1 s, gone by 10 s.
+    assert doc["fills"][0]["markout_1s_bp"] == pytest.approx(-1.0)
+    assert doc["fills"][0]["markout_10s_bp"] == 0.0
+    assert doc["fills"][-1]["side"] == "buy" and doc["fills"][-1]["markout_60s_bp"] is None
+    assert doc["sides"]["sells"]["fills"] == 2
+    # A data shift moves the fills onto the data's clock: an hour later there is no BBO.
+    with pytest.raises(PnLError, match="no BTC BBO"):
+        load_mids(tmp_path / "bbo", "BTC", [book], shift=7200.0)
+
+
+def test_cli_markouts_in_table_json_and_html(trades_db, tmp_path):
+    data = _bbo_dir(tmp_path / "bbo")
+    args = ("--db", str(trades_db), "--no-plot", "--data-dir", str(data))
+    r = _cli(*args, "--json")
+    assert r.returncode == 0, r.stderr
+    (fig,) = json.loads(r.stdout)
+    sides = fig["markouts"]["sides"]
+    assert [sides["buys"][k] for k in ("markout_1s_bp", "markout_10s_bp",
+                                       "markout_60s_bp")] == _means(BUYS)
+    assert len(fig["markouts"]["fills"]) == 5
+    assert "backtest" not in fig  # markouts need no parameter file; the comparison does
+    r = _cli(*args, "--html", str(tmp_path / "r.html"))
+    assert r.returncode == 0, r.stderr
+    assert "Markouts" in r.stdout and "sells (our ask)" in r.stdout
+    assert f"{_means(SELLS)[0].expected:+.3f}" in r.stdout
+    page = json.loads((tmp_path / "r.html").read_text().split("const D = ", 1)[1]
+                      .split(";\n", 1)[0])
+    assert page["markouts"]["head"] == ["bot", "side", "fills", "1 s", "10 s", "60 s"]
+    assert [row[1] for row in page["markouts"]["rows"]] == ["buys (our bid)",
+                                                            "sells (our ask)", "all fills"]
+    r = _cli("--db", str(trades_db), "--no-plot", "--params", str(tmp_path / "p.json"))
+    assert r.returncode == 2 and "--params needs --data-dir" in r.stderr
 
 
 def test_cagr_edges():

@@ -42,12 +42,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="mark price for unrealised PnL with --db (default: last fill price)")
     p.add_argument("--now", type=datetime.fromisoformat, default=None,
                    help="end of the report period, ISO UTC (default: now)")
-    cmp = p.add_argument_group("does paper trading match the backtest?")
+    cmp = p.add_argument_group("market data: markouts; does paper trading match the backtest?")
     cmp.add_argument("--data-dir", type=Path, default=None,
-                     help="collector data covering the live period: also backtest that window "
-                          "tick by tick and compare")
+                     help="collector data covering the live period: markouts of every fill "
+                          "(the mid 1 s, 10 s, 60 s later), and with --params a tick-level "
+                          "backtest of that window to compare with")
     cmp.add_argument("--params", type=Path, default=None,
-                     help="parameter file the bot quoted from (needed with --data-dir)")
+                     help="parameter file the bot quoted from (the comparison; needs "
+                          "--data-dir)")
     cmp.add_argument("--data-shift", type=float, default=0.0,
                      help="seconds to add to live times to get the data's times (a replay "
                           "started with --start-at now moved the data; its /_replay/clock "
@@ -93,8 +95,10 @@ def run(args) -> int:
     from asmm.core.errors import PnLError
     from asmm.report.comparison import compare_with_backtest
     from asmm.report.ledger import base_currency, merge_books, summarize, with_capital
+    from asmm.report.markouts import fill_markouts, load_mids
     from asmm.report.rendering import (
         comparison_table,
+        markouts_table,
         plot,
         summary_dict,
         summary_table,
@@ -124,10 +128,14 @@ def run(args) -> int:
         summaries = [summarize(b, now) for b in books]
         if len(books) > 1:
             summaries.append(summarize(merged, now))
-        comparison = None
+        comparison, marked = None, []
+        if args.params is not None and args.data_dir is None:
+            raise PnLError("--params needs --data-dir (the market data of the live period)")
         if args.data_dir is not None:
-            if args.params is None:
-                raise PnLError("--data-dir needs --params (the file the bot quoted from)")
+            mids = load_mids(args.data_dir, base, books, shift=args.data_shift)
+            marked = [fill_markouts(b, mids, shift=args.data_shift)
+                      for b in (books if len(books) == 1 else [*books, merged])]
+        if args.params is not None:
             execution = args.execution or ("freqtrade" if len(books) == 1 else "freqtrade-pair")
             comparison = compare_with_backtest(summaries[-1], args.data_dir, base, args.params,
                                                shift=args.data_shift, execution=execution)
@@ -136,12 +144,16 @@ def run(args) -> int:
         return 2
     if args.json:
         doc = [summary_dict(s) for s in summaries]
+        for d, m in zip(doc, marked, strict=False):
+            d["markouts"] = m.as_dict()
         if comparison is not None:
             doc[-1]["backtest"] = {label: {"live": live, "backtest": bt}
                                    for label, live, bt in comparison.rows}
         print(json.dumps(doc, indent=1))
     else:
         out.print(summary_table(summaries, base=base))
+        if marked:
+            out.print(markouts_table(marked))
         if comparison is not None:
             out.print(comparison_table(comparison))
     if not args.no_plot:
@@ -149,6 +161,7 @@ def run(args) -> int:
         (err if args.json else out).print(
             f"plot (equity, inventory, captured spread over time): {path}")
     if args.html is not None:
-        path = write_html(summaries, args.html, base=base, comparison=comparison)
+        path = write_html(summaries, args.html, base=base, comparison=comparison,
+                          marked=marked)
         (err if args.json else out).print(f"interactive report: {path}")
     return 0

@@ -18,6 +18,12 @@ import pandas as pd
 from asmm.core.io import atomic_path, save_png
 from asmm.report.comparison import Comparison
 from asmm.report.ledger import PnLSummary
+from asmm.report.markouts import FillMarkouts
+from asmm.sim.markouts import HORIZONS
+
+MARKOUTS_TITLE = ("Markouts: the collector's mid after each fill against the fill's price "
+                  "(bp, mean per side; negative = the market moved against us)")
+MARKOUTS_HEAD = ["bot", "side", "fills", *(f"{h:g} s" for h in HORIZONS)]
 
 
 def _fmt(x: float, spec: str, unit: str = "") -> str:
@@ -72,6 +78,23 @@ def summary_table(summaries: Sequence[PnLSummary], quote: str = "USDC", base: st
     return t
 
 
+def markout_rows(marked: Sequence[FillMarkouts]) -> list[list[str]]:
+    """One row per bot and side: its fills and mean markout at each horizon."""
+    return [[m.name, side, str(n), *(_fmt(v, "+.3f") for v in means.values())]
+            for m in marked for side, n, means in m.by_side()]
+
+
+def markouts_table(marked: Sequence[FillMarkouts]):
+    from rich.table import Table
+
+    t = Table(title=MARKOUTS_TITLE, title_justify="left")
+    for col in MARKOUTS_HEAD:
+        t.add_column(col, justify="left" if col in ("bot", "side") else "right")
+    for row in markout_rows(marked):
+        t.add_row(*row)
+    return t
+
+
 def comparison_table(c: Comparison):
     """A rich table of the live figures beside the backtest's, with their difference."""
     from rich.table import Table
@@ -101,10 +124,12 @@ def summary_dict(s: PnLSummary) -> dict:
 
 
 def write_html(summaries: Sequence[PnLSummary], out: str | Path, *, base: str = "",
-               comparison: Comparison | None = None) -> Path:
+               comparison: Comparison | None = None,
+               marked: Sequence[FillMarkouts] = ()) -> Path:
     """A self-contained interactive HTML page (no external scripts): the report's tables
-    and the equity, inventory and captured-spread charts of the last summary, with the
-    value under the mouse. Written to a temp file and renamed."""
+    (the markouts and the comparison when given) and the equity, inventory and
+    captured-spread charts of the last summary, with the value under the mouse. Written to
+    a temp file and renamed."""
     book = summaries[-1]
     c = book.curves
     rt = book.round_trips
@@ -113,6 +138,8 @@ def write_html(summaries: Sequence[PnLSummary], out: str | Path, *, base: str = 
         "base": base or "base", "t": c.time.tolist(), "equity": c.equity.tolist(),
         "inventory": c.inventory.tolist(), "rt_t": [r.close_time for r in rt],
         "rt_bp": [r.captured_bp for r in rt], "rt_long": [not r.is_short for r in rt],
+        "markouts": {"title": MARKOUTS_TITLE, "head": MARKOUTS_HEAD,
+                     "rows": markout_rows(marked)} if marked else None,
         "comparison": None if comparison is None else {
             "title": "Does paper trading match the backtest?",
             "rows": [[label, f"{live:,.6g}", f"{bt:,.6g}", f"{live - bt:+,.6g}"]
