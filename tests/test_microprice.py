@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from asmm.calibrate.microprice import estimate_microprice, microprice
+from asmm.calibrate.microprice import estimate_microprice
 from asmm.core.errors import EstimationError
+from asmm.core.reference import microprice
 
 
 def imbalance_market(seconds: int, c: float, seed: int):

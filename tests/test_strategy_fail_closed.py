@@ -9,6 +9,7 @@ same faults against a real Freqtrade dry-run are in test_freqtrade.py.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
 import math
@@ -60,12 +61,13 @@ class Market:
 
     def __init__(self, bid=99_999.0, ask=100_001.0):
         self.bid, self.ask = bid, ask
+        self.bid_size = self.ask_size = 1.0
         self.fail: Exception | None = None
 
     def orderbook(self, pair, depth):
         if self.fail:
             raise self.fail
-        return {"bids": [[self.bid, 1.0]], "asks": [[self.ask, 1.0]]}
+        return {"bids": [[self.bid, self.bid_size]], "asks": [[self.ask, self.ask_size]]}
 
     def market(self, pair):
         return {"precision": {"price": 1.0}, "maker": 0.00015}
@@ -280,3 +282,24 @@ def test_a_good_file_replaced_by_an_unusable_one_stops_entries_and_says_why(stra
     assert not s.faults.blocking
     # Exits are still priced (passive fallback at our own touch without usable parameters).
     assert s.custom_exit_price(**HOOKS[9][1]()) == 100_001.0
+
+
+def test_microprice_reference_centres_the_quote_and_needs_the_files_table(strategy, caplog):
+    """asmm.reference microprice: the quote centres on mid + the file's adjustment for the
+    touch's imbalance; a file without a microprice blocks entries (never the mid instead)."""
+    s = strategy
+    loop(s)
+    at_mid = s._quote(PAIR, datetime.now(UTC), 100_000.0, entry=True)
+    s.mm = dataclasses.replace(s.mm, reference="microprice")
+    with caplog.at_level(logging.WARNING):
+        loop(s)
+        assert s.confirm_trade_entry(**entry_kwargs(at_mid.bid)) is False
+    assert any("has none" in r.getMessage() for r in caplog.records)
+    table = {"horizon_seconds": 10.0, "buckets": 2, "adjustment": [-0.4, 0.4],
+             "se": [0.1, 0.1], "n": [100, 100], "spread_ticks": 1}
+    good_params(s.params_file, microprice=table)
+    s.market.bid_size, s.market.ask_size = 9.0, 1.0  # bid-heavy: the upper bucket, +0.4
+    loop(s)
+    shifted = s._quote(PAIR, datetime.now(UTC), 100_000.0, entry=True)
+    assert shifted.mid == at_mid.mid + 0.4
+    assert s.confirm_trade_entry(**entry_kwargs(quotes.entry_price(shifted, "long"))) is True

@@ -93,6 +93,10 @@ class CalibrationConfig:
     quote_outlier_floor: float = setting(
         1e-3, help="the least distance from those trades that makes a quote implausible, as a "
                    "fraction of the price")
+    microprice_horizon: float = setting(
+        10.0, unit="s", help="horizon of the microprice: the mid's expected move over it, per "
+                             "bucket of book imbalance")
+    microprice_buckets: int = setting(10, help="imbalance buckets of the microprice")
     # setting() returns a dataclasses.field, and a timedelta is immutable: nothing is shared.
     validity: timedelta = setting(  # noqa: RUF009
         timedelta(hours=36), flag="--valid-for", parse=_validity, metavar="VALID_FOR",
@@ -118,6 +122,8 @@ class CalibrationConfig:
             raise ValueError("validity must be positive")
         if self.valid_from not in ("data", "now"):
             raise ValueError(f"valid_from must be 'data' or 'now', got {self.valid_from!r}")
+        if not (self.microprice_horizon > 0 and self.microprice_buckets >= 2):
+            raise ValueError("microprice_horizon must be > 0 and microprice_buckets >= 2")
         if not (self.quote_outlier_z > 0 and self.quote_outlier_floor >= 0):
             raise ValueError("quote_outlier_z must be > 0 and quote_outlier_floor >= 0")
 

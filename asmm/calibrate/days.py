@@ -20,6 +20,7 @@ import numpy as np
 
 from asmm.calibrate import estimators as est
 from asmm.calibrate import intensity
+from asmm.calibrate import microprice as mp
 from asmm.calibrate.config import CalibrationConfig
 from asmm.core.errors import CalibrationError, DataError
 from asmm.data.files import day_bounds
@@ -38,6 +39,7 @@ class DayStats:
     last_mid: float       # the last usable mid of the day
     end: float            # epoch s of the last event
     quality: dict = field(default_factory=dict)
+    microprice: mp.MicropriceStats | None = None
 
 
 def day_stats(data_dir: str | Path, coin: str, day: date, cfg: CalibrationConfig,
@@ -68,6 +70,9 @@ def day_stats(data_dir: str | Path, coin: str, day: date, cfg: CalibrationConfig
     sweeps = intensity.group_sweeps(trades.t, trades.price, trades.side)
     sides = intensity.reach_stats(sweeps, bbo.t, bbo.bid, bbo.ask, ok, tick, gaps, exposure,
                                   cfg.max_silence, spreads)
+    micro = mp.microprice_stats(bbo.t, bbo.bid, bbo.ask, bbo.bid_size, bbo.ask_size, ok, tick,
+                                horizon=cfg.microprice_horizon,
+                                buckets=cfg.microprice_buckets)
     quality = {
         "prices_rows": bbo.quality.rows_read, "trades_rows": trades.quality.rows_read,
         "dropped": {**_prefixed("prices", bbo.quality.dropped),
@@ -77,7 +82,7 @@ def day_stats(data_dir: str | Path, coin: str, day: date, cfg: CalibrationConfig
         "implausible_bbo_states": int(np.count_nonzero(odd)),
     }
     return DayStats(day, sig, sides, tick, float(mid[np.flatnonzero(ok)[-1]]),
-                    span_end / 1000.0, quality)
+                    span_end / 1000.0, quality, micro)
 
 
 def _prefixed(kind: str, dropped: dict) -> dict:
@@ -104,6 +109,8 @@ class Estimate:
     mid: float       # the last usable mid of the window
     tick: float
     end: float       # epoch s of the window's last event
+    microprice: mp.Microprice | None = None  # None: too few samples (said in microprice_note)
+    microprice_note: str = ""
 
     def diagnostics(self) -> dict:
         return {
@@ -117,6 +124,8 @@ class Estimate:
                       "uncorrected": self.sigma.sigma_raw, "uncorrected_se": self.sigma.se_raw},
             "fill_rate_convention": FILL_RATE_CONVENTION,
             "bid": self.bid.as_dict(), "ask": self.ask.as_dict(),
+            "microprice": (self.microprice.as_dict() if self.microprice is not None
+                           else {"unavailable": self.microprice_note}),
         }
 
 
@@ -145,8 +154,17 @@ def estimate(stats: Sequence[DayStats], min_sweeps: int = 100) -> Estimate:
         except est.EstimationError as e:
             who = "sell orders hitting bids" if side == "bid" else "buy orders lifting asks"
             raise CalibrationError(f"{side} side ({who}) on {label}: {e}") from None
+    micro, note = None, ""
+    if all(s.microprice is not None for s in stats):
+        pooled = stats[0].microprice
+        for s in stats[1:]:
+            pooled = pooled + s.microprice
+        try:
+            micro = mp.estimate_from(pooled)
+        except est.EstimationError as e:
+            note = str(e)  # optional: the file then has no microprice, and says why
     return Estimate(days, sigma, fitted["bid"], fitted["ask"], stats[-1].last_mid,
-                    stats[-1].tick, stats[-1].end)
+                    stats[-1].tick, stats[-1].end, micro, note)
 
 
 def jsonable(v):

@@ -15,12 +15,12 @@ seconds (horizon), sizes in coin.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from asmm.core.errors import EstimationError
+from asmm.core.reference import bucket_of, imbalance
 
 
 @dataclass(frozen=True)
@@ -42,66 +42,76 @@ class Microprice:
                 "spread_ticks": 1}
 
 
-def imbalance(bid_size: np.ndarray, ask_size: np.ndarray) -> np.ndarray:
-    """``bid_size / (bid_size + ask_size)`` in [0, 1]; NaN where both are zero."""
-    total = bid_size + ask_size
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, bid_size / total, np.nan)
+@dataclass(frozen=True)
+class MicropriceStats:
+    """Per imbalance bucket (mirrored samples included): count, sum and sum of squares of
+    the mid's change over the horizon (price). Adds across days."""
+
+    horizon: float
+    sample_every: float
+    n: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
+
+    def __add__(self, other: MicropriceStats) -> MicropriceStats:
+        return MicropriceStats(self.horizon, self.sample_every, self.n + other.n,
+                               self.s1 + other.s1, self.s2 + other.s2)
 
 
-def bucket_of(imb: np.ndarray, buckets: int) -> np.ndarray:
-    """Bucket index 0 .. buckets-1 of each imbalance (1.0 falls in the last bucket)."""
-    return np.minimum((np.asarray(imb) * buckets).astype(np.int64), buckets - 1)
-
-
-def estimate_microprice(t_ms: np.ndarray, bid: np.ndarray, ask: np.ndarray,
-                        bid_size: np.ndarray, ask_size: np.ndarray, ok: np.ndarray,
-                        tick: float, *, horizon: float = 10.0, sample_every: float = 1.0,
-                        buckets: int = 10, min_samples: int = 30) -> Microprice:
-    """Estimate ``G`` per imbalance bucket from BBO states (arrays of one length, ordered
-    by ``t_ms``; ``ok`` the usable ones).
+def microprice_stats(t_ms: np.ndarray, bid: np.ndarray, ask: np.ndarray,
+                     bid_size: np.ndarray, ask_size: np.ndarray, ok: np.ndarray, tick: float,
+                     *, horizon: float = 10.0, sample_every: float = 1.0,
+                     buckets: int = 10) -> MicropriceStats:
+    """The sums behind :func:`estimate_microprice` for one stretch of BBO states (arrays of
+    one length, ordered by ``t_ms``; ``ok`` the usable ones).
 
     The book is sampled every ``sample_every`` seconds (the state in force then); a sample
     counts when its state is usable with a one-tick spread and the state ``horizon``
-    seconds later is usable too. Samples ``horizon`` apart overlap when ``sample_every <
-    horizon``, so the error of a bucket's mean uses the number of non-overlapping windows,
-    ``n * sample_every / horizon``, not ``n``. Raises :class:`EstimationError` when a bucket
-    has fewer than ``min_samples`` samples after mirroring.
+    seconds later is usable too.
     """
-    if t_ms.size < 2:
-        raise EstimationError("too few book states for the microprice")
+    empty = np.zeros(buckets)
+    if t_ms.size < 2 or t_ms[-1] - t_ms[0] <= horizon * 1000.0:
+        return MicropriceStats(horizon, sample_every, empty.astype(np.int64), empty, empty)
     grid = np.arange(t_ms[0], t_ms[-1] - horizon * 1000.0, sample_every * 1000.0)
     now = np.searchsorted(t_ms, grid, side="right") - 1
     later = np.searchsorted(t_ms, grid + horizon * 1000.0, side="right") - 1
     one_tick = np.abs((ask[now] - bid[now]) - tick) <= 1e-9 * max(tick, 1.0)
-    use = ok[now] & ok[later] & one_tick
     imb = imbalance(bid_size[now], ask_size[now])
-    use &= np.isfinite(imb)
+    use = ok[now] & ok[later] & one_tick & np.isfinite(imb)
     mid = 0.5 * (bid + ask)
     dm = (mid[later] - mid[now])[use]
     b = bucket_of(imb[use], buckets)
     # Mirror: the book seen from the other side has imbalance 1 - I and the opposite move.
     b_all = np.concatenate([b, buckets - 1 - b])
     dm_all = np.concatenate([dm, -dm])
-    n = np.bincount(b_all, minlength=buckets)
+    return MicropriceStats(horizon, sample_every, np.bincount(b_all, minlength=buckets),
+                           np.bincount(b_all, weights=dm_all, minlength=buckets),
+                           np.bincount(b_all, weights=dm_all * dm_all, minlength=buckets))
+
+
+def estimate_from(st: MicropriceStats, min_samples: int = 30) -> Microprice:
+    """Bucket means and errors. Samples ``horizon`` apart overlap when ``sample_every <
+    horizon``, so a bucket's error uses the number of non-overlapping windows,
+    ``n * sample_every / horizon``, not ``n``. Raises :class:`EstimationError` when a bucket
+    has fewer than ``min_samples`` samples."""
+    n = st.n
     if n.min() < min_samples:
         raise EstimationError(f"the microprice needs {min_samples} samples per imbalance "
                               f"bucket; the fewest has {int(n.min())}: use more data")
-    s1 = np.bincount(b_all, weights=dm_all, minlength=buckets)
-    s2 = np.bincount(b_all, weights=dm_all * dm_all, minlength=buckets)
-    mean = s1 / n
-    var = np.maximum(s2 / n - mean * mean, 0.0)
-    effective = np.maximum(n * min(sample_every / horizon, 1.0), 1.0)
-    return Microprice(horizon, buckets, mean, np.sqrt(var / effective), n)
+    mean = st.s1 / n
+    var = np.maximum(st.s2 / n - mean * mean, 0.0)
+    effective = np.maximum(n * min(st.sample_every / st.horizon, 1.0), 1.0)
+    return Microprice(st.horizon, n.size, mean, np.sqrt(var / effective), n)
 
 
-def microprice(mid: float, bid_size: float, ask_size: float, table: Microprice | dict
-               ) -> float:
-    """The reference price: ``mid`` plus the adjustment of the book's imbalance bucket
-    (``table`` a :class:`Microprice` or its :meth:`~Microprice.as_dict`). The mid itself
-    when the sizes say nothing (both zero or not finite)."""
-    adj = table.adjustment if isinstance(table, Microprice) else table["adjustment"]
-    imb = imbalance(np.float64(bid_size), np.float64(ask_size))
-    if not math.isfinite(float(imb)):
-        return mid
-    return mid + float(adj[int(bucket_of(imb, len(adj)))])
+def estimate_microprice(t_ms: np.ndarray, bid: np.ndarray, ask: np.ndarray,
+                        bid_size: np.ndarray, ask_size: np.ndarray, ok: np.ndarray,
+                        tick: float, *, horizon: float = 10.0, sample_every: float = 1.0,
+                        buckets: int = 10, min_samples: int = 30) -> Microprice:
+    """``G`` per imbalance bucket from one stretch of BBO states: :func:`microprice_stats`
+    then :func:`estimate_from`."""
+    if t_ms.size < 2:
+        raise EstimationError("too few book states for the microprice")
+    return estimate_from(microprice_stats(t_ms, bid, ask, bid_size, ask_size, ok, tick,
+                                          horizon=horizon, sample_every=sample_every,
+                                          buckets=buckets), min_samples)

@@ -129,7 +129,8 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
             data_window=(start, end), mid_price=final.mid, sigma=final.sigma.sigma,
             gamma=float(gamma_diag["value"]),
             bid=SideIntensity(final.bid.A, final.bid.k),
-            ask=SideIntensity(final.ask.A, final.ask.k), diagnostics=diagnostics)
+            ask=SideIntensity(final.ask.A, final.ask.k), diagnostics=diagnostics,
+            microprice=final.microprice.as_dict() if final.microprice is not None else None)
     except ParamsError as e:  # an estimate came out non-finite or non-positive
         raise CalibrationError(f"the estimates do not form a valid parameter file: {e}") from e
     where = not_json_number(params.to_dict())

@@ -67,6 +67,14 @@ class Queue(StrEnum):
     PROB = "prob"
 
 
+class Reference(StrEnum):
+    """The price the quotes are centred on: the mid, or the microprice (the mid plus the
+    book imbalance's expected move, from the parameter file)."""
+
+    MID = "mid"
+    MICROPRICE = "microprice"
+
+
 class ExitReason(StrEnum):
     """Exit tags the strategy gives Freqtrade (its logs, the REST API and tests show them)."""
 

@@ -56,7 +56,13 @@ UNITS = {
 
 REQUIRED_KEYS = ("schema_version", "coin", "model", "computed_at", "valid_until",
                  "data_window", "units", "mid_price", "sigma", "gamma", "bid", "ask")
-OPTIONAL_KEYS = ("derived", "diagnostics")
+OPTIONAL_KEYS = ("derived", "diagnostics", "microprice")
+# The microprice block (Stoikov 2018; asmm.calibrate.microprice): the mid's expected move per
+# bucket of book imbalance, added to the mid when the bot's reference is the microprice.
+MICROPRICE_KEYS = ("horizon_seconds", "buckets", "adjustment", "se", "n", "spread_ticks")
+# An adjustment is a fraction of a spread at most on a liquid book; one of 1 % of the mid
+# is another market's file or a unit mix-up.
+MAX_MICROPRICE_ADJUSTMENT = 0.01
 
 # Plausibility bounds, as unit-free views so one table serves every coin. Outside them a
 # number is a symptom (a fat-finger quote, another market's file, a unit mix-up), not a
@@ -196,6 +202,7 @@ class Params:
     bid: SideIntensity
     ask: SideIntensity
     diagnostics: dict = field(default_factory=dict)
+    microprice: dict | None = None
 
     def __post_init__(self):
         if not isinstance(self.coin, str) or not self.coin:
@@ -219,6 +226,8 @@ class Params:
             raise ParamsInvalidError("data_window.start is after data_window.end")
         if end > self.computed_at + CLOCK_SKEW:
             raise ParamsInvalidError("data_window.end is later than computed_at")
+        if self.microprice is not None:
+            _check_microprice(self.microprice, self.mid_price)
 
     def check_fresh(self, now: datetime | None = None,
                     max_data_age: timedelta | None = None) -> None:
@@ -300,6 +309,7 @@ class Params:
                 "ask_mean_sweep_depth_bp": 1.0 / self.ask.k / self.mid_price * 1e4,
             },
             "diagnostics": self.diagnostics,
+            **({"microprice": self.microprice} if self.microprice is not None else {}),
         }
 
     @classmethod
@@ -346,7 +356,30 @@ class Params:
             bid=sides["bid"],
             ask=sides["ask"],
             diagnostics=diagnostics,
+            microprice=doc.get("microprice"),
         )
+
+
+def _check_microprice(block: Any, mid: float) -> None:
+    """The microprice block: exact keys, ``buckets`` >= 2 adjustments that are finite JSON
+    numbers, each within :data:`MAX_MICROPRICE_ADJUSTMENT` of the mid."""
+    _exact_keys(block, MICROPRICE_KEYS, "microprice")
+    buckets = block["buckets"]
+    if type(buckets) is not int or buckets < 2:
+        raise ParamsInvalidError(f"microprice.buckets = {buckets!r} must be an integer >= 2")
+    if block["spread_ticks"] != 1:
+        raise ParamsInvalidError("microprice.spread_ticks must be 1 (estimated at one tick)")
+    _json_number(block["horizon_seconds"], "microprice.horizon_seconds")
+    adj = block["adjustment"]
+    if not isinstance(adj, list) or len(adj) != buckets:
+        raise ParamsInvalidError(f"microprice.adjustment must list {buckets} numbers")
+    for i, a in enumerate(adj):
+        if isinstance(a, bool) or not isinstance(a, int | float) or not math.isfinite(a):
+            raise ParamsInvalidError(f"microprice.adjustment[{i}] = {a!r} is not a finite "
+                                     "JSON number")
+        if abs(a) > MAX_MICROPRICE_ADJUSTMENT * mid:
+            raise ParamsInvalidError(f"microprice.adjustment[{i}] = {a!r} is implausible "
+                                     f"(over {MAX_MICROPRICE_ADJUSTMENT:.0%} of the mid)")
 
 
 def default_path(coin: str, folder: str | os.PathLike = "scripts") -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from asmm.core.enums import FlatSide, Mode
+from asmm.core.enums import FlatSide, Mode, Reference
 from asmm.core.errors import ConfigError
 
 
@@ -40,6 +40,7 @@ class MMConfig:
     state_max_age_seconds: float = 60.0     # the other bot's state older than this: no entries
     max_mid_distance: float = 0.05          # file's mid this far (fraction) from the live mid:
                                             # no entries
+    reference: str = "mid"                  # mid | microprice: what the quotes centre on
     max_data_age_seconds: float = 129600.0  # file's data window ended longer ago: no entries
                                             # (36 h, the calibrator's default validity)
 
@@ -61,6 +62,9 @@ class MMConfig:
     def validate(self) -> None:
         if self.mode not in tuple(Mode):
             raise ConfigError(f"asmm.mode = {self.mode!r}; choose one of {tuple(Mode)}")
+        if self.reference not in tuple(Reference):
+            raise ConfigError(f"asmm.reference = {self.reference!r}; choose one of "
+                              f"{tuple(Reference)}")
         if self.flat_side_rule not in tuple(FlatSide):
             raise ConfigError(
                 f"asmm.flat_side_rule = {self.flat_side_rule!r}; choose one of {tuple(FlatSide)}")

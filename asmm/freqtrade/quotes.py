@@ -7,10 +7,11 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from asmm.core.enums import Side
-from asmm.core.errors import ConfigError
+from asmm.core.enums import Reference, Side
+from asmm.core.errors import ConfigError, ParamsMismatchError
 from asmm.core.model import quotes
 from asmm.core.params import Params, ParamsCache
+from asmm.core.reference import microprice
 from asmm.freqtrade.config import MMConfig
 from asmm.freqtrade.policy import tau_seconds
 
@@ -28,12 +29,32 @@ def usable_params(cache: ParamsCache, cfg: MMConfig, *, pair: str, mid: float,
     """
     params = cache.get(now)
     params.check_market(coin_of_pair(pair), mid, cfg.max_mid_distance)
+    if cfg.reference == Reference.MICROPRICE and params.microprice is None:
+        raise ParamsMismatchError(
+            f"asmm.reference is microprice but {cfg.params_file} has none (too little book "
+            "data when it was calibrated?): re-calibrate, or quote around the mid",
+            kind="no_microprice")
     return params
 
 
 def params_cache(cfg: MMConfig) -> ParamsCache:
     """The cache the strategy reads ``cfg.params_file`` through, with the data-age limit."""
     return ParamsCache(cfg.params_file, timedelta(seconds=cfg.max_data_age_seconds))
+
+
+def reference_price(cfg: MMConfig, params: Params, mid: float, bid_size: float,
+                    ask_size: float) -> float:
+    """The price the quotes centre on (USDC): the mid, or with ``asmm.reference:
+    microprice`` the mid plus the file's expected move for the touch's imbalance (sizes in
+    coin; NaN sizes, as in backtesting, leave the mid)."""
+    if cfg.reference != Reference.MICROPRICE or params.microprice is None:
+        return mid
+    return microprice(mid, bid_size, ask_size, params.microprice)
+
+
+def touch_sizes(bids: list, asks: list) -> tuple[float, float]:
+    """Sizes (coin) at the best bid and ask of ccxt order-book sides."""
+    return float(bids[0][1]), float(asks[0][1])
 
 
 def touch(bids: list, asks: list) -> tuple[float, float, float]:
@@ -48,7 +69,7 @@ class Quote:
 
     bid: float
     ask: float
-    mid: float
+    mid: float        # the price the quote centres on: the mid, or the microprice
     q: float
     tau: float
     gamma: float

@@ -161,9 +161,18 @@ class Avellaneda(IStrategy):
         """(mid, best_bid, best_ask): the order book live, the candle in backtesting."""
         if not self._live():
             return proposed_rate, math.nan, math.nan
+        return self._order_book(pair)[0]
+
+    def _touch_sizes(self, pair: str) -> tuple[float, float]:
+        """Sizes at the best bid and ask (coin); NaN in backtesting (no book)."""
+        return self._order_book(pair)[1] if self._live() else (math.nan, math.nan)
+
+    def _order_book(self, pair: str):
+        # One order-book request per loop, whatever asks for the touch.
         if self._book is None or self._book[0] != self.loop:
             ob = self.dp.orderbook(pair, 1)
-            self._book = (self.loop, quotes.touch(ob["bids"], ob["asks"]))
+            self._book = (self.loop, (quotes.touch(ob["bids"], ob["asks"]),
+                                      quotes.touch_sizes(ob["bids"], ob["asks"])))
         return self._book[1]
 
     def _market(self, pair: str) -> tuple[float, float]:
@@ -181,7 +190,8 @@ class Avellaneda(IStrategy):
             return None
         tick, fee = self._market(pair)
         q = policy.pricing_q(self.mm.mode, self._own_q(pair), self._net_q(pair), entry)
-        return quotes.model_quote(params, self.mm, mid=mid, q=q, now=now, tick=tick,
+        reference = quotes.reference_price(self.mm, params, mid, *self._touch_sizes(pair))
+        return quotes.model_quote(params, self.mm, mid=reference, q=q, now=now, tick=tick,
                                   maker_fee=fee,
                                   gamma_multiplier=float(self.gamma_multiplier.value),
                                   max_inventory=float(self.max_inventory_lots.value),
