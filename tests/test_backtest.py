@@ -193,7 +193,9 @@ def test_never_quoting_makes_exactly_zero(small_events):
 
 
 def test_cash_plus_inventory_equals_pnl_at_every_fill(small_events, glft_cfg):
-    r = run_backtest(small_events, glft_cfg.with_(maker_fee=0.0002))
+    # fill_rule="trades": the last check below (every fill from a trade) is that rule's;
+    # tests/test_backtest_rules.py checks the other rules' fills.
+    r = run_backtest(small_events, glft_cfg.with_(maker_fee=0.0002, fill_rule="trades"))
     f = r.fills
     assert f["t"].size > 100
     cum_fees = np.cumsum(f["fee"])

@@ -50,9 +50,12 @@ configs = st.builds(
        feed_ms=st.sampled_from([0, 20, 300]), c=configs)
 def test_invariants(seed, n_bbo, n_trades, feed_ms, c):
     ev = market(seed, n_bbo, n_trades, feed_ms)
+    # fill_rule="trades": the checks below are that rule's (every fill from a trade);
+    # tests/test_backtest_rules.py checks the other rules on the same markets.
     base = BacktestConfig(model="fixed", fixed_depth=c["depth"], refresh_seconds=c["refresh"],
                           latency_ms=c["latency"], queue=c["queue"], order_size=c["size"],
-                          max_inventory=c["qmax"], maker_fee=c["fee"], tick=1.0)
+                          max_inventory=c["qmax"], maker_fee=c["fee"], tick=1.0,
+                          fill_rule="trades")
     modes = ("two-sided", "freqtrade", "freqtrade-pair")
     results = run_grid(ev, [base.with_(execution=m) for m in modes], sample_seconds=1.0,
                        record_fills=True)

@@ -84,6 +84,30 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _markouts(suffix: str):
+    """A cell of the markouts at 1 s / 10 s / 60 s of the fills ``suffix`` names."""
+    from asmm.sim.markouts import HORIZONS
+
+    def cell(s):
+        vals = (s[f"markout_{h:g}s_bp{suffix}"] for h in HORIZONS)
+        return " / ".join("n/a" if v != v else f"{v:+.2f}" for v in vals)
+
+    return cell
+
+
+def _fill_rows(sums: list[dict]) -> list[tuple]:
+    """Rows of fills by how they came about and of markouts (all fills, per side, per how):
+    the kinds of fill that happened in any column."""
+    from asmm.sim.engine import HOW_KEYS
+
+    hows = [h for h in HOW_KEYS if any(s[f"fills_{h}"] for s in sums)]
+    label = {h: h.replace("_", "-") for h in hows}
+    return [*((f"  of them {label[h]}", f"fills_{h}") for h in hows),
+            ("markout 1 s / 10 s / 60 s, bp", _markouts("")),
+            ("  of bid fills", _markouts("_bid")), ("  of ask fills", _markouts("_ask")),
+            *((f"  of {label[h]} fills", _markouts(f"_{h}")) for h in hows)]
+
+
 def run(args) -> int:
     import json
     import math
@@ -129,8 +153,9 @@ def run(args) -> int:
         return 0
     out = Console()
     t = Table(title=f"{args.coin} backtest, {summary['hours']:.1f} h, "
-                    f"{summary['events']:,} events; the {len(results)} execution modes "
-                    f"simulated in one pass in {summary['seconds']:.2f} s",
+                    f"{summary['events']:,} events, fill rule {summary['fill_rule']}; the "
+                    f"{len(results)} execution modes simulated in one pass in "
+                    f"{summary['seconds']:.2f} s",
               title_justify="left")
     t.add_column("metric")
     for r in results:
@@ -140,15 +165,15 @@ def run(args) -> int:
             ("PnL after closing at taker fee", "pnl_after_close"),
             ("Sharpe (hourly, annualised)", "sharpe"), ("max drawdown", "max_drawdown"),
             ("fills bid", "fills_bid"), ("fills ask", "fills_ask"),
+            *_fill_rows(sums := [r.summary() for r in results]),
             ("avg captured spread, bp", "captured_spread_bp"),
             ("inventory mean, lots", "inventory_mean"), ("inventory std", "inventory_std"),
             ("inventory max |q|", "inventory_max_abs"),
             ("time at inventory bound", "time_at_bound"),
             ("post-only rejects", "rejected_post_only"),
             ("most orders resting at once", "max_resting_orders")]
-    sums = [r.summary() for r in results]
     for label, key in rows:
-        t.add_row(label, *(_fmt(s[key]) for s in sums))
+        t.add_row(label, *(_fmt(s[key]) if isinstance(key, str) else key(s) for s in sums))
     out.print(t)
     gaps = ", ".join(f"{s['execution']} {s['pnl'] - sums[0]['pnl']:+,.2f}" for s in sums[1:])
     out.print(f"PnL gap vs {sums[0]['execution']}: {gaps}")

@@ -69,9 +69,11 @@ class BacktestConfig:
              "(an entry, then its exit); freqtrade-pair: a long-only and a short-only bot "
              "sharing the net inventory")
     fill_rule: str = setting(
-        FillRule.TRADES, choices=FillRule,
-        help="trades: resting orders fill from trades past the queue ahead (exchange and "
-             "freqtrade-dry-run: see asmm.core.enums.FillRule)")
+        FillRule.EXCHANGE, choices=FillRule,
+        help="exchange: a resting order fills from trades past the queue ahead and when the "
+             "opposite best price reaches it (the book moved through it); trades: from "
+             "trades only; freqtrade-dry-run: as Freqtrade's dry-run, when the book crosses "
+             "it at the bot's loop (every refresh), never from trades, no queue")
     flat_side: str = setting(
         FlatSide.ALTERNATE, choices=FlatSide,
         help="freqtrade execution: the side a flat bot enters, as the strategy's "
@@ -115,8 +117,6 @@ class BacktestConfig:
                 bad(f"{name} {value!r}; choose one of {', '.join(kind)}")
             # Frozen: the spelling a caller passed becomes the enum member it names.
             object.__setattr__(self, name, kind(value))
-        if self.fill_rule is not FillRule.TRADES:
-            bad(f"fill_rule {self.fill_rule.value!r} is not simulated yet; only 'trades' is")
         if self.tick is not None and not self.tick >= 0:
             bad(f"tick = {self.tick} must be >= 0")
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from asmm.core.enums import Execution, Model, Queue
+from asmm.core.enums import Execution, FillRule, Model, Queue
 from asmm.core.errors import DataError
 from asmm.core.model import MODEL_AS, MODELS
 from asmm.core.policy import FLAT_SIDE_CODE
@@ -25,10 +25,15 @@ from asmm.sim import kernel as K
 from asmm.sim import records as R
 from asmm.sim.config import FIXED, BacktestConfig
 from asmm.sim.events import Events
+from asmm.sim.markouts import HORIZONS, markouts
 
 EXECUTIONS = {Execution.TWO_SIDED: R.EXEC_TWO_SIDED, Execution.FREQTRADE: R.EXEC_FREQTRADE,
               Execution.FREQTRADE_PAIR: R.EXEC_PAIR}
 QUEUES = {Queue.NONE: R.QUEUE_NONE, Queue.PROB: R.QUEUE_PROB}
+FILL_RULES = {FillRule.EXCHANGE: R.RULE_EXCHANGE, FillRule.TRADES: R.RULE_TRADES,
+              FillRule.FREQTRADE_DRY_RUN: R.RULE_DRY_RUN}
+# Summary-key spelling of each FILL.how: fills_book_through, markout_10s_bp_book_through, ...
+HOW_KEYS = tuple(name.replace("-", "_") for name in R.HOW_NAMES)
 HOURS_PER_YEAR = 24.0 * 365.0
 _CHUNK = 250_000  # events per kernel call under a progress bar
 
@@ -84,11 +89,15 @@ def _param_record(cfg: BacktestConfig, tick: float) -> np.ndarray:
     p["refresh"] = cfg.refresh_seconds
     p["latency"] = cfg.latency_ms / 1000.0
     p["maker_fee"] = cfg.maker_fee
+    p["taker_fee"] = cfg.taker_fee
+    p["fill_rule"] = FILL_RULES[cfg.fill_rule]
     p["max_inventory"] = cfg.max_inventory
     p["min_spread"] = cfg.min_spread
     p["max_improve_ticks"] = cfg.max_improve_ticks
     p["tick"] = tick
-    p["queue"] = QUEUES[cfg.queue]
+    # Freqtrade's dry-run knows no queue: whatever cfg.queue says, nothing waits in one.
+    dry_run = cfg.fill_rule == FillRule.FREQTRADE_DRY_RUN
+    p["queue"] = R.QUEUE_NONE if dry_run else QUEUES[cfg.queue]
     p["queue_power"] = cfg.queue_power
     p["execution"] = EXECUTIONS[cfg.execution]
     p["flat_side"] = FLAT_SIDE_CODE[cfg.flat_side]
@@ -101,8 +110,11 @@ class BacktestResult:
 
     ``fills``: dict of arrays, one per field of :data:`asmm.sim.records.FILL` (``t``,
     ``side`` +1 our bid filled / -1 our ask, ``price``, ``qty`` and ``position`` in coin,
-    ``fee``, ``mid``, ``cash`` and ``realised`` in quote currency, ``avg_cost``) — empty
-    unless fills were recorded. ``samples``: dict of arrays on a regular grid ``t`` (epoch
+    ``fee``, ``mid``, ``cash`` and ``realised`` in quote currency, ``avg_cost``, ``how``
+    (a code of :data:`asmm.sim.records.HOW_NAMES`), ``order`` (the order's id)) and the
+    markouts of each fill (``markout_1s_bp``, ``markout_10s_bp``, ``markout_60s_bp``:
+    :func:`asmm.sim.markouts.markouts`, NaN past the data) — empty unless fills were
+    recorded. ``samples``: dict of arrays on a regular grid ``t`` (epoch
     s), one per field of :data:`asmm.sim.records.SAMPLE`: equity (quote currency, marked
     at the exchange mid), inventory (lots), mid, our resting bid/ask (NaN if none),
     cumulative fees. ``events``: market events simulated;
@@ -153,6 +165,7 @@ class BacktestResult:
         s["model"] = self.config.model
         s["execution"] = self.config.execution
         s["queue"] = self.config.queue
+        s["fill_rule"] = self.config.fill_rule
         s["gamma"] = self.config.gamma
         s["fixed_depth"] = self.config.fixed_depth
         if self.config.label:
@@ -160,8 +173,30 @@ class BacktestResult:
         return s
 
 
-def _stats(a: np.void, cfg: BacktestConfig, mid_end: float, span: float) -> dict:
-    """The summary of ACCOUNT record ``a`` after ``span`` seconds, marked at ``mid_end``."""
+def _markout_means(marks: np.ndarray) -> dict:
+    """Mean markouts (bp) from the kernel's sums ``marks`` ((3 hows, 2 sides, horizons)
+    MARKOUT): over all fills (``markout_10s_bp``), per side (``markout_10s_bp_bid``) and
+    per how (``markout_10s_bp_book_through``); NaN where no fill's horizon is covered."""
+
+    def mean(m):
+        n = m["n"].sum()
+        return float(m["sum_bp"].sum() / n) if n else math.nan
+
+    out = {}
+    for j, h in enumerate(HORIZONS):
+        key = f"markout_{h:g}s_bp"
+        out[key] = mean(marks[..., j])
+        for i, side in enumerate(("bid", "ask")):
+            out[f"{key}_{side}"] = mean(marks[:, i, j])
+        for i, how in enumerate(HOW_KEYS):
+            out[f"{key}_{how}"] = mean(marks[i, :, j])
+    return out
+
+
+def _stats(a: np.void, marks: np.ndarray, cfg: BacktestConfig, mid_end: float,
+           span: float) -> dict:
+    """The summary of ACCOUNT record ``a`` and markout sums ``marks`` after ``span``
+    seconds, marked at ``mid_end``."""
     pos = a["pos"]
     unreal = pos * (mid_end - a["avg_cost"]) if pos != 0.0 else 0.0
     pnl = a["cash"] + (pos * mid_end if pos != 0.0 else 0.0)
@@ -177,6 +212,9 @@ def _stats(a: np.void, cfg: BacktestConfig, mid_end: float, span: float) -> dict
         "max_drawdown": float(a["max_drawdown"]),
         "fills_bid": int(a["n_bid"]),
         "fills_ask": int(a["n_ask"]),
+        "fills_trade": int(n_fills - a["n_book_through"] - a["n_dry_run_cross"]),
+        "fills_book_through": int(a["n_book_through"]),
+        "fills_dry_run_cross": int(a["n_dry_run_cross"]),
         "volume_bid": float(a["vol_bid"]),
         "volume_ask": float(a["vol_ask"]),
         "captured_spread_bp": float(a["captured_bp"] / n_fills) if n_fills else math.nan,
@@ -188,7 +226,7 @@ def _stats(a: np.void, cfg: BacktestConfig, mid_end: float, span: float) -> dict
         "rejected_post_only": int(a["rejects"]),
         "max_resting_orders": int(a["max_live"]),
         "quote_updates": int(a["quote_updates"]),
-    }
+    } | _markout_means(marks)
 
 
 def run_grid(events: Events, cfgs: Sequence[BacktestConfig], *, sample_seconds: float = 60.0,
@@ -199,8 +237,8 @@ def run_grid(events: Events, cfgs: Sequence[BacktestConfig], *, sample_seconds: 
     Cost grows with ``len(cfgs)`` per event but the events are read once, which is what
     makes a gamma grid cheap. ``sample_seconds`` (must divide 3600) spaces the equity
     samples used for the hourly PnL, drawdown and plots. ``record_fills`` keeps every fill
-    (memory: 80 bytes per trade per configuration). ``progress(done, total)`` is called
-    between chunks of events.
+    (memory: 96 bytes per fill per configuration); markouts are summed as the fills happen
+    either way. ``progress(done, total)`` is called between chunks of events.
     """
     K.drop_stale_cache()
     cfgs = list(cfgs)
@@ -222,22 +260,32 @@ def run_grid(events: Events, cfgs: Sequence[BacktestConfig], *, sample_seconds: 
     n_samples = max(math.floor((t_end - samp0) / sample_seconds) + 1, 0)
     ring_cap = max(2 * (math.ceil(c.latency_ms / 1000.0 / c.refresh_seconds) + 2)
                    for c in cfgs)
-    fill_cap = 2 * events.n_trades if record_fills else 0
-    state = R.new_state(par, t_start, ring_cap, fill_cap, n_samples)
     tape = R.tape_of(events)
-    clock = R.Clock(sample0=float(samp0), sample_dt=sample_seconds, end=t_end)
-    n = events.t.size
-    # An empty call compiles (or loads from the cache) outside the timed part.
-    K.advance(tape, par, clock, state, 0, 0)
-    t0 = time.perf_counter()
-    step = n if progress is None else _CHUNK
-    for i0 in range(0, n, step):
-        i1 = min(i0 + step, n)
-        K.advance(tape, par, clock, state, i0, i1)
-        if progress is not None:
-            progress(i1, n)
-    K.finish(tape, par, clock, state)
-    seconds = time.perf_counter() - t0
+    clock = R.Clock(sample0=float(samp0), sample_dt=sample_seconds, end=t_end,
+                    horizons=np.array(HORIZONS, dtype=np.float64))
+
+    def simulate(fill_cap, report):
+        state = R.new_state(par, t_start, ring_cap, fill_cap, n_samples, len(HORIZONS))
+        n = events.t.size
+        # An empty call compiles (or loads from the cache) outside the timed part.
+        K.advance(tape, par, clock, state, 0, 0)
+        t0 = time.perf_counter()
+        step = n if report is None else _CHUNK
+        for i0 in range(0, n, step):
+            i1 = min(i0 + step, n)
+            K.advance(tape, par, clock, state, i0, i1)
+            if report is not None:
+                report(i1, n)
+        K.finish(tape, par, clock, state)
+        return state, time.perf_counter() - t0
+
+    # Room for two fills a trade (both slots) covers the trades rule; book-through and
+    # dry-run fills are not bounded by the trades, and a run that fills more is simulated
+    # again with room for every fill (the kernel stops recording when the records are full).
+    state, seconds = simulate(2 * events.n_trades if record_fills else 0, progress)
+    acc = state.account
+    if record_fills and np.any(acc["n_bid"] + acc["n_ask"] > acc["n_recorded"]):
+        state, seconds = simulate(int(np.max(acc["n_bid"] + acc["n_ask"])), None)
     market = state.market[0]
     mid_end = 0.5 * (market["bid"] + market["ask"])
     sample_t = samp0 + sample_seconds * np.arange(n_samples)
@@ -246,9 +294,11 @@ def run_grid(events: Events, cfgs: Sequence[BacktestConfig], *, sample_seconds: 
         a = state.account[c]
         f = state.fills[c, : a["n_recorded"]]
         fd = {name: f[name].copy() for name in R.FILL.names}
+        mk = markouts(fd["t"], fd["price"], fd["side"], tape.mid_t, tape.mid)
+        fd |= {f"markout_{h:g}s_bp": mk[:, j] for j, h in enumerate(HORIZONS)}
         sd = {"t": sample_t} | {name: state.samples[c][name].copy() for name in R.SAMPLE.names}
-        out.append(BacktestResult(cfg, _stats(a, cfg, mid_end, t_end - t_start), fd, sd,
-                                  len(events), seconds, t_start, t_end))
+        stats = _stats(a, state.marks[c], cfg, mid_end, t_end - t_start)
+        out.append(BacktestResult(cfg, stats, fd, sd, len(events), seconds, t_start, t_end))
     return out
 
 

@@ -94,6 +94,12 @@ class Events:
     def n_bbo(self) -> int:
         return int(np.count_nonzero(self.kind == KIND_BBO))
 
+    def mids(self) -> tuple[np.ndarray, np.ndarray]:
+        """The exchange mid as a step function: the time (s) of each BBO state and the mid
+        (price) from then on — what :func:`asmm.sim.markouts.markouts` marks fills against."""
+        bbo = self.kind == KIND_BBO
+        return self.t[bbo], 0.5 * (self.bid[bbo] + self.ask[bbo])
+
 
 def _empty_book(depth: int = 0) -> tuple[np.ndarray, ...]:
     return (np.zeros(0), *(np.zeros((0, depth)) for _ in range(4)))

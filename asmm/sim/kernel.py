@@ -17,7 +17,10 @@ Order-of-events rules (each is a documented modelling choice):
   only from its known time (``Events.feed_t``);
 - the inventory bound is applied when quoting (by ``quote_scalar``), so fills of orders
   already resting or in flight can overshoot it by up to a lot;
-- fills come only from trades; the recorded market does not react to our orders.
+- fills follow the configuration's fill rule (:mod:`asmm.sim.matching`): trades, and under
+  the exchange rule the book moving through an order, fill at the event's exchange time;
+  Freqtrade's dry-run fills at the bot's loop (a decision time), checked before it decides;
+- the recorded market does not react to our orders.
 """
 
 from __future__ import annotations
@@ -31,14 +34,14 @@ import numba
 import numpy as np
 
 from asmm.core import model, policy
-from asmm.sim import decision, events, matching, records
+from asmm.sim import decision, events, markouts, matching, records
 from asmm.sim.events import KIND_TRADE
-from asmm.sim.records import QUEUE_PROB
+from asmm.sim.records import QUEUE_PROB, RULE_DRY_RUN, RULE_EXCHANGE
 
 # The kernel's compiled code inlines these modules (their functions and constants): numba
 # keys each module's cache on its own file only, so a change to any must drop all caches.
-_SOURCES = (records, matching, decision, events, model, policy)
-_CACHED = ("kernel", "matching", "decision")
+_SOURCES = (records, matching, decision, markouts, events, model, policy)
+_CACHED = ("kernel", "matching", "decision", "markouts")
 
 
 @functools.cache
@@ -116,11 +119,15 @@ def _timers(c, t, inclusive, tape, par, clock, st):
             _sample(a, p, slots, m, st.samples[c, a.sample_next])
             a.sample_next += 1
         elif what == 1:
-            matching.arrive(a, p, slots, ring, m, tape)
+            matching.arrive(a, p, slots, ring, m, tape, clock, st.fills[c], st.marks[c],
+                            st.mark_next)
         else:
             if tn > clock.end:
                 a.next_decision = math.inf
                 continue
+            if p.fill_rule == RULE_DRY_RUN:
+                matching.dry_run_check(a, p, slots, m, tn, st.fills[c], st.marks[c], tape,
+                                       clock, st.mark_next)
             decision.decide(a, p, slots, ring, tape, tn)
             ref = p.refresh
             nd = tn + ref
@@ -167,14 +174,25 @@ def advance(tape, par, clock, st, i0, i1):
             if mid != mid:
                 mid = tape.price[i]
             for c in range(K):
-                matching.on_trade(st.account[c], par[c], st.slots[c], tape.side[i],
-                                  tape.price[i], tape.size[i], t, mid, st.fills[c])
+                if par[c].fill_rule != RULE_DRY_RUN:  # dry-run never fills from trades
+                    matching.on_trade(st.account[c], par[c], st.slots[c], tape.side[i],
+                                      tape.price[i], tape.size[i], t, mid, st.fills[c],
+                                      st.marks[c], tape, clock, st.mark_next)
         else:
             for c in range(K):
                 if par[c].queue == QUEUE_PROB:
                     matching.on_bbo_queue(st.slots[c], m, tape, i, par[c].queue_power)
+            mid = 0.5 * (m.bid + m.ask)
             m.bid, m.ask = tape.bid[i], tape.ask[i]
             m.bid_size, m.ask_size = tape.bid_size[i], tape.ask_size[i]
+            for c in range(K):
+                rule = par[c].fill_rule
+                if rule == RULE_EXCHANGE:
+                    matching.on_bbo_through(st.account[c], par[c], st.slots[c], m, t, mid,
+                                            st.fills[c], st.marks[c], tape, clock,
+                                            st.mark_next)
+                elif rule == RULE_DRY_RUN:
+                    matching.on_bbo_dry_run(st.account[c], par[c], st.slots[c], m, t)
 
 
 @numba.njit(cache=True)

@@ -1,21 +1,41 @@
-"""The simulated exchange: order actions arriving, fills from trades, queue position, and the
-booking of each fill. numba-compiled; called by the event loop in :mod:`asmm.sim.kernel`.
+"""The simulated exchange: order actions arriving, fills under the three fill rules, queue
+position, and the booking of each fill. numba-compiled; called by the event loop in
+:mod:`asmm.sim.kernel`.
 
 Each function works on one configuration: ``a`` its ACCOUNT record, ``p`` its PARAMS record,
-``slots`` its two SLOT records, ``ring`` its ACTION records, ``fills`` its FILL records; ``m``
-is the shared MARKET record and ``tape`` the market events (:mod:`asmm.sim.records` lists the
-fields and their units). Records are references: the functions update them in place.
-The per-event handlers (``on_trade``, ``on_bbo_queue``, ``on_book``) are inlined into the
-loop: as calls (passing the whole tape) the benchmark ran 3-6 % slower.
+``slots`` its two SLOT records, ``ring`` its ACTION records, ``fills`` its FILL records,
+``marks`` its MARKOUT sums; ``m`` is the shared MARKET record, ``tape`` the market events,
+``clock`` the timetable and ``cursor`` the markout lookups' shared position
+(:mod:`asmm.sim.records` lists the fields and their units). Records are references: the
+functions update them in place. The per-event handlers (``on_trade``, ``on_bbo_queue``,
+``on_bbo_through``, ``on_book``) are inlined into the loop: as calls (passing the whole
+tape) the benchmark ran 3-6 % slower.
+
+Fill rules (``PARAMS.fill_rule``, :class:`asmm.core.enums.FillRule`); every fill is at the
+order's own price and records how it came about (``FILL.how``):
+
+- ``RULE_EXCHANGE``: from trades as ``RULE_TRADES``, and, whole, when the opposite best price
+  reaches the order's price (``on_bbo_through``): on an exchange the order would then have
+  been traded with, since the book cannot rest crossed (hftbacktest's exchange models fill
+  the same way);
+- ``RULE_TRADES``: only from an aggressor trading through the order (certain) or at its price
+  (after the volume queued ahead under ``QUEUE_PROB``), at most the trade's size, shared
+  between the configuration's orders;
+- ``RULE_DRY_RUN``: as Freqtrade's dry-run (freqtrade/exchange/exchange.py,
+  ``create_dry_run_order``, ``check_dry_limit_order_filled``, ``_dry_is_price_crossed``): a
+  limit buy fills, whole, when the best ask is at or below its price (a sell when the best
+  bid is at or above it), checked when the order is placed (then at the taker fee, as
+  Freqtrade charges an immediate fill) and at each loop of the bot (``dry_run_check``,
+  called by the event loop at each decision); never from trades, no queue.
 
 Modelling rules (documented simplifications):
 
-- fills come only from trades; the recorded market does not react to our orders;
-- a resting order fills at its own price, from an aggressor trading through it (certain) or
-  at it (after the volume queued ahead under ``QUEUE_PROB``), at most the trade's size,
-  shared between the configuration's orders;
-- orders are post-only (Hyperliquid ALO): one that would cross the book on arrival is
-  rejected, not turned into a taker fill;
+- the recorded market does not react to our orders;
+- orders are post-only (Hyperliquid ALO) under the exchange and trades rules: one that
+  would cross the book on arrival is rejected, not turned into a taker fill; Freqtrade's
+  dry-run has no post-only and fills it (a limit crossing by more than 1 %, which Freqtrade
+  turns into a market order, is filled at its limit too: quotes from a BBO one latency old
+  do not cross by 1 %);
 - the strategy hears of its fills and rejects at once (the private channel is the fastest).
 """
 
@@ -25,7 +45,17 @@ import math
 
 import numba
 
-from asmm.sim.records import EXEC_TWO_SIDED, QUEUE_PROB, ROLE_ENTRY, ROLE_EXIT
+from asmm.sim.markouts import add_markouts
+from asmm.sim.records import (
+    EXEC_TWO_SIDED,
+    HOW_BOOK_THROUGH,
+    HOW_DRY_RUN_CROSS,
+    HOW_TRADE,
+    QUEUE_PROB,
+    ROLE_ENTRY,
+    ROLE_EXIT,
+    RULE_DRY_RUN,
+)
 
 # Prices are on the tick grid but arrive through float arithmetic: equal within 1e-9 relative.
 _REL_EPS = 1e-9
@@ -37,9 +67,29 @@ def same_px(a, b):
 
 
 @numba.njit(cache=True, inline="always")
+def crossed(side, px, bid, ask):
+    """Whether the opposite best price reaches an order on ``side`` (+1 bid) at ``px``: the
+    best ask at or below a bid, the best bid at or above an ask (False while unknown)."""
+    if side > 0.0:
+        return ask <= px or same_px(ask, px)
+    return bid >= px or same_px(bid, px)
+
+
+@numba.njit(cache=True, inline="always")
 def wake(a, t, refresh):
     """Make sure the strategy decides at the first refresh (s) strictly after ``t`` (s)."""
     nd = (math.floor(t / refresh) + 1.0) * refresh
+    if nd < a.next_decision:
+        a.next_decision = nd
+
+
+@numba.njit(cache=True, inline="always")
+def wake_by(a, t, refresh):
+    """Make sure the strategy decides at the first refresh (s) at or after ``t`` (s): a
+    decision at ``t`` itself runs after the market events at ``t`` (kernel order rules)."""
+    nd = math.ceil(t / refresh) * refresh
+    if nd < t:  # float rounding must not put the decision before the event
+        nd += refresh
     if nd < a.next_decision:
         a.next_decision = nd
 
@@ -100,15 +150,16 @@ def queue_ahead(side, px, m, tape):
 
 
 @numba.njit(cache=True)
-def fill(a, p, sl, qty, t, mid, fills):
+def fill(a, p, sl, qty, t, mid, how, fee_rate, fills, marks, tape, clock, cursor):
     """Book a fill of ``qty`` coin of slot ``sl``'s order at time ``t`` (s), the exchange mid
-    being ``mid``: cash, position, average cost, realised PnL, maker fee, statistics, the
+    being ``mid``, that came about ``how`` (HOW_*), at the fee ``fee_rate`` (fraction of
+    notional): cash, position, average cost, realised PnL, fee, statistics, markouts, the
     fill record (while there is room), then the order and the bot's phase."""
     side = sl.side
     px = sl.price
     size = p.order_size
     settle_inventory(a, t, p.max_inventory, size)
-    fee = p.maker_fee * px * qty
+    fee = fee_rate * px * qty
     pos0 = a.pos
     if pos0 == 0.0 or (pos0 > 0.0) == (side > 0.0):
         a.avg_cost = (a.avg_cost * abs(pos0) + px * qty) / (abs(pos0) + qty)
@@ -133,6 +184,12 @@ def fill(a, p, sl, qty, t, mid, fills):
         a.n_ask += 1
         a.vol_ask += qty
         a.captured_bp += (px - mid) / mid * 1e4
+    if how == HOW_BOOK_THROUGH:
+        a.n_book_through += 1
+    elif how == HOW_DRY_RUN_CROSS:
+        a.n_dry_run_cross += 1
+    add_markouts(marks[how, 0 if side > 0.0 else 1], side, px, t, tape.mid_t, tape.mid,
+                 clock.horizons, cursor)
     q = abs(pos) / size
     if q > a.max_abs_q:
         a.max_abs_q = q
@@ -142,6 +199,7 @@ def fill(a, p, sl, qty, t, mid, fills):
         f = fills[k]
         f.t, f.side, f.price, f.qty, f.fee, f.position = t, side, px, qty, fee, pos
         f.mid, f.cash, f.realised, f.avg_cost = mid, a.cash, a.realised, a.avg_cost
+        f.how, f.order = how, sl.order
         a.n_recorded = k + 1
     wake(a, t, p.refresh)
     # Order and bot bookkeeping.
@@ -162,9 +220,10 @@ def fill(a, p, sl, qty, t, mid, fills):
 
 
 @numba.njit(cache=True, inline="always")
-def arrive(a, p, slots, ring, m, tape):
+def arrive(a, p, slots, ring, m, tape, clock, fills, marks, cursor):
     """The oldest pending action reaches the exchange: the slot's order is replaced (or
-    cancelled, or kept when the same order already rests), a crossing one rejected."""
+    cancelled, or kept when the same order already rests); a crossing one is rejected
+    (post-only), or under ``RULE_DRY_RUN`` filled at once."""
     k = a.ring_head
     a.ring_head = (k + 1) % ring.size
     a.ring_len -= 1
@@ -188,12 +247,15 @@ def arrive(a, p, slots, ring, m, tape):
         sl.role = role
         return
     # Post-only: the old order is cancelled either way.
-    if (side > 0.0 and px >= m.ask) or (side < 0.0 and px <= m.bid):
+    dry_run = p.fill_rule == RULE_DRY_RUN
+    if not dry_run and crossed(side, px, m.bid, m.ask):
         sl.active = False
         a.rejects += 1
         a.fills_seen = -1  # re-quote at the next refresh even if nothing moved
         wake(a, act.t, p.refresh)
         return
+    a.orders += 1
+    sl.order = a.orders
     sl.active = True
     sl.side = side
     sl.price = px
@@ -201,6 +263,12 @@ def arrive(a, p, slots, ring, m, tape):
     sl.role = role
     sl.traded = 0.0
     sl.ahead = queue_ahead(side, px, m, tape) if p.queue == QUEUE_PROB else 0.0
+    if dry_run and crossed(side, px, m.bid, m.ask):
+        # Freqtrade checks a new dry-run order at once and charges an immediate fill
+        # the taker fee (check_dry_limit_order_filled(immediate=True)).
+        fill(a, p, sl, qty, act.t, 0.5 * (m.bid + m.ask), HOW_DRY_RUN_CROSS, p.taker_fee,
+             fills, marks, tape, clock, cursor)
+        return
     # Orders only ever start resting here, so this sees the most that ever rest at once.
     live = int(slots[0].active) + int(slots[1].active)
     if live > a.max_live:
@@ -208,9 +276,9 @@ def arrive(a, p, slots, ring, m, tape):
 
 
 @numba.njit(cache=True, inline="always")
-def on_trade(a, p, slots, tside, tpx, tsz, t, mid, fills):
+def on_trade(a, p, slots, tside, tpx, tsz, t, mid, fills, marks, tape, clock, cursor):
     """Match one trade (aggressor side ``tside`` +1 buy, price ``tpx``, ``tsz`` coin, time
-    ``t`` s) against the configuration's resting orders.
+    ``t`` s) against the configuration's resting orders (exchange and trades rules).
 
     A bid fills from a sell aggressor trading below it (certain) or at its price (after the
     volume ahead of it when ``queue = prob``); symmetrically the ask. Fills are capped by
@@ -239,7 +307,46 @@ def on_trade(a, p, slots, tside, tpx, tsz, t, mid, fills):
             continue
         qty = min(avail, sl.remaining)
         left -= qty
-        fill(a, p, sl, qty, t, mid, fills)
+        fill(a, p, sl, qty, t, mid, HOW_TRADE, p.maker_fee, fills, marks, tape, clock,
+             cursor)
+
+
+@numba.njit(cache=True, inline="always")
+def on_bbo_through(a, p, slots, m, t, mid, fills, marks, tape, clock, cursor):
+    """Exchange rule, after the touch moved to ``m`` at ``t`` (s): a resting order the
+    opposite best price reached was traded with (the book cannot rest crossed), whole and
+    at its price, whatever the queue; ``mid`` is the mid before the move, as a trade's fill
+    is booked at the mid before the trade."""
+    for s in range(2):
+        sl = slots[s]
+        if sl.active and crossed(sl.side, sl.price, m.bid, m.ask):
+            fill(a, p, sl, sl.remaining, t, mid, HOW_BOOK_THROUGH, p.maker_fee, fills, marks,
+                 tape, clock, cursor)
+
+
+@numba.njit(cache=True, inline="always")
+def on_bbo_dry_run(a, p, slots, m, t):
+    """Dry-run rule, after the touch moved to ``m`` at ``t`` (s): if it crosses a resting
+    order, the bot's next loop (the first refresh at or after ``t``) must look, since
+    Freqtrade checks open orders every loop and the event loop skips loops that would
+    change nothing."""
+    for s in range(2):
+        sl = slots[s]
+        if sl.active and crossed(sl.side, sl.price, m.bid, m.ask):
+            wake_by(a, t, p.refresh)
+
+
+@numba.njit(cache=True)
+def dry_run_check(a, p, slots, m, T, fills, marks, tape, clock, cursor):
+    """Dry-run rule, at the bot's loop at ``T`` (s): an open order the exchange's book
+    crosses fills, whole, at its price and the maker fee (Freqtrade's
+    ``check_dry_limit_order_filled`` from ``fetch_order``, called for each open order by
+    ``manage_open_orders`` before the strategy re-prices)."""
+    for s in range(2):
+        sl = slots[s]
+        if sl.active and crossed(sl.side, sl.price, m.bid, m.ask):
+            fill(a, p, sl, sl.remaining, T, 0.5 * (m.bid + m.ask), HOW_DRY_RUN_CROSS,
+                 p.maker_fee, fills, marks, tape, clock, cursor)
 
 
 @numba.njit(cache=True, inline="always")

@@ -24,6 +24,12 @@ EXEC_TWO_SIDED, EXEC_FREQTRADE, EXEC_PAIR = 0, 1, 2
 QUEUE_NONE, QUEUE_PROB = 0, 1
 # What an order is for: both quotes of two-sided execution, or a bot's entry then its exit.
 ROLE_QUOTE, ROLE_ENTRY, ROLE_EXIT = 0, 1, 2
+# Fill rules (asmm.core.enums.FillRule) as the kernel codes them.
+RULE_EXCHANGE, RULE_TRADES, RULE_DRY_RUN = 0, 1, 2
+# How a fill came about (FILL.how): a trade reached the order, the opposite best price
+# reached it (the book moved through it), or Freqtrade's dry-run found the book crossing it.
+HOW_TRADE, HOW_BOOK_THROUGH, HOW_DRY_RUN_CROSS = 0, 1, 2
+HOW_NAMES = ("trade", "book-through", "dry-run-cross")  # by code
 
 
 PARAMS = np.dtype([
@@ -45,7 +51,9 @@ PARAMS = np.dtype([
     ("order_size", "f8"),          # coin: one lot, the size of every order
     ("refresh", "f8"),             # s: decisions on multiples of it (epoch time)
     ("latency", "f8"),             # s: from a decision to its order action at the exchange
-    ("maker_fee", "f8"),           # fraction of notional charged on every fill
+    ("maker_fee", "f8"),           # fraction of notional charged on every resting fill
+    ("taker_fee", "f8"),           # fraction of notional: a dry-run order crossing on arrival
+    ("fill_rule", "i8"),           # code: RULE_EXCHANGE | RULE_TRADES | RULE_DRY_RUN
     ("execution", "i8"),           # code: EXEC_TWO_SIDED | EXEC_FREQTRADE | EXEC_PAIR
     ("flat_side", "f8"),           # asmm.core.policy flat-side rule: side, or 0 alternate
     ("queue", "i8"),               # code: QUEUE_NONE (fill on touch) | QUEUE_PROB
@@ -61,6 +69,9 @@ ACCOUNT = np.dtype([
     ("avg_cost", "f8"),            # price: average entry of the open position (0 flat)
     ("n_bid", "i8"),               # fills of our bids (partial fills count)
     ("n_ask", "i8"),               # fills of our asks
+    ("n_book_through", "i8"),      # fills of either side with how HOW_BOOK_THROUGH
+    ("n_dry_run_cross", "i8"),     # fills of either side with how HOW_DRY_RUN_CROSS
+    ("orders", "i8"),              # orders that started resting (the last order's id)
     ("vol_bid", "f8"),             # coin bought
     ("vol_ask", "f8"),             # coin sold
     ("captured_bp", "f8"),         # bp: sum over fills of the distance to the mid, signed
@@ -99,6 +110,7 @@ SLOT = np.dtype([
     ("ahead", "f8"),               # coin queued ahead of the order (QUEUE_PROB)
     ("traded", "f8"),              # coin traded at its price since the last BBO change
     ("role", "i8"),                # ROLE_* of the resting order
+    ("order", "i8"),               # id of the resting order: ACCOUNT.orders when it arrived
     ("pending", "i8"),             # actions for this slot still in flight
     ("want_side", "f8"),           # the last action sent: side,
     ("want_price", "f8"),          # price (NaN: cancel),
@@ -128,6 +140,15 @@ FILL = np.dtype([
     ("cash", "f8"),                # quote
     ("realised", "f8"),            # quote, before fees
     ("avg_cost", "f8"),            # price
+    ("how", "i8"),                 # HOW_TRADE | HOW_BOOK_THROUGH | HOW_DRY_RUN_CROSS
+    ("order", "i8"),               # id of the order filled (SLOT.order)
+], align=True)
+
+MARKOUT = np.dtype([
+    # Markouts (asmm.sim.markouts) of one kind of fill at one horizon, summed in the kernel
+    # so that a grid run without fill records still reports them.
+    ("sum_bp", "f8"),              # bp: sum over fills of side * (mid(t + h) - price) / price
+    ("n", "i8"),                   # fills whose horizon the data covers
 ], align=True)
 
 SAMPLE = np.dtype([
@@ -171,6 +192,8 @@ class Tape(NamedTuple):
     book_bid_sz: np.ndarray
     book_ask_px: np.ndarray
     book_ask_sz: np.ndarray
+    mid_t: np.ndarray      # s: exchange time of each BBO state (Events.mids)
+    mid: np.ndarray        # price: the exchange mid from that time on
 
 
 class Clock(NamedTuple):
@@ -179,6 +202,7 @@ class Clock(NamedTuple):
     sample0: float    # first equity sample
     sample_dt: float  # between samples
     end: float        # no decision after it
+    horizons: np.ndarray  # s: the markout horizons (asmm.sim.markouts.HORIZONS)
 
 
 class State(NamedTuple):
@@ -186,7 +210,10 @@ class State(NamedTuple):
 
     ``K`` configurations: ``account`` (K,) ACCOUNT; ``slots`` (K, 2) SLOT; ``ring``
     (K, ring_cap) ACTION; ``fills`` (K, fill_cap) FILL; ``samples`` (K, n_samples) SAMPLE;
-    ``market`` (1,) MARKET.
+    ``market`` (1,) MARKET; ``marks`` (K, 3 hows, 2 sides: bid then ask, n_horizons)
+    MARKOUT; ``mark_next`` (n_horizons,) int64: per horizon, the index in ``Tape.mid_t``
+    where the last markout looked, shared by all configurations (fills come in time order,
+    so the next lookup starts there).
     """
 
     account: np.ndarray
@@ -195,15 +222,18 @@ class State(NamedTuple):
     fills: np.ndarray
     samples: np.ndarray
     market: np.ndarray
+    marks: np.ndarray
+    mark_next: np.ndarray
 
 
 def tape_of(events) -> Tape:
     """The kernel's view of an :class:`asmm.sim.events.Events`."""
-    return Tape(*(getattr(events, name) for name in Tape._fields))
+    mid_t, mid = events.mids()
+    return Tape(*(getattr(events, name) for name in Tape._fields[:-2]), mid_t, mid)
 
 
 def new_state(par: np.ndarray, t_start: float, ring_cap: int, fill_cap: int,
-              n_samples: int) -> State:
+              n_samples: int, n_horizons: int) -> State:
     """Fresh state for the configurations ``par`` ((K,) PARAMS) starting at ``t_start``
     (epoch s): flat, nothing resting, nothing known, the first decision at the first
     refresh from ``t_start``."""
@@ -223,4 +253,6 @@ def new_state(par: np.ndarray, t_start: float, ring_cap: int, fill_cap: int,
     samples = np.full((K, n_samples), np.nan, SAMPLE)
     market = np.zeros(1, MARKET)
     market[["bid", "ask", "bid_size", "ask_size"]] = np.nan
-    return State(account, slots, ring, fills, samples, market)
+    marks = np.zeros((K, len(HOW_NAMES), 2, n_horizons), MARKOUT)
+    return State(account, slots, ring, fills, samples, market, marks,
+                 np.zeros(n_horizons, np.int64))
