@@ -1,4 +1,4 @@
-"""Invariants of the backtester on random small markets (hypothesis).
+"""Invariants of the backtester on random small markets (hypothesis), under each fill rule.
 
 Markets are built in memory (``asmm.sim.merge`` over ``asmm.data.readers`` arrays): a
 random walk of the touch on a 1.0 tick grid and random trades at, inside or through it.
@@ -7,11 +7,13 @@ random walk of the touch on a 1.0 tick grid and random trades at, inside or thro
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asmm.data.readers import BBO, Trades
 from asmm.sim import BacktestConfig, merge, run_grid
+from asmm.sim.records import HOW_BOOK_THROUGH, HOW_DRY_RUN_CROSS, HOW_TRADE
 
 T0_MS = 1_756_684_800_000
 
@@ -79,3 +81,55 @@ def test_invariants(seed, n_bbo, n_trades, feed_ms, c):
         if mode != "two-sided":
             assert np.all(np.abs(f["position"]) <= c["size"] + 1e-9)
         assert s["fills_bid"] + s["fills_ask"] == f["t"].size
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31), n_bbo=st.integers(2, 400), n_trades=st.integers(1, 600),
+       feed_ms=st.sampled_from([0, 20, 300]), c=configs,
+       mode=st.sampled_from(["two-sided", "freqtrade", "freqtrade-pair"]))
+def test_every_rule_fills_each_order_at_most_once_at_its_price(seed, n_bbo, n_trades, feed_ms,
+                                                               c, mode):
+    ev = market(seed, n_bbo, n_trades, feed_ms)
+    base = BacktestConfig(model="fixed", fixed_depth=c["depth"], refresh_seconds=c["refresh"],
+                          latency_ms=c["latency"], queue=c["queue"], order_size=c["size"],
+                          max_inventory=c["qmax"], maker_fee=c["fee"], tick=1.0,
+                          execution=mode)
+    rules = ("exchange", "trades", "freqtrade-dry-run")
+    results = run_grid(ev, [base.with_(fill_rule=r) for r in rules], record_fills=True)
+    trade = ev.kind == 1
+    bbo_t, bbo_bid, bbo_ask = ev.t[~trade], ev.bid[~trade], ev.ask[~trade]
+    allowed = {"exchange": {HOW_TRADE, HOW_BOOK_THROUGH}, "trades": {HOW_TRADE},
+               "freqtrade-dry-run": {HOW_DRY_RUN_CROSS}}
+    for rule, r in zip(rules, results, strict=True):
+        s, f = r.stats, r.fills
+        assert s["fills_bid"] + s["fills_ask"] == f["t"].size
+        assert set(f["how"].tolist()) <= allowed[rule]
+        assert abs(s["pnl"] - (s["realised"] - s["fees"] + s["unrealised"])) < 1e-7
+        for order in np.unique(f["order"]):
+            mine = np.flatnonzero(f["order"] == order)
+            # One order: one side, one price (its own), never more than its size, and a
+            # book-through or dry-run fill takes all that is left: nothing fills after it.
+            assert np.unique(f["side"][mine]).size == 1
+            assert np.unique(f["price"][mine]).size == 1
+            assert f["qty"][mine].sum() <= c["size"] * (1 + 1e-9)
+            assert not np.isin(f["how"][mine[:-1]], [HOW_BOOK_THROUGH, HOW_DRY_RUN_CROSS]).any()
+            if rule == "freqtrade-dry-run":
+                assert mine.size == 1 and f["qty"][mine[0]] == pytest.approx(c["size"])
+        for t, side, px, how in zip(f["t"], f["side"], f["price"], f["how"], strict=True):
+            # Never better than the market allowed: we bought at or above what a seller
+            # traded or the best ask offered (sold at or below, mirrored).
+            if how == HOW_TRADE:
+                theirs = trade & (ev.t == t) & (ev.side == -side)
+                assert np.any(ev.price[theirs] * side <= px * side)
+            elif how == HOW_BOOK_THROUGH:
+                at = bbo_t == t
+                opposite = bbo_ask[at] if side > 0 else bbo_bid[at]
+                assert np.any(opposite * side <= px * side)
+            else:
+                # Dry-run: the book in force at the bot's loop (or at the order's arrival,
+                # a latency after a loop) crossed it; loops are on the refresh grid.
+                i = np.searchsorted(bbo_t, t, side="right") - 1
+                opposite = bbo_ask[i] if side > 0 else bbo_bid[i]
+                assert opposite * side <= px * side
+                loops = np.array([t, t - c["latency"] / 1000.0]) / c["refresh"]
+                assert np.min(np.abs(loops - np.round(loops))) < 1e-6
