@@ -130,3 +130,34 @@ def test_cli_writes_parquet_and_rejects_bad_values(tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode != 0 and "sigma" in bad.stderr
 
+
+
+def test_a_moving_book_prints_the_levels_it_consumed(tmp_path):
+    """move_prints=1: every level the bid falls through prints a sell at its price at the
+    update's time, every level the ask rises through a buy; 0.5: about half of them."""
+    from asmm.data.readers import read_bbo, read_trades
+
+    cfg = SynthConfig(days=1, seed=5, A_bid=0.01, A_ask=0.01, move_prints=1.0, bbo_rate=1.0)
+    generate(cfg, tmp_path)
+    bbo = read_bbo(tmp_path, "BTC")
+    tr = read_trades(tmp_path, "BTC")
+    steps = np.diff(bbo.bid) / cfg.tick
+    i = int(np.flatnonzero(steps <= -3)[0]) + 1  # a fall of three ticks or more
+    at = tr.t == bbo.t[i]
+    sells = np.sort(tr.price[at & (tr.side < 0)])[::-1]
+    assert sells.tolist() == [bbo.bid[i - 1] - j for j in range(int(-steps[i - 1]))]
+    # One print per level passed (including the step from the day's opening book), on top of
+    # the market orders' own prints: the same market with the option off, whose random
+    # draws the moves' come after.
+    passed = int(np.abs(np.diff(bbo.bid, prepend=cfg.mid)).sum() / cfg.tick)
+    orders = len(read_trades(_market(tmp_path / "off", 0.0), "BTC"))
+    assert len(tr) == orders + passed
+    # A cancellation share of a half: Binomial(passed, 0.5) prints, within 5 sd.
+    n_half = len(read_trades(_market(tmp_path / "half", 0.5), "BTC")) - orders
+    assert abs(n_half - passed / 2) <= 5 * (passed / 4) ** 0.5
+
+
+def _market(folder, move_prints):
+    generate(SynthConfig(days=1, seed=5, A_bid=0.01, A_ask=0.01, move_prints=move_prints,
+                         bbo_rate=1.0), folder)
+    return folder

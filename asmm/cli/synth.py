@@ -41,6 +41,9 @@ def register(sub) -> None:
                         "(real Hyperliquid BTC: 0.8-0.9)")
     p.add_argument("--informed", type=float, default=0.0, metavar="F",
                    help="share of market orders followed by a mid move in their direction")
+    p.add_argument("--move-prints", type=float, default=0.0, metavar="S",
+                   help="share of the levels a moving book passes that print a trade (the "
+                        "rest are cancelled); with it the A, k truth no longer holds exactly")
     p.add_argument("--impact", type=float, default=0.0, metavar="I",
                    help="size of that move, price; the expected markout per maker fill is "
                         "-F * I (in truth.json)")
@@ -63,6 +66,7 @@ def run(args) -> int:
         tick=args.tick, depth=args.depth, bbo_rate=args.bbo_rate,
         l2_interval=args.l2_interval, fmt=args.format, rounding=args.rounding,
         touch_only=args.touch_only, informed=args.informed, impact=args.impact,
+        move_prints=args.move_prints,
     )
     console = Console(stderr=True)
     try:

@@ -22,6 +22,13 @@ The generative model (every parameter is in the units of docs/design.md):
   mid move of ``impact`` (price) in their direction (a BBO update is published then): the
   adverse selection a maker filled by them suffers, with a known expected markout of
   ``-informed * impact`` per fill at any horizon past the move.
+- **Moves that print** (``move_prints``, off by default): when the published bid falls
+  through price levels, the levels it left were consumed — each prints as a sell at its price
+  at the update's time (one sweep per move), except a cancellation share ``1 -
+  move_prints`` of them that vanish without a trade; a rising ask mirrors it with buys. On
+  an exchange the book does not move through a level without trading it; these sweeps are
+  flow the ``A e^{-k delta}`` law does not describe, so ``A`` and ``k`` truth holds only
+  with the option off.
 - **Book.** L2 snapshots every ``l2_interval`` seconds, ``depth`` levels per side on the
   tick grid around the current BBO, random sizes.
 - **Receive times.** ``timestamp`` = exchange time + a latency of about ``latency`` seconds
@@ -86,6 +93,7 @@ class SynthConfig:
     touch_only: float = 0.0       # share of sweeps printing at the touch only
     informed: float = 0.0         # share of market orders followed by a mid move
     impact: float = 0.0           # price: the size of that move, in the order's direction
+    move_prints: float = 0.0      # share of levels a moving book passes that print a trade
 
     def A_grid(self, A: float, k: float) -> float:
         """The fill rate on the price grid (intercept of the curve through levels >= 1)."""
@@ -100,6 +108,7 @@ class SynthConfig:
             "bid": {"A": self.A_bid, "k": self.k_bid},
             "ask": {"A": self.A_ask, "k": self.k_ask},
             "tape": {"rounding": self.rounding, "touch_only": self.touch_only,
+                     "move_prints": self.move_prints,
                      "A_grid": {"bid": self.A_grid(self.A_bid, self.k_bid),
                                 "ask": self.A_grid(self.A_ask, self.k_ask)},
                      "note": "A_grid: the fill rate on the price grid a convention-free "
@@ -169,6 +178,29 @@ def _sweeps(rng, cfg: SynthConfig, side: int, t_ms: np.ndarray, bbo_t: np.ndarra
     return t_ms[sweep], price, sweep
 
 
+def _move_prints(rng, cfg: SynthConfig, bbo_t: np.ndarray, bid: np.ndarray,
+                 carry_bid: float):
+    """Trades of the levels a moving book consumed (see the module docstring): arrays
+    (t_ms, price, side, move_no) per print, in the day's ms offsets."""
+    empty = np.zeros(0)
+    if cfg.move_prints <= 0 or bbo_t.size == 0:
+        return empty.astype(np.int64), empty, empty.astype(np.int8), empty.astype(np.int64)
+    prev = np.concatenate([[carry_bid], bid[:-1]])
+    steps = np.rint((bid - prev) / cfg.tick).astype(np.int64)
+    # A falling bid consumed the bids from the old one down to one tick above the new one;
+    # a rising book the asks from the old ask up to one tick below the new one.
+    n = np.abs(steps)
+    move = np.repeat(np.arange(bbo_t.size), n)
+    k = np.arange(move.size) - np.repeat(np.cumsum(n) - n, n)
+    down = steps[move] < 0
+    old_bid = prev[move]
+    old_ask = old_bid + cfg.spread_ticks * cfg.tick
+    price = np.where(down, old_bid - k * cfg.tick, old_ask + k * cfg.tick)
+    side = np.where(down, -1, 1).astype(np.int8)
+    keep = rng.random(move.size) < cfg.move_prints
+    return bbo_t[move][keep], price[keep], side[keep], move[keep]
+
+
 def generate_day(cfg: SynthConfig, day_index: int, state: dict, out: Path) -> dict:
     """Simulate and write one UTC day; ``state`` carries the mid, trade id and sequence."""
     rng = np.random.default_rng([cfg.seed, day_index])
@@ -200,11 +232,14 @@ def generate_day(cfg: SynthConfig, day_index: int, state: dict, out: Path) -> di
     carry_bid = state["bid"]
     buy_t, buy_px, buy_sw = _sweeps(rng, cfg, +1, buy_t_ms, bbo_t, bid, carry_bid)
     sell_t, sell_px, sell_sw = _sweeps(rng, cfg, -1, sell_t_ms, bbo_t, bid, carry_bid)
-    tr_t = np.concatenate([buy_t, sell_t])
-    tr_px = np.concatenate([buy_px, sell_px])
-    tr_side = np.concatenate([np.ones(buy_t.size, np.int8), -np.ones(sell_t.size, np.int8)])
+    mv_t, mv_px, mv_side, mv_sw = _move_prints(rng, cfg, bbo_t, bid, carry_bid)
+    mv_sw = -1 - mv_sw  # negative sweep keys: never shared with the orders' (>= 0)
+    tr_t = np.concatenate([buy_t, sell_t, mv_t])
+    tr_px = np.concatenate([buy_px, sell_px, mv_px])
+    tr_side = np.concatenate([np.ones(buy_t.size, np.int8), -np.ones(sell_t.size, np.int8),
+                              mv_side])
     # Fills of one sweep stay together, best price first; sweeps ordered by time.
-    sweep_key = np.concatenate([buy_sw * 2, sell_sw * 2 + 1])
+    sweep_key = np.concatenate([buy_sw * 2, sell_sw * 2 + 1, mv_sw * 2])
     order = np.lexsort((np.arange(tr_t.size), sweep_key, tr_t))
     tr_t, tr_px, tr_side = tr_t[order], tr_px[order], tr_side[order]
     n_tr = tr_t.size
@@ -275,7 +310,7 @@ def generate(cfg: SynthConfig, out: str | Path, progress=None) -> dict:
             raise ValueError(f"{name} must be a finite number > 0, got {v}")
     if cfg.rounding not in ("floor", "ceil"):
         raise ValueError(f"rounding must be 'floor' or 'ceil', got {cfg.rounding!r}")
-    for name in ("touch_only", "informed"):
+    for name in ("touch_only", "informed", "move_prints"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"{name} must be a share in [0, 1], got {getattr(cfg, name)}")
     if not (np.isfinite(cfg.impact) and cfg.impact >= 0):
