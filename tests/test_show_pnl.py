@@ -48,11 +48,12 @@ def _order(n: int, side: str, amount: float, price: float, when: datetime, is_en
 
     ft_side = trade_side if is_entry else ("sell" if trade_side == "buy" else "buy")
     assert ft_side == side
+    # Freqtrade names its dry-run orders so; the report tells a dry-run bot by it.
     return Order(ft_order_side=side, ft_pair=PAIR, ft_is_open=False, ft_amount=amount,
-                 ft_price=price, order_id=f"dry-{n}", status="closed", symbol=PAIR,
-                 order_type="limit", side=side, price=price, average=price, amount=amount,
-                 filled=amount, remaining=0.0, cost=amount * price, order_date=when,
-                 order_filled_date=when)
+                 ft_price=price, order_id=f"dry_run_{side}_{PAIR}_{n}", status="closed",
+                 symbol=PAIR, order_type="limit", side=side, price=price, average=price,
+                 amount=amount, filled=amount, remaining=0.0, cost=amount * price,
+                 order_date=when, order_filled_date=when)
 
 
 def _trade(is_short: bool, amount: float, entry: float, exit_: float | None, t_in: float,
@@ -397,30 +398,86 @@ def _params_file(path: Path, truth: dict) -> Path:
 
 def test_compare_with_backtest_over_the_live_window(trades_db, small_market, tmp_path):
     """The hand-built trades fall on the first synthetic day (2025-09-01, 00:00 to 01:00):
-    the comparison backtests exactly [bot start, end] with the live lot and fee rate."""
+    the comparison backtests exactly [bot start, end] with the live lot and fee rate, the
+    bot's loop and quoting settings, and the fill rule of a dry-run bot."""
     from asmm.core.params import load_params
+    from asmm.report.comparison import BotSettings, fill_rule_for
+    from asmm.report.markouts import fill_markouts, load_mids
     from asmm.sim import BacktestConfig, load_events, run_backtest
 
     data, truth = small_market
     params = _params_file(tmp_path / "p.json", truth)
     book = load_db(trades_db)
+    rule, why = fill_rule_for([book])
+    assert rule == "freqtrade-dry-run" and "dry-run orders (dry_run_...)" in why
     end = (T0 + timedelta(hours=2)).replace(tzinfo=UTC).timestamp()
     s = summarize(book, end)
-    c = compare_with_backtest(s, data, "BTC", params)
+    marked = fill_markouts(book, load_mids(data, "BTC", [book]))
+    c = compare_with_backtest(s, data, "BTC", params, BotSettings(5.0, 1.0, 0.0),
+                              fill_rule=rule, fill_rule_why=why, marked=marked)
     live = {label: v for label, v, _ in c.rows}
     bt = {label: v for label, _, v in c.rows}
     assert live["fills, our bid (buys)"] == 3 and live["fills, our ask (sells)"] == 2
+    # Freqtrade fills a dry-run order when the book crosses it, never from a trade.
+    assert (live["fills by a trade"], live["fills by the book reaching our price"]) == (0, 5)
     assert live["volume (base)"] == pytest.approx(0.07)
     assert live["inventory max |q| (lots)"] == pytest.approx(2.0)  # 0.02 BTC in 0.01 lots
+    assert live["markout 10 s, sells (bp)"] == pytest.approx(marked.means(-1)["markout_10s_bp"])
     start = T0.replace(tzinfo=UTC).timestamp() - 300.0
     assert book.started == start
     assert c.window == (start, end)
+    assert (c.fill_rule, c.loop_seconds) == ("freqtrade-dry-run", 5.0)
+    events = load_events(data, "BTC", start, end)
     cfg = BacktestConfig.from_params(load_params(params, check_fresh=False), order_size=0.01,
-                                     maker_fee=FEE, execution="freqtrade")
-    expected = run_backtest(load_events(data, "BTC", start, end), cfg).summary()
+                                     maker_fee=FEE, execution="freqtrade",
+                                     fill_rule="freqtrade-dry-run", refresh_seconds=5.0,
+                                     tick=1.0, min_spread=1.0, max_improve_ticks=0.0)
+    expected = run_backtest(events, cfg).summary()
     assert bt["fills, our bid (buys)"] == expected["fills_bid"]
+    assert bt["fills by the book reaching our price"] == expected["fills_dry_run_cross"] > 0
     assert bt["PnL after fees, marked (USDC)"] == pytest.approx(expected["pnl"])
+    assert bt["markout 1 s, buys (bp)"] == pytest.approx(expected["markout_1s_bp_bid"])
     assert expected["fills_bid"] + expected["fills_ask"] > 0  # the window has fills to compare
+
+
+def test_the_fill_rule_is_the_bots_own(trades_db, tmp_path):
+    """A database of exchange order ids is a live bot's: compared with the exchange rule; a
+    database of both kinds does not say, and the report asks for the rule."""
+    from asmm.report.comparison import fill_rule_for
+
+    live, mixed = tmp_path / "live.sqlite", tmp_path / "mixed.sqlite"
+    for path, where in ((live, ""), (mixed, " WHERE id > 1")):
+        with sqlite3.connect(trades_db) as src, sqlite3.connect(path) as dst:
+            src.backup(dst)
+            dst.execute(f"UPDATE orders SET order_id = '0x' || id{where}")
+    rule, why = fill_rule_for([load_db(live)])
+    assert rule == "exchange" and "exchange order ids" in why
+    with pytest.raises(PnLError, match="--fill-rule"):
+        fill_rule_for([load_db(mixed)])
+    with pytest.raises(PnLError, match="dry-run or live"):
+        fill_rule_for([load_db(trades_db), load_db(live)])
+
+
+def test_cli_comparison_says_which_fill_rule_and_why(trades_db, small_market, tmp_path):
+    data, truth = small_market
+    args = ("--db", str(trades_db), "--no-plot", "--now", "2025-09-01T02:00:00",
+            "--data-dir", str(data), "--params", str(_params_file(tmp_path / "p.json", truth)))
+    r = _cli(*args)
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())  # rich wraps the title and caption
+    assert "fill rule 'freqtrade-dry-run'" in text and "a decision every 5 s" in text
+    assert "because the bot is a Freqtrade dry-run" in text
+    assert "dry-run orders (dry_run_...)" in text
+    r = _cli(*args, "--json", "--fill-rule", "exchange", "--loop-seconds", "1")
+    assert r.returncode == 0, r.stderr
+    (fig,) = json.loads(r.stdout)
+    bt = fig["backtest"]
+    assert (bt["fill_rule"], bt["loop_seconds"]) == ("exchange", 1.0)
+    assert bt["fill_rule_why"] == "named on the command line (--fill-rule)"
+    # A live bot's records do not say what filled an order.
+    assert bt["figures"]["fills by a trade"]["live"] is None
+    assert bt["figures"]["markout 10 s, sells (bp)"]["live"] == pytest.approx(
+        fig["markouts"]["sides"]["sells"]["markout_10s_bp"])
 
 
 def test_compare_without_data_is_a_clear_error(trades_db, small_market, tmp_path):

@@ -15,6 +15,8 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from asmm.core.enums import FillRule
+
 DESCRIPTION = ("PnL report of Freqtrade market-making bots: realised/unrealised PnL, fees, "
                "funding, round trips, win rate, captured spread, inventory, drawdown, CAGR; "
                "plus a PNG with equity, inventory and captured spread over time.")
@@ -58,6 +60,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      default=None,
                      help="backtester execution to compare with (default: freqtrade for one "
                           "bot, freqtrade-pair for several)")
+    cmp.add_argument("--fill-rule", choices=list(FillRule), default=None,
+                     help="backtester fill rule to compare with (default: the bot's own: "
+                          "freqtrade-dry-run for a dry-run bot, exchange for a live one)")
+    cmp.add_argument("--loop-seconds", type=float, default=5.0,
+                     help="the bot's loop, Freqtrade's internals.process_throttle_secs (its "
+                          "REST API does not show it): the backtester decides, and checks "
+                          "dry-run orders, this often (default: 5, the shipped configs')")
     p.add_argument("--png", type=Path, default=Path("pnl.png"),
                    help="where to write the plot (default: pnl.png)")
     p.add_argument("--no-plot", action="store_true", help="do not write the PNG")
@@ -93,10 +102,11 @@ def run(args) -> int:
     from rich.console import Console
 
     from asmm.core.errors import PnLError
-    from asmm.report.comparison import compare_with_backtest
+    from asmm.freqtrade.config import MMConfig
+    from asmm.report.comparison import BotSettings, compare_with_backtest, fill_rule_for
     from asmm.report.ledger import base_currency, merge_books, summarize, with_capital
-    from asmm.report.markouts import fill_markouts, load_mids
     from asmm.report.rendering import (
+        comparison_dict,
         comparison_table,
         markouts_table,
         plot,
@@ -132,13 +142,24 @@ def run(args) -> int:
         if args.params is not None and args.data_dir is None:
             raise PnLError("--params needs --data-dir (the market data of the live period)")
         if args.data_dir is not None:
+            from asmm.report.markouts import fill_markouts, load_mids
+
             mids = load_mids(args.data_dir, base, books, shift=args.data_shift)
             marked = [fill_markouts(b, mids, shift=args.data_shift)
                       for b in (books if len(books) == 1 else [*books, merged])]
         if args.params is not None:
             execution = args.execution or ("freqtrade" if len(books) == 1 else "freqtrade-pair")
-            comparison = compare_with_backtest(summaries[-1], args.data_dir, base, args.params,
-                                               shift=args.data_shift, execution=execution)
+            if args.fill_rule is None:
+                rule, why = fill_rule_for(books)
+            else:
+                rule, why = args.fill_rule, "named on the command line (--fill-rule)"
+            # The strategy's quoting settings as shipped; the REST API does not show them.
+            mm = MMConfig()
+            bot = BotSettings(args.loop_seconds, mm.min_spread_ticks, mm.max_improve_ticks)
+            comparison = compare_with_backtest(
+                summaries[-1], args.data_dir, base, args.params, bot, fill_rule=rule,
+                fill_rule_why=why, shift=args.data_shift, execution=execution,
+                marked=marked[-1])
     except PnLError as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
@@ -147,8 +168,7 @@ def run(args) -> int:
         for d, m in zip(doc, marked, strict=False):
             d["markouts"] = m.as_dict()
         if comparison is not None:
-            doc[-1]["backtest"] = {label: {"live": live, "backtest": bt}
-                                   for label, live, bt in comparison.rows}
+            doc[-1]["backtest"] = comparison_dict(comparison)
         print(json.dumps(doc, indent=1))
     else:
         out.print(summary_table(summaries, base=base))

@@ -81,7 +81,9 @@ class BotBook:
     """Everything one source knows. ``marks`` pair -> price for unrealised PnL; ``capital``
     the starting balance (USDC) CAGR is measured against; ``now`` epoch s of the report;
     ``started`` epoch s when the bot first ran on this database (Freqtrade's
-    ``bot_start_time``), if known."""
+    ``bot_start_time``), if known; ``dry_run`` whether its fills are Freqtrade's dry-run
+    simulation (True), an exchange's (False) or unknown (None), ``dry_run_why`` what says
+    so."""
 
     name: str
     trades: list[TradeRec]
@@ -89,6 +91,8 @@ class BotBook:
     capital: float | None = None
     now: float | None = None
     started: float | None = None
+    dry_run: bool | None = None
+    dry_run_why: str = ""
 
 
 def merge_books(books: Sequence[BotBook]) -> BotBook:

@@ -5,6 +5,9 @@ uses (:func:`asmm.sim.markouts.markouts`), so the two are comparable.
 Sign: negative is the market moving against us (a buy followed by a falling mid). Fill times
 are the bot's clock; ``shift`` seconds are added to reach the data's times (non-zero only for
 a replay that moved the data to 'now').
+
+:mod:`asmm.sim.markouts` loads numba: the report's other modules import this one only when
+market data is given, so a report without it never pays for that.
 """
 
 from __future__ import annotations
@@ -38,31 +41,34 @@ class Mids:
 @dataclass(frozen=True)
 class FillMarkouts:
     """Markouts of one book's fills. ``time`` the bot's clock (epoch s), ``side`` +1 a buy /
-    −1 a sell, ``bp`` of shape ``(n, len(HORIZONS))``: NaN where the data ends first."""
+    −1 a sell, ``bp`` of shape ``(n, len(horizons))``: NaN where the data ends first."""
 
     name: str
     time: np.ndarray
     side: np.ndarray
     price: np.ndarray
     bp: np.ndarray
+    horizons: tuple[float, ...] = HORIZONS  # seconds, the columns of ``bp``
+
+    def means(self, side: int = 0) -> dict[str, float | None]:
+        """Mean markouts of the buys (``side`` +1), the sells (−1) or all fills (0)."""
+        return mean_markouts(self.bp if side == 0 else self.bp[self.side == side],
+                             self.horizons)
 
     def by_side(self) -> list[tuple[str, int, dict[str, float | None]]]:
         """(side, fills, mean markouts) for buys, sells and all fills."""
-        out = []
-        for label, s in SIDES:
-            rows = self.bp if s == 0 else self.bp[self.side == s]
-            out.append((label, int(rows.shape[0]), mean_markouts(rows)))
-        return out
+        return [(label, int(self.side.size if s == 0 else np.count_nonzero(self.side == s)),
+                 self.means(s)) for label, s in SIDES]
 
     def as_dict(self) -> dict:
         """JSON-able: the means per side and every fill's markouts (NaN becomes None)."""
-        keys = list(mean_markouts(self.bp))
+        keys = list(mean_markouts(self.bp, self.horizons))
         per_fill = [{"time": float(t), "side": "buy" if s > 0 else "sell", "price": float(p),
                      **{k: (float(v) if np.isfinite(v) else None) for k, v in zip(keys, m,
                                                                                  strict=True)}}
                     for t, s, p, m in zip(self.time, self.side, self.price, self.bp,
                                           strict=True)]
-        return {"horizons_s": list(HORIZONS),
+        return {"horizons_s": list(self.horizons),
                 "sides": {label.split()[0]: {"fills": n, **means}
                           for label, n, means in self.by_side()},
                 "fills": per_fill}

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,12 +19,12 @@ import pandas as pd
 from asmm.core.io import atomic_path, save_png
 from asmm.report.comparison import Comparison
 from asmm.report.ledger import PnLSummary
-from asmm.report.markouts import FillMarkouts
-from asmm.sim.markouts import HORIZONS
+
+if TYPE_CHECKING:  # asmm.report.markouts loads numba; only reports with market data need it
+    from asmm.report.markouts import FillMarkouts
 
 MARKOUTS_TITLE = ("Markouts: the collector's mid after each fill against the fill's price "
                   "(bp, mean per side; negative = the market moved against us)")
-MARKOUTS_HEAD = ["bot", "side", "fills", *(f"{h:g} s" for h in HORIZONS)]
 
 
 def _fmt(x: float, spec: str, unit: str = "") -> str:
@@ -84,11 +85,15 @@ def markout_rows(marked: Sequence[FillMarkouts]) -> list[list[str]]:
             for m in marked for side, n, means in m.by_side()]
 
 
+def markouts_head(marked: Sequence[FillMarkouts]) -> list[str]:
+    return ["bot", "side", "fills", *(f"{h:g} s" for h in marked[0].horizons)]
+
+
 def markouts_table(marked: Sequence[FillMarkouts]):
     from rich.table import Table
 
     t = Table(title=MARKOUTS_TITLE, title_justify="left")
-    for col in MARKOUTS_HEAD:
+    for col in markouts_head(marked):
         t.add_column(col, justify="left" if col in ("bot", "side") else "right")
     for row in markout_rows(marked):
         t.add_row(*row)
@@ -99,15 +104,43 @@ def comparison_table(c: Comparison):
     """A rich table of the live figures beside the backtest's, with their difference."""
     from rich.table import Table
 
-    span = (c.window[1] - c.window[0]) / 60.0
-    t = Table(title=f"Does paper trading match the backtest? ({span:.1f} min from the bot's "
-                    f"start, {c.backtest['events']:,} market events, backtester execution "
-                    f"'{c.execution}')", title_justify="left")
+    t = Table(title=comparison_title(c), title_justify="left", caption=fill_rule_note(c),
+              caption_justify="left")
     for col in ("figure", "live", "backtest", "live - backtest"):
         t.add_column(col, justify="right" if col != "figure" else "left")
-    for label, live, bt in c.rows:
-        t.add_row(label, f"{live:,.6g}", f"{bt:,.6g}", f"{live - bt:+,.6g}")
+    for row in comparison_rows(c):
+        t.add_row(*row)
     return t
+
+
+def comparison_title(c: Comparison) -> str:
+    span = (c.window[1] - c.window[0]) / 60.0
+    return (f"Does paper trading match the backtest? ({span:.1f} min from the bot's start, "
+            f"{c.backtest['events']:,} market events; backtester: execution '{c.execution}', "
+            f"fill rule '{c.fill_rule}', a decision every {c.loop_seconds:g} s)")
+
+
+def fill_rule_note(c: Comparison) -> str:
+    return f"Fill rule '{c.fill_rule}' because the bot is {c.fill_rule_why}."
+
+
+def comparison_rows(c: Comparison) -> list[list[str]]:
+    """(figure, live, backtest, live - backtest) as text; n/a where a side does not say."""
+    return [[label, _fmt(live, ",.6g"), _fmt(bt, ",.6g"), _fmt(live - bt, "+,.6g")]
+            for label, live, bt in c.rows]
+
+
+def comparison_dict(c: Comparison) -> dict:
+    """The comparison as plain JSON-able values: its setup and, per figure, both sides."""
+    return {"window": list(c.window), "data_shift": c.shift, "execution": c.execution,
+            "fill_rule": str(c.fill_rule), "fill_rule_why": c.fill_rule_why,
+            "loop_seconds": c.loop_seconds,
+            "figures": {label: {"live": _json_num(live), "backtest": _json_num(bt)}
+                        for label, live, bt in c.rows}}
+
+
+def _json_num(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def summary_dict(s: PnLSummary) -> dict:
@@ -138,12 +171,11 @@ def write_html(summaries: Sequence[PnLSummary], out: str | Path, *, base: str = 
         "base": base or "base", "t": c.time.tolist(), "equity": c.equity.tolist(),
         "inventory": c.inventory.tolist(), "rt_t": [r.close_time for r in rt],
         "rt_bp": [r.captured_bp for r in rt], "rt_long": [not r.is_short for r in rt],
-        "markouts": {"title": MARKOUTS_TITLE, "head": MARKOUTS_HEAD,
+        "markouts": {"title": MARKOUTS_TITLE, "head": markouts_head(marked),
                      "rows": markout_rows(marked)} if marked else None,
         "comparison": None if comparison is None else {
-            "title": "Does paper trading match the backtest?",
-            "rows": [[label, f"{live:,.6g}", f"{bt:,.6g}", f"{live - bt:+,.6g}"]
-                     for label, live, bt in comparison.rows]},
+            "title": comparison_title(comparison), "note": fill_rule_note(comparison),
+            "rows": comparison_rows(comparison)},
     }
     # "</" inside a <script> would end it early; JSON allows the escaped form.
     payload = json.dumps(data).replace("</", "<\\/")

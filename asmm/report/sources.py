@@ -18,6 +18,8 @@ from pathlib import Path
 from asmm.core.errors import PnLError
 from asmm.report.ledger import BotBook, Fill, TradeRec
 
+DRY_RUN_ORDER_PREFIX = "dry_run_"  # freqtrade.exchange.Exchange.create_dry_run_order
+
 
 def _ts(value) -> float | None:
     """Freqtrade stores naive UTC datetimes as text in SQLite."""
@@ -50,7 +52,7 @@ def load_db(path: str | Path, name: str | None = None) -> BotBook:
             "close_profit_abs FROM trades ORDER BY id").fetchall()
         orders = con.execute(
             "SELECT ft_trade_id, ft_order_side, side, filled, average, price, "
-            "order_filled_date, order_date FROM orders "
+            "order_filled_date, order_date, order_id FROM orders "
             "WHERE filled > 0 AND ft_order_side != 'stoploss' ORDER BY id").fetchall()
         try:
             row = con.execute("SELECT datetime_value FROM KeyValueStore "
@@ -84,7 +86,20 @@ def load_db(path: str | Path, name: str | None = None) -> BotBook:
                                  t["close_profit_abs"]))
     if not recs:
         raise PnLError(f"{path} holds no filled trades yet: nothing to report")
-    return BotBook(name, recs, started=started)
+    return BotBook(name, recs, started=started, **_dry_run_of_orders(orders))
+
+
+def _dry_run_of_orders(orders) -> dict:
+    """Whether a database's fills are Freqtrade's dry-run simulation: Freqtrade names every
+    dry-run order ``dry_run_<side>_<pair>_<uuid>``; an exchange names its own orders."""
+    dry = {str(o["order_id"]).startswith(DRY_RUN_ORDER_PREFIX) for o in orders}
+    if dry == {True}:
+        return {"dry_run": True, "dry_run_why": "its orders are Freqtrade dry-run orders "
+                                                f"({DRY_RUN_ORDER_PREFIX}...)"}
+    if dry == {False}:
+        return {"dry_run": False, "dry_run_why": "its orders carry exchange order ids, not "
+                                                 "Freqtrade's dry-run ones"}
+    return {"dry_run": None, "dry_run_why": "it holds both dry-run and exchange orders"}
 
 
 def trades_from_json(name: str, trades: Sequence[dict]) -> list[TradeRec]:
@@ -165,5 +180,9 @@ def load_rest(url: str, username: str | None, password: str | None,
     if not recs:
         raise PnLError(f"{url}: the bot holds no filled trades yet: nothing to report")
     start_ms = profit.get("bot_start_timestamp") if isinstance(profit, dict) else None
+    dry_run = config.get("dry_run") if isinstance(config, dict) else None
     return BotBook(name, recs, marks, float(capital) if capital else None, now=None,
-                   started=start_ms / 1000.0 if start_ms else None)
+                   started=start_ms / 1000.0 if start_ms else None,
+                   dry_run=dry_run if isinstance(dry_run, bool) else None,
+                   dry_run_why=f"its config says dry_run: {str(dry_run).lower()} "
+                               "(REST /show_config)")
