@@ -36,7 +36,7 @@ import numpy as np
 from asmm.core import model, policy
 from asmm.sim import decision, events, markouts, matching, records
 from asmm.sim.events import KIND_TRADE
-from asmm.sim.records import QUEUE_PROB, RULE_DRY_RUN, RULE_EXCHANGE
+from asmm.sim.records import QUEUE_PROB, RULE_DRY_RUN, RULE_EXCHANGE, RULE_TRADES
 
 # The kernel's compiled code inlines these modules (their functions and constants): numba
 # keys each module's cache on its own file only, so a change to any must drop all caches.
@@ -174,7 +174,9 @@ def advance(tape, par, clock, st, i0, i1):
             if mid != mid:
                 mid = tape.price[i]
             for c in range(K):
-                if par[c].fill_rule != RULE_DRY_RUN:  # dry-run never fills from trades
+                # Dry-run never fills from trades.
+                if par[c].fill_rule != RULE_DRY_RUN and matching.meets(
+                        st.slots, c, tape.side[i], tape.price[i]):
                     matching.on_trade(st.account[c], par[c], st.slots[c], tape.side[i],
                                       tape.price[i], tape.size[i], t, mid, st.fills[c],
                                       st.marks[c], tape, clock, st.mark_next)
@@ -187,12 +189,16 @@ def advance(tape, par, clock, st, i0, i1):
             m.bid_size, m.ask_size = tape.bid_size[i], tape.ask_size[i]
             for c in range(K):
                 rule = par[c].fill_rule
-                if rule == RULE_EXCHANGE:
-                    matching.on_bbo_through(st.account[c], par[c], st.slots[c], m, t, mid,
-                                            st.fills[c], st.marks[c], tape, clock,
-                                            st.mark_next)
-                elif rule == RULE_DRY_RUN:
-                    matching.on_bbo_dry_run(st.account[c], par[c], st.slots[c], m, t)
+                if rule != RULE_TRADES and matching.reached(st.slots, c, m):
+                    if rule == RULE_EXCHANGE:
+                        matching.on_bbo_through(st.account[c], par[c], st.slots[c], m, t,
+                                                mid, st.fills[c], st.marks[c], tape, clock,
+                                                st.mark_next)
+                    else:
+                        # Dry-run fills at the bot's loop, which Freqtrade runs every
+                        # refresh while this loop skips those that change nothing: the
+                        # first one at or after the cross must run.
+                        matching.wake_by(st.account[c], t, par[c].refresh)
 
 
 @numba.njit(cache=True)

@@ -8,14 +8,15 @@ Each function works on one configuration: ``a`` its ACCOUNT record, ``p`` its PA
 ``clock`` the timetable and ``cursor`` the markout lookups' shared position
 (:mod:`asmm.sim.records` lists the fields and their units). Records are references: the
 functions update them in place. The per-event handlers (``on_trade``, ``on_bbo_queue``,
-``on_bbo_through``, ``on_book``) are inlined into the loop: as calls (passing the whole
-tape) the benchmark ran 3-6 % slower.
+``on_book``) are inlined into the loop: as calls (passing the whole tape) the benchmark ran
+3-6 % slower; ``on_bbo_through`` runs only when ``reached`` finds an order the book moved
+through, and is a call.
 
 Fill rules (``PARAMS.fill_rule``, :class:`asmm.core.enums.FillRule`); every fill is at the
 order's own price and records how it came about (``FILL.how``):
 
 - ``RULE_EXCHANGE``: from trades as ``RULE_TRADES``, and, whole, when the opposite best price
-  reaches the order's price (``on_bbo_through``): on an exchange the order would then have
+  reaches the order's price (``reached``, ``on_bbo_through``): on an exchange it would have
   been traded with, since the book cannot rest crossed (hftbacktest's exchange models fill
   the same way);
 - ``RULE_TRADES``: only from an aggressor trading through the order (certain) or at its price
@@ -276,6 +277,20 @@ def arrive(a, p, slots, ring, m, tape, clock, fills, marks, cursor):
 
 
 @numba.njit(cache=True, inline="always")
+def meets(slots, c, tside, tpx):
+    """Whether a trade (aggressor ``tside``, price ``tpx``) reaches a resting order of
+    configuration ``c`` (``slots``: (K, 2) SLOT) at or through its price — whether
+    ``on_trade`` has anything to do; asked first for the reason ``reached`` is."""
+    for s in range(2):
+        sl = slots[c, s]
+        if sl.active and sl.side == -tside:
+            px = sl.price
+            if same_px(tpx, px) or (tside < 0 and tpx < px) or (tside > 0 and tpx > px):
+                return True
+    return False
+
+
+@numba.njit(cache=True, inline="always")
 def on_trade(a, p, slots, tside, tpx, tsz, t, mid, fills, marks, tape, clock, cursor):
     """Match one trade (aggressor side ``tside`` +1 buy, price ``tpx``, ``tsz`` coin, time
     ``t`` s) against the configuration's resting orders (exchange and trades rules).
@@ -311,7 +326,7 @@ def on_trade(a, p, slots, tside, tpx, tsz, t, mid, fills, marks, tape, clock, cu
              cursor)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def on_bbo_through(a, p, slots, m, t, mid, fills, marks, tape, clock, cursor):
     """Exchange rule, after the touch moved to ``m`` at ``t`` (s): a resting order the
     opposite best price reached was traded with (the book cannot rest crossed), whole and
@@ -325,15 +340,17 @@ def on_bbo_through(a, p, slots, m, t, mid, fills, marks, tape, clock, cursor):
 
 
 @numba.njit(cache=True, inline="always")
-def on_bbo_dry_run(a, p, slots, m, t):
-    """Dry-run rule, after the touch moved to ``m`` at ``t`` (s): if it crosses a resting
-    order, the bot's next loop (the first refresh at or after ``t``) must look, since
-    Freqtrade checks open orders every loop and the event loop skips loops that would
-    change nothing."""
+def reached(slots, c, m):
+    """Whether the touch ``m`` reaches a resting order of configuration ``c`` (``slots``:
+    every configuration's SLOT records, (K, 2)). The event loop asks this at each BBO state
+    before it takes the configuration's views (``slots[c]``, ``fills[c]``, ...), which cost
+    far more than the test: taken at every event (BBO state, and trade for ``on_trade``),
+    they made a run with 5 s re-quotes 3.5 times slower (benchmarks/README.md)."""
     for s in range(2):
-        sl = slots[s]
+        sl = slots[c, s]
         if sl.active and crossed(sl.side, sl.price, m.bid, m.ask):
-            wake_by(a, t, p.refresh)
+            return True
+    return False
 
 
 @numba.njit(cache=True)
