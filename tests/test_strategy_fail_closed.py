@@ -303,3 +303,32 @@ def test_microprice_reference_centres_the_quote_and_needs_the_files_table(strate
     shifted = s._quote(PAIR, datetime.now(UTC), 100_000.0, entry=True)
     assert shifted.mid == at_mid.mid + 0.4
     assert s.confirm_trade_entry(**entry_kwargs(quotes.entry_price(shifted, "long"))) is True
+
+
+VERDICT = {"execution": "two-sided", "maker_fee": 0.00015, "taker_fee": 0.00045,
+           "gamma_source": "walk-forward", "tested_hours": 24.0, "in_sample": False,
+           "expected_fills_per_hour": 3.1, "expected_pnl_per_hour": -0.04,
+           "markout_10s_bp": -0.2, "profitable": False, "break_even_maker_fee": -2e-05}
+
+
+@pytest.mark.parametrize("dry_run, verdict, blocked_by", [
+    (False, None, "has no verdict"),
+    (False, VERDICT, "verdict is unprofitable at maker fee 1.5 bp (-0.04 USDC/h at 3.1 "
+                     "fills/h; break-even maker fee -0.2 bp)"),
+    (False, {**VERDICT, "expected_pnl_per_hour": 0.5, "profitable": True}, None),
+    (True, VERDICT, None),  # dry-run: off by default, to watch why it loses
+])
+def test_a_live_bot_requires_a_profitable_verdict(strategy, caplog, dry_run, verdict,
+                                                  blocked_by):
+    s = strategy
+    s.mm = s.mm.__class__.from_dict({**s.config["asmm"]}).resolved(dry_run)
+    good_params(s.params_file, verdict=verdict)
+    with caplog.at_level(logging.WARNING):
+        loop(s)
+        allowed = s.confirm_trade_entry(**entry_kwargs(model_entry_price(s)
+                                                       if blocked_by is None else 1.0))
+    if blocked_by is None:
+        assert allowed is True
+    else:
+        assert allowed is False
+        assert any(blocked_by in r.getMessage() for r in caplog.records), caplog.text

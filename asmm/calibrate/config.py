@@ -12,7 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from asmm.core.enums import Model
-from asmm.core.fees import MAKER_FEE
+from asmm.core.fees import DEFAULT_TIER, fee_tier
 from asmm.core.settings import MAX_INVENTORY_LOTS, setting
 
 DEFAULT_DATA_DIR = "HL_data_collector/HL_data"
@@ -71,8 +71,18 @@ class CalibrationConfig:
     inventory_penalty: float = setting(
         0.0, unit="price per lot^2 per hour",
         help="objective penalty on the mean |inventory|^2 of each hour (gamma.objective)")
-    maker_fee: float = setting(MAKER_FEE,
-                               help="maker fee as a fraction of notional (0.00015 = 1.5 bp)")
+    fee_tier: str = setting(DEFAULT_TIER,
+                            help="the venue's fee tier the backtests and the verdict use: "
+                                 "hyperliquid:0..6 (+mm1..3, +wood..diamond) or "
+                                 "bybit:vip0..vip5/supreme (asmm/core/fees.py)")
+    maker_fee: float | None = setting(
+        None, parse=float, help="maker fee as a fraction of notional (0.00015 = 1.5 bp; "
+                                "negative: a rebate), overriding the tier's")
+    taker_fee: float | None = setting(None, parse=float,
+                                      help="taker fee as a fraction of notional, overriding "
+                                           "the tier's")
+    require_profitable: bool = setting(
+        False, help="exit non-zero and write nothing when the verdict is unprofitable")
     order_size: float = setting(0.001, unit="coin",
                                 help="order size (one lot) for the backtests")
     max_inventory: float = setting(MAX_INVENTORY_LOTS, unit="lots",
@@ -108,6 +118,12 @@ class CalibrationConfig:
              "recorded days replayed as live (asmm replay --start-at now, the demo) only")
 
     def __post_init__(self):
+        tier = fee_tier(self.fee_tier)  # ConfigError naming the known tiers
+        # Frozen: the tier's rates fill what was not overridden, so every reader sees numbers.
+        if self.maker_fee is None:
+            object.__setattr__(self, "maker_fee", tier.maker)
+        if self.taker_fee is None:
+            object.__setattr__(self, "taker_fee", tier.taker)
         if self.model not in ("glft", "as"):
             raise ValueError(f"model must be 'glft' or 'as', got {self.model!r}")
         for name in ("sigma_dt", "max_inventory", "order_size", "max_silence"):

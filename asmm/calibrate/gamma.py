@@ -111,6 +111,18 @@ def hourly_mean_abs(t: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.bincount(inv, weights=np.abs(q[ok])) / counts
 
 
+def backtest_config(cfg: CalibrationConfig, e: Estimate, gamma: float):
+    """The backtest of the bot at ``gamma`` with estimate ``e``: one definition for the
+    gamma search and the verdict."""
+    from asmm import sim
+
+    return sim.BacktestConfig(
+        model=cfg.model, sigma=e.sigma.sigma, gamma=float(gamma),
+        A_bid=e.bid.A, k_bid=e.bid.k, A_ask=e.ask.A, k_ask=e.ask.k, tick=e.tick,
+        maker_fee=cfg.maker_fee, taker_fee=cfg.taker_fee, order_size=cfg.order_size,
+        max_inventory=cfg.max_inventory, horizon=cfg.as_horizon)
+
+
 def backtest_with_asmm(data_dir: str | Path, cfg: CalibrationConfig,
                        progress: Progress | None = None) -> Backtester:
     """The walk-forward hook over :mod:`asmm.sim`: one pass over the test day's events
@@ -121,11 +133,7 @@ def backtest_with_asmm(data_dir: str | Path, cfg: CalibrationConfig,
 
         lo, hi = day_bounds(day)
         events = bt.load_events(data_dir, cfg.coin, lo, hi)
-        base = bt.BacktestConfig(
-            model=cfg.model, sigma=e.sigma.sigma, gamma=float(gammas[0]),
-            A_bid=e.bid.A, k_bid=e.bid.k, A_ask=e.ask.A, k_ask=e.ask.k, tick=e.tick,
-            maker_fee=cfg.maker_fee, order_size=cfg.order_size,
-            max_inventory=cfg.max_inventory, horizon=cfg.as_horizon)
+        base = backtest_config(cfg, e, gammas[0])
         done = [0]
 
         def step(i, n):
@@ -198,9 +206,10 @@ def walk_forward(data_dir, cfg, tests, windows, stats, unusable, progress) -> di
         return {"value": None, "warnings": warnings, "test_days": per_day}
     mean = np.mean(rows, axis=0)
     if not np.any(np.isfinite(mean)):
-        raise CalibrationError(
-            f"no gamma on the grid traded at least {cfg.min_fills_per_hour} fills per hour "
-            "in the backtest; widen the gamma range or check the data")
+        # Not a dead end: the fallback rule sets gamma, and the verdict says what it earns.
+        return {"value": None, "warnings": warnings, "test_days": per_day, "grid": grid.tolist(),
+                "reason": f"no gamma on the grid traded at least {cfg.min_fills_per_hour} "
+                          "fills per hour in the walk-forward backtest"}
     best = int(np.argmax(np.where(np.isfinite(mean), mean, -np.inf)))
     if mean[best] < 0:
         warnings.append(f"the best gamma loses money in the walk-forward backtest (score "

@@ -33,6 +33,7 @@ from asmm.calibrate import estimators as est
 from asmm.calibrate.config import CalibrationConfig, Progress
 from asmm.calibrate.days import DayStats, Estimate, day_stats, estimate
 from asmm.calibrate.gamma import fallback_gamma, gamma_grid, walk_forward
+from asmm.calibrate.verdict import sentence, verdict
 from asmm.core.errors import CalibrationError, DataError
 from asmm.core.model import quote_ladder
 from asmm.core.params import Params, ParamsError, SideIntensity, iso_utc, write_params
@@ -48,6 +49,7 @@ class Result:
     estimate: Estimate
     gamma: dict
     warnings: list[str]
+    verdict_sentence: str = ""
 
 
 def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | None = None,
@@ -91,7 +93,7 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
         gamma_diag = walk_forward(data_dir, cfg, tests, windows, stats, unusable, progress)
         warnings.extend(gamma_diag["warnings"])
         if gamma_diag["value"] is None:
-            why = "no test day could be backtested: " + "; ".join(
+            why = gamma_diag.get("reason") or "no test day could be backtested: " + "; ".join(
                 f"{d['test_day']}: {d['skipped']}" for d in gamma_diag["test_days"])
             gamma_diag = None
     else:
@@ -103,6 +105,29 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
                         f"Q = {cfg.max_inventory} lots skews the quotes by one spread")
         gamma_diag = {"method": "fallback rule (not backtested)", "reason": why,
                       "value": g, "grid": grid.tolist()}
+    gamma_source = "walk-forward" if gamma_diag["method"].startswith("walk") else "fallback"
+    # The verdict tests gamma where the walk-forward did, else on the estimation window
+    # itself (in sample, and the file says so).
+    tested = []
+    for t in tests:
+        if t in stats and not any(d in unusable for d in windows[t]):
+            try:
+                tested.append((t, estimate([stats[d] for d in windows[t]], cfg.min_sweeps)))
+            except CalibrationError:
+                continue  # the walk-forward skipped that day too, and said why
+    in_sample = not tested
+    if in_sample:
+        tested = [(d, final) for d in final_days]
+    try:
+        the_verdict = verdict(data_dir, cfg, tested, float(gamma_diag["value"]), gamma_source,
+                              in_sample)
+    except (DataError, ValueError) as e:
+        raise CalibrationError(f"the verdict's backtest failed: {e}") from None
+    said = sentence(the_verdict, cfg.fee_tier)
+    if not the_verdict["profitable"]:
+        warnings.append(said)
+        if cfg.require_profitable:
+            raise CalibrationError(f"{said} (--require-profitable)")
     for s in (final.bid, final.ask):
         if s.inside > 0.01 * s.sweeps:
             warnings.append(f"{s.inside} of {s.sweeps} sweeps printed inside the recorded "
@@ -130,7 +155,8 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
             gamma=float(gamma_diag["value"]),
             bid=SideIntensity(final.bid.A, final.bid.k),
             ask=SideIntensity(final.ask.A, final.ask.k), diagnostics=diagnostics,
-            microprice=final.microprice.as_dict() if final.microprice is not None else None)
+            microprice=final.microprice.as_dict() if final.microprice is not None else None,
+            verdict=the_verdict)
     except ParamsError as e:  # an estimate came out non-finite or non-positive
         raise CalibrationError(f"the estimates do not form a valid parameter file: {e}") from e
     where = not_json_number(params.to_dict())
@@ -139,7 +165,7 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
                                "number in the file must be finite)")
     for w in warnings:
         log.warning("%s: %s", cfg.coin, w)
-    return Result(params, final, gamma_diag, warnings)
+    return Result(params, final, gamma_diag, warnings, said)
 
 
 def validity_end(now: datetime, data_end: datetime, cfg: CalibrationConfig) -> datetime:

@@ -127,3 +127,5 @@ def _print_summary(result, output) -> None:
     out.print(t)
     out.print(ladder_table(f"quotes at mid {p.mid_price:,.2f} for inventory q = -2..2 (lots)",
                            ladder))
+    # The verdict, said plainly: an unprofitable one is information, not a failure.
+    out.print(f"[bold]verdict:[/bold] {result.verdict_sentence}", soft_wrap=True)

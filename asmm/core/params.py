@@ -40,6 +40,7 @@ from asmm.core.errors import (
     ParamsMissingError,
 )
 from asmm.core.io import atomic_write_json
+from asmm.core.params_blocks import check_microprice, check_verdict, exact_keys
 
 SCHEMA_VERSION = 1
 
@@ -56,13 +57,7 @@ UNITS = {
 
 REQUIRED_KEYS = ("schema_version", "coin", "model", "computed_at", "valid_until",
                  "data_window", "units", "mid_price", "sigma", "gamma", "bid", "ask")
-OPTIONAL_KEYS = ("derived", "diagnostics", "microprice")
-# The microprice block (Stoikov 2018; asmm.calibrate.microprice): the mid's expected move per
-# bucket of book imbalance, added to the mid when the bot's reference is the microprice.
-MICROPRICE_KEYS = ("horizon_seconds", "buckets", "adjustment", "se", "n", "spread_ticks")
-# An adjustment is a fraction of a spread at most on a liquid book; one of 1 % of the mid
-# is another market's file or a unit mix-up.
-MAX_MICROPRICE_ADJUSTMENT = 0.01
+OPTIONAL_KEYS = ("derived", "diagnostics", "microprice", "verdict")
 
 # Plausibility bounds, as unit-free views so one table serves every coin. Outside them a
 # number is a symptom (a fat-finger quote, another market's file, a unit mix-up), not a
@@ -126,22 +121,6 @@ def _json_number(value: Any, name: str) -> float:
     return _positive(value, name)
 
 
-def _exact_keys(obj: Any, keys: tuple[str, ...], where: str, optional: tuple[str, ...] = ()
-                ) -> dict:
-    if not isinstance(obj, dict):
-        raise ParamsInvalidError(f"{where or 'the file'} must be a JSON object")
-    prefix = f"{where}." if where else ""
-    missing = [prefix + k for k in keys if k not in obj]
-    if missing:
-        raise ParamsInvalidError(f"missing fields: {', '.join(missing)}")
-    unknown = sorted(set(obj) - set(keys) - set(optional))
-    if unknown:
-        raise ParamsInvalidError(
-            f"{where or 'the file'}: unknown fields {unknown}; schema {SCHEMA_VERSION} has "
-            f"{sorted(keys + optional)} (a file from another asmm version?)")
-    return obj
-
-
 def _depth(doc: Any) -> int:
     """Nesting depth of a parsed JSON value, without recursion."""
     deepest, stack = 0, [(doc, 1)]
@@ -203,6 +182,7 @@ class Params:
     ask: SideIntensity
     diagnostics: dict = field(default_factory=dict)
     microprice: dict | None = None
+    verdict: dict | None = None
 
     def __post_init__(self):
         if not isinstance(self.coin, str) or not self.coin:
@@ -227,7 +207,9 @@ class Params:
         if end > self.computed_at + CLOCK_SKEW:
             raise ParamsInvalidError("data_window.end is later than computed_at")
         if self.microprice is not None:
-            _check_microprice(self.microprice, self.mid_price)
+            check_microprice(self.microprice, self.mid_price)
+        if self.verdict is not None:
+            check_verdict(self.verdict)
 
     def check_fresh(self, now: datetime | None = None,
                     max_data_age: timedelta | None = None) -> None:
@@ -310,6 +292,7 @@ class Params:
             },
             "diagnostics": self.diagnostics,
             **({"microprice": self.microprice} if self.microprice is not None else {}),
+            **({"verdict": self.verdict} if self.verdict is not None else {}),
         }
 
     @classmethod
@@ -323,18 +306,18 @@ class Params:
                 f"schema_version = {version!r}; this version of asmm reads {SCHEMA_VERSION}. "
                 "Re-run the calibrator of the same asmm version as the strategy"
             )
-        _exact_keys(doc, REQUIRED_KEYS, "", OPTIONAL_KEYS)
-        units = _exact_keys(doc["units"], tuple(UNITS), "units")
+        exact_keys(doc, REQUIRED_KEYS, "", OPTIONAL_KEYS)
+        units = exact_keys(doc["units"], tuple(UNITS), "units")
         for key, unit in UNITS.items():
             if units.get(key) != unit:
                 raise ParamsInvalidError(
                     f"units.{key} = {units.get(key)!r}; expected {unit!r} "
                     "(a file in other units would quote wrong prices)"
                 )
-        window = _exact_keys(doc["data_window"], ("start", "end"), "data_window")
+        window = exact_keys(doc["data_window"], ("start", "end"), "data_window")
         sides = {}
         for side in ("bid", "ask"):
-            s = _exact_keys(doc[side], ("A", "k"), side)
+            s = exact_keys(doc[side], ("A", "k"), side)
             sides[side] = SideIntensity(_json_number(s["A"], f"{side}.A"),
                                         _json_number(s["k"], f"{side}.k"))
         for key in ("coin", "model"):
@@ -357,29 +340,8 @@ class Params:
             ask=sides["ask"],
             diagnostics=diagnostics,
             microprice=doc.get("microprice"),
+            verdict=doc.get("verdict"),
         )
-
-
-def _check_microprice(block: Any, mid: float) -> None:
-    """The microprice block: exact keys, ``buckets`` >= 2 adjustments that are finite JSON
-    numbers, each within :data:`MAX_MICROPRICE_ADJUSTMENT` of the mid."""
-    _exact_keys(block, MICROPRICE_KEYS, "microprice")
-    buckets = block["buckets"]
-    if type(buckets) is not int or buckets < 2:
-        raise ParamsInvalidError(f"microprice.buckets = {buckets!r} must be an integer >= 2")
-    if block["spread_ticks"] != 1:
-        raise ParamsInvalidError("microprice.spread_ticks must be 1 (estimated at one tick)")
-    _json_number(block["horizon_seconds"], "microprice.horizon_seconds")
-    adj = block["adjustment"]
-    if not isinstance(adj, list) or len(adj) != buckets:
-        raise ParamsInvalidError(f"microprice.adjustment must list {buckets} numbers")
-    for i, a in enumerate(adj):
-        if isinstance(a, bool) or not isinstance(a, int | float) or not math.isfinite(a):
-            raise ParamsInvalidError(f"microprice.adjustment[{i}] = {a!r} is not a finite "
-                                     "JSON number")
-        if abs(a) > MAX_MICROPRICE_ADJUSTMENT * mid:
-            raise ParamsInvalidError(f"microprice.adjustment[{i}] = {a!r} is implausible "
-                                     f"(over {MAX_MICROPRICE_ADJUSTMENT:.0%} of the mid)")
 
 
 def default_path(coin: str, folder: str | os.PathLike = "scripts") -> Path:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from asmm.core.enums import FlatSide, Mode, Reference
 from asmm.core.errors import ConfigError
@@ -41,6 +41,8 @@ class MMConfig:
     max_mid_distance: float = 0.05          # file's mid this far (fraction) from the live mid:
                                             # no entries
     reference: str = "mid"                  # mid | microprice: what the quotes centre on
+    require_profitable: bool | None = None  # entries only on a file whose verdict is
+                                            # profitable; None: yes unless dry_run
     max_data_age_seconds: float = 129600.0  # file's data window ended longer ago: no entries
                                             # (36 h, the calibrator's default validity)
 
@@ -58,6 +60,14 @@ class MMConfig:
             raise ConfigError(f"asmm config: {e}") from None
         cfg.validate()
         return cfg
+
+    def resolved(self, dry_run: bool) -> MMConfig:
+        """The config with its run-dependent defaults set: ``require_profitable`` is on for
+        a live bot (real money) and off in dry-run (watching an unprofitable file trade is
+        how one learns why), unless the config says."""
+        if self.require_profitable is not None:
+            return self
+        return replace(self, require_profitable=not dry_run)
 
     def validate(self) -> None:
         if self.mode not in tuple(Mode):

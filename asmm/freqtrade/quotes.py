@@ -29,6 +29,20 @@ def usable_params(cache: ParamsCache, cfg: MMConfig, *, pair: str, mid: float,
     """
     params = cache.get(now)
     params.check_market(coin_of_pair(pair), mid, cfg.max_mid_distance)
+    if cfg.require_profitable:
+        v = params.verdict
+        if v is None:
+            raise ParamsMismatchError(
+                f"asmm.require_profitable is on and {cfg.params_file} has no verdict: "
+                "re-calibrate with this asmm version", kind="no_verdict")
+        if not v["profitable"]:
+            be = v["break_even_maker_fee"]
+            raise ParamsMismatchError(
+                f"the parameter file's verdict is unprofitable at maker fee "
+                f"{v['maker_fee'] * 1e4:.3g} bp ({v['expected_pnl_per_hour']:+.4g} USDC/h at "
+                f"{v['expected_fills_per_hour']:.3g} fills/h; break-even maker fee "
+                + ("none down to -5 bp" if be is None else f"{be * 1e4:.2g} bp")
+                + ") and asmm.require_profitable is on", kind="unprofitable")
     if cfg.reference == Reference.MICROPRICE and params.microprice is None:
         raise ParamsMismatchError(
             f"asmm.reference is microprice but {cfg.params_file} has none (too little book "

@@ -85,7 +85,9 @@ class Avellaneda(IStrategy):
         super().__init__(config)
 
     def bot_start(self, **kwargs) -> None:
-        self.mm = MMConfig.from_dict(self.config.get("asmm"))
+        # An unknown dry_run counts as live: the stricter defaults.
+        self.mm = MMConfig.from_dict(self.config.get("asmm")).resolved(
+            bool(self.config.get("dry_run", False)))
         self.params_cache = quotes.params_cache(self.mm)
         self.gate = guards.Gate("asmm")
         self.drawdown = guards.DrawdownGuard(self.mm.max_drawdown)
