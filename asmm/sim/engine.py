@@ -261,11 +261,12 @@ def run_grid(events: Events, cfgs: Sequence[BacktestConfig], *, sample_seconds: 
     ring_cap = max(2 * (math.ceil(c.latency_ms / 1000.0 / c.refresh_seconds) + 2)
                    for c in cfgs)
     tape = R.tape_of(events)
-    clock = R.Clock(sample0=float(samp0), sample_dt=sample_seconds, end=t_end,
-                    horizons=np.array(HORIZONS, dtype=np.float64))
+    clock = R.Clock(sample0=float(samp0), sample_dt=sample_seconds, end=t_end)
+    mids = events.mids()
 
     def simulate(fill_cap, report):
-        state = R.new_state(par, t_start, ring_cap, fill_cap, n_samples, len(HORIZONS))
+        state = R.new_state(par, t_start, ring_cap, fill_cap, n_samples, mids,
+                            np.array(HORIZONS, dtype=np.float64))
         n = events.t.size
         # An empty call compiles (or loads from the cache) outside the timed part.
         K.advance(tape, par, clock, state, 0, 0)
@@ -292,12 +293,12 @@ def run_grid(events: Events, cfgs: Sequence[BacktestConfig], *, sample_seconds: 
     out = []
     for c, cfg in enumerate(cfgs):
         a = state.account[c]
-        f = state.fills[c, : a["n_recorded"]]
+        f = state.ledger.fills[c, : a["n_recorded"]]
         fd = {name: f[name].copy() for name in R.FILL.names}
-        mk = markouts(fd["t"], fd["price"], fd["side"], tape.mid_t, tape.mid)
+        mk = markouts(fd["t"], fd["price"], fd["side"], *mids)
         fd |= {f"markout_{h:g}s_bp": mk[:, j] for j, h in enumerate(HORIZONS)}
         sd = {"t": sample_t} | {name: state.samples[c][name].copy() for name in R.SAMPLE.names}
-        stats = _stats(a, state.marks[c], cfg, mid_end, t_end - t_start)
+        stats = _stats(a, state.ledger.marks[c], cfg, mid_end, t_end - t_start)
         out.append(BacktestResult(cfg, stats, fd, sd, len(events), seconds, t_start, t_end))
     return out
 

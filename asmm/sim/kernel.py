@@ -36,7 +36,13 @@ import numpy as np
 from asmm.core import model, policy
 from asmm.sim import decision, events, markouts, matching, records
 from asmm.sim.events import KIND_TRADE
-from asmm.sim.records import QUEUE_PROB, RULE_DRY_RUN, RULE_EXCHANGE, RULE_TRADES
+from asmm.sim.records import (
+    HOW_DRY_RUN_CROSS,
+    QUEUE_PROB,
+    RULE_DRY_RUN,
+    RULE_EXCHANGE,
+    RULE_TRADES,
+)
 
 # The kernel's compiled code inlines these modules (their functions and constants): numba
 # keys each module's cache on its own file only, so a change to any must drop all caches.
@@ -119,15 +125,18 @@ def _timers(c, t, inclusive, tape, par, clock, st):
             _sample(a, p, slots, m, st.samples[c, a.sample_next])
             a.sample_next += 1
         elif what == 1:
-            matching.arrive(a, p, slots, ring, m, tape, clock, st.fills[c], st.marks[c],
-                            st.mark_next)
+            s = matching.arrive(a, p, slots, ring, m, tape)
+            if s >= 0:
+                # Freqtrade checks a new dry-run order at once and charges an immediate
+                # fill the taker fee (check_dry_limit_order_filled(immediate=True)).
+                matching.fill(a, p, slots[s], slots[s].remaining, tn, 0.5 * (m.bid + m.ask),
+                              HOW_DRY_RUN_CROSS, p.taker_fee, st.ledger, c)
         else:
             if tn > clock.end:
                 a.next_decision = math.inf
                 continue
             if p.fill_rule == RULE_DRY_RUN:
-                matching.dry_run_check(a, p, slots, m, tn, st.fills[c], st.marks[c], tape,
-                                       clock, st.mark_next)
+                matching.dry_run_check(a, p, slots, m, tn, st.ledger, c)
             decision.decide(a, p, slots, ring, tape, tn)
             ref = p.refresh
             nd = tn + ref
@@ -178,8 +187,7 @@ def advance(tape, par, clock, st, i0, i1):
                 if par[c].fill_rule != RULE_DRY_RUN and matching.meets(
                         st.slots, c, tape.side[i], tape.price[i]):
                     matching.on_trade(st.account[c], par[c], st.slots[c], tape.side[i],
-                                      tape.price[i], tape.size[i], t, mid, st.fills[c],
-                                      st.marks[c], tape, clock, st.mark_next)
+                                      tape.price[i], tape.size[i], t, mid, st.ledger, c)
         else:
             for c in range(K):
                 if par[c].queue == QUEUE_PROB:
@@ -192,8 +200,7 @@ def advance(tape, par, clock, st, i0, i1):
                 if rule != RULE_TRADES and matching.reached(st.slots, c, m):
                     if rule == RULE_EXCHANGE:
                         matching.on_bbo_through(st.account[c], par[c], st.slots[c], m, t,
-                                                mid, st.fills[c], st.marks[c], tape, clock,
-                                                st.mark_next)
+                                                mid, st.ledger, c)
                     else:
                         # Dry-run fills at the bot's loop, which Freqtrade runs every
                         # refresh while this loop skips those that change nothing: the

@@ -2,15 +2,14 @@
 position, and the booking of each fill. numba-compiled; called by the event loop in
 :mod:`asmm.sim.kernel`.
 
-Each function works on one configuration: ``a`` its ACCOUNT record, ``p`` its PARAMS record,
-``slots`` its two SLOT records, ``ring`` its ACTION records, ``fills`` its FILL records,
-``marks`` its MARKOUT sums; ``m`` is the shared MARKET record, ``tape`` the market events,
-``clock`` the timetable and ``cursor`` the markout lookups' shared position
-(:mod:`asmm.sim.records` lists the fields and their units). Records are references: the
-functions update them in place. The per-event handlers (``on_trade``, ``on_bbo_queue``,
-``on_book``) are inlined into the loop: as calls (passing the whole tape) the benchmark ran
-3-6 % slower; ``on_bbo_through`` runs only when ``reached`` finds an order the book moved
-through, and is a call.
+Each function works on one configuration, ``c``: ``a`` its ACCOUNT record, ``p`` its PARAMS
+record, ``slots`` its two SLOT records, ``ring`` its ACTION records; ``m`` is the shared
+MARKET record, ``tape`` the market events and ``led`` the :class:`~asmm.sim.records.Ledger`
+that fills are booked in (:mod:`asmm.sim.records` lists the fields and their units).
+Records are references: the functions update them in place. The per-event handlers
+(``on_trade``, ``on_bbo_queue``, ``on_book``) are inlined into the loop: as calls (passing
+the whole tape) the benchmark ran 3-6 % slower; ``on_bbo_through`` runs only when
+``reached`` finds an order the book moved through, and is a call.
 
 Fill rules (``PARAMS.fill_rule``, :class:`asmm.core.enums.FillRule`); every fill is at the
 order's own price and records how it came about (``FILL.how``):
@@ -151,7 +150,7 @@ def queue_ahead(side, px, m, tape):
 
 
 @numba.njit(cache=True)
-def fill(a, p, sl, qty, t, mid, how, fee_rate, fills, marks, tape, clock, cursor):
+def fill(a, p, sl, qty, t, mid, how, fee_rate, led, c):
     """Book a fill of ``qty`` coin of slot ``sl``'s order at time ``t`` (s), the exchange mid
     being ``mid``, that came about ``how`` (HOW_*), at the fee ``fee_rate`` (fraction of
     notional): cash, position, average cost, realised PnL, fee, statistics, markouts, the
@@ -189,15 +188,15 @@ def fill(a, p, sl, qty, t, mid, how, fee_rate, fills, marks, tape, clock, cursor
         a.n_book_through += 1
     elif how == HOW_DRY_RUN_CROSS:
         a.n_dry_run_cross += 1
-    add_markouts(marks[how, 0 if side > 0.0 else 1], side, px, t, tape.mid_t, tape.mid,
-                 clock.horizons, cursor)
+    add_markouts(led.marks[c, how, 0 if side > 0.0 else 1], side, px, t, led.mid_t, led.mid,
+                 led.horizons, led.cursor)
     q = abs(pos) / size
     if q > a.max_abs_q:
         a.max_abs_q = q
     track_drawdown(a, a.cash + pos * mid)
     k = a.n_recorded
-    if k < fills.size:
-        f = fills[k]
+    if k < led.fills.shape[1]:
+        f = led.fills[c, k]
         f.t, f.side, f.price, f.qty, f.fee, f.position = t, side, px, qty, fee, pos
         f.mid, f.cash, f.realised, f.avg_cost = mid, a.cash, a.realised, a.avg_cost
         f.how, f.order = how, sl.order
@@ -221,10 +220,11 @@ def fill(a, p, sl, qty, t, mid, how, fee_rate, fills, marks, tape, clock, cursor
 
 
 @numba.njit(cache=True, inline="always")
-def arrive(a, p, slots, ring, m, tape, clock, fills, marks, cursor):
+def arrive(a, p, slots, ring, m, tape):
     """The oldest pending action reaches the exchange: the slot's order is replaced (or
-    cancelled, or kept when the same order already rests); a crossing one is rejected
-    (post-only), or under ``RULE_DRY_RUN`` filled at once."""
+    cancelled, or kept when the same order already rests), a crossing one rejected
+    (post-only). Returns the slot of an order that crosses the book as it is placed under
+    ``RULE_DRY_RUN``, which the caller fills at once; -1 otherwise."""
     k = a.ring_head
     a.ring_head = (k + 1) % ring.size
     a.ring_len -= 1
@@ -239,14 +239,14 @@ def arrive(a, p, slots, ring, m, tape, clock, fills, marks, cursor):
         # Freqtrade cancels before it replaces; if the order filled meanwhile the bot has
         # moved to the next phase and this stale instruction is dropped.
         if role != sl.phase:
-            return
+            return -1
         qty = size - abs(sl.bot_pos) if role == ROLE_ENTRY else abs(sl.bot_pos)
     if px != px or qty <= 1e-9 * size:
         sl.active = False
-        return
+        return -1
     if sl.active and sl.side == side and sl.price == px:
         sl.role = role
-        return
+        return -1
     # Post-only: the old order is cancelled either way.
     dry_run = p.fill_rule == RULE_DRY_RUN
     if not dry_run and crossed(side, px, m.bid, m.ask):
@@ -254,7 +254,7 @@ def arrive(a, p, slots, ring, m, tape, clock, fills, marks, cursor):
         a.rejects += 1
         a.fills_seen = -1  # re-quote at the next refresh even if nothing moved
         wake(a, act.t, p.refresh)
-        return
+        return -1
     a.orders += 1
     sl.order = a.orders
     sl.active = True
@@ -264,16 +264,11 @@ def arrive(a, p, slots, ring, m, tape, clock, fills, marks, cursor):
     sl.role = role
     sl.traded = 0.0
     sl.ahead = queue_ahead(side, px, m, tape) if p.queue == QUEUE_PROB else 0.0
-    if dry_run and crossed(side, px, m.bid, m.ask):
-        # Freqtrade checks a new dry-run order at once and charges an immediate fill
-        # the taker fee (check_dry_limit_order_filled(immediate=True)).
-        fill(a, p, sl, qty, act.t, 0.5 * (m.bid + m.ask), HOW_DRY_RUN_CROSS, p.taker_fee,
-             fills, marks, tape, clock, cursor)
-        return
     # Orders only ever start resting here, so this sees the most that ever rest at once.
     live = int(slots[0].active) + int(slots[1].active)
     if live > a.max_live:
         a.max_live = live
+    return act.slot if dry_run and crossed(side, px, m.bid, m.ask) else -1
 
 
 @numba.njit(cache=True, inline="always")
@@ -291,7 +286,7 @@ def meets(slots, c, tside, tpx):
 
 
 @numba.njit(cache=True, inline="always")
-def on_trade(a, p, slots, tside, tpx, tsz, t, mid, fills, marks, tape, clock, cursor):
+def on_trade(a, p, slots, tside, tpx, tsz, t, mid, led, c):
     """Match one trade (aggressor side ``tside`` +1 buy, price ``tpx``, ``tsz`` coin, time
     ``t`` s) against the configuration's resting orders (exchange and trades rules).
 
@@ -322,12 +317,11 @@ def on_trade(a, p, slots, tside, tpx, tsz, t, mid, fills, marks, tape, clock, cu
             continue
         qty = min(avail, sl.remaining)
         left -= qty
-        fill(a, p, sl, qty, t, mid, HOW_TRADE, p.maker_fee, fills, marks, tape, clock,
-             cursor)
+        fill(a, p, sl, qty, t, mid, HOW_TRADE, p.maker_fee, led, c)
 
 
 @numba.njit(cache=True)
-def on_bbo_through(a, p, slots, m, t, mid, fills, marks, tape, clock, cursor):
+def on_bbo_through(a, p, slots, m, t, mid, led, c):
     """Exchange rule, after the touch moved to ``m`` at ``t`` (s): a resting order the
     opposite best price reached was traded with (the book cannot rest crossed), whole and
     at its price, whatever the queue; ``mid`` is the mid before the move, as a trade's fill
@@ -335,8 +329,7 @@ def on_bbo_through(a, p, slots, m, t, mid, fills, marks, tape, clock, cursor):
     for s in range(2):
         sl = slots[s]
         if sl.active and crossed(sl.side, sl.price, m.bid, m.ask):
-            fill(a, p, sl, sl.remaining, t, mid, HOW_BOOK_THROUGH, p.maker_fee, fills, marks,
-                 tape, clock, cursor)
+            fill(a, p, sl, sl.remaining, t, mid, HOW_BOOK_THROUGH, p.maker_fee, led, c)
 
 
 @numba.njit(cache=True, inline="always")
@@ -354,7 +347,7 @@ def reached(slots, c, m):
 
 
 @numba.njit(cache=True)
-def dry_run_check(a, p, slots, m, T, fills, marks, tape, clock, cursor):
+def dry_run_check(a, p, slots, m, T, led, c):
     """Dry-run rule, at the bot's loop at ``T`` (s): an open order the exchange's book
     crosses fills, whole, at its price and the maker fee (Freqtrade's
     ``check_dry_limit_order_filled`` from ``fetch_order``, called for each open order by
@@ -363,7 +356,7 @@ def dry_run_check(a, p, slots, m, T, fills, marks, tape, clock, cursor):
         sl = slots[s]
         if sl.active and crossed(sl.side, sl.price, m.bid, m.ask):
             fill(a, p, sl, sl.remaining, T, 0.5 * (m.bid + m.ask), HOW_DRY_RUN_CROSS,
-                 p.maker_fee, fills, marks, tape, clock, cursor)
+                 p.maker_fee, led, c)
 
 
 @numba.njit(cache=True, inline="always")

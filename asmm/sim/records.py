@@ -192,8 +192,6 @@ class Tape(NamedTuple):
     book_bid_sz: np.ndarray
     book_ask_px: np.ndarray
     book_ask_sz: np.ndarray
-    mid_t: np.ndarray      # s: exchange time of each BBO state (Events.mids)
-    mid: np.ndarray        # price: the exchange mid from that time on
 
 
 class Clock(NamedTuple):
@@ -202,41 +200,53 @@ class Clock(NamedTuple):
     sample0: float    # first equity sample
     sample_dt: float  # between samples
     end: float        # no decision after it
-    horizons: np.ndarray  # s: the markout horizons (asmm.sim.markouts.HORIZONS)
+
+
+class Ledger(NamedTuple):
+    """Where fills are booked: the fill records and markout sums of the ``K``
+    configurations, and the mid they are marked against.
+
+    A tuple of its own, so that the functions that book a fill take six arrays: numba
+    counts a reference to every array of each tuple an inlined function takes, each time
+    it runs, and passing the whole tape and state there made the backtest half as slow.
+    """
+
+    fills: np.ndarray      # (K, fill_cap) FILL
+    marks: np.ndarray      # (K, 3 hows, 2 sides: bid then ask, n_horizons) MARKOUT
+    cursor: np.ndarray     # (n_horizons,) int64: where in mid_t each horizon last looked
+    mid_t: np.ndarray      # s: exchange time of each BBO state (Events.mids)
+    mid: np.ndarray        # price: the exchange mid from that time on
+    horizons: np.ndarray   # s: the markout horizons (asmm.sim.markouts.HORIZONS)
 
 
 class State(NamedTuple):
     """Everything a run updates in place, so a long run can be advanced in chunks.
 
     ``K`` configurations: ``account`` (K,) ACCOUNT; ``slots`` (K, 2) SLOT; ``ring``
-    (K, ring_cap) ACTION; ``fills`` (K, fill_cap) FILL; ``samples`` (K, n_samples) SAMPLE;
-    ``market`` (1,) MARKET; ``marks`` (K, 3 hows, 2 sides: bid then ask, n_horizons)
-    MARKOUT; ``mark_next`` (n_horizons,) int64: per horizon, the index in ``Tape.mid_t``
-    where the last markout looked, shared by all configurations (fills come in time order,
-    so the next lookup starts there).
+    (K, ring_cap) ACTION; ``samples`` (K, n_samples) SAMPLE; ``market`` (1,) MARKET;
+    ``ledger`` the fills and their markouts (:class:`Ledger`).
     """
 
     account: np.ndarray
     slots: np.ndarray
     ring: np.ndarray
-    fills: np.ndarray
     samples: np.ndarray
     market: np.ndarray
-    marks: np.ndarray
-    mark_next: np.ndarray
+    ledger: Ledger
 
 
 def tape_of(events) -> Tape:
     """The kernel's view of an :class:`asmm.sim.events.Events`."""
-    mid_t, mid = events.mids()
-    return Tape(*(getattr(events, name) for name in Tape._fields[:-2]), mid_t, mid)
+    return Tape(*(getattr(events, name) for name in Tape._fields))
 
 
 def new_state(par: np.ndarray, t_start: float, ring_cap: int, fill_cap: int,
-              n_samples: int, n_horizons: int) -> State:
+              n_samples: int, mids: tuple[np.ndarray, np.ndarray],
+              horizons: np.ndarray) -> State:
     """Fresh state for the configurations ``par`` ((K,) PARAMS) starting at ``t_start``
     (epoch s): flat, nothing resting, nothing known, the first decision at the first
-    refresh from ``t_start``."""
+    refresh from ``t_start``; room for ``fill_cap`` fill records each, markouts at
+    ``horizons`` (s) against ``mids`` (:meth:`asmm.sim.events.Events.mids`)."""
     K = par.shape[0]
     account = np.zeros(K, ACCOUNT)
     ref = par["refresh"]
@@ -249,10 +259,11 @@ def new_state(par: np.ndarray, t_start: float, ring_cap: int, fill_cap: int,
     slots["phase"] = ROLE_ENTRY
     slots["want_price"] = np.nan
     ring = np.zeros((K, ring_cap), ACTION)
-    fills = np.zeros((K, fill_cap), FILL)
     samples = np.full((K, n_samples), np.nan, SAMPLE)
     market = np.zeros(1, MARKET)
     market[["bid", "ask", "bid_size", "ask_size"]] = np.nan
-    marks = np.zeros((K, len(HOW_NAMES), 2, n_horizons), MARKOUT)
-    return State(account, slots, ring, fills, samples, market, marks,
-                 np.zeros(n_horizons, np.int64))
+    n_h = horizons.size
+    ledger = Ledger(np.zeros((K, fill_cap), FILL),
+                    np.zeros((K, len(HOW_NAMES), 2, n_h), MARKOUT),
+                    np.zeros(n_h, np.int64), *mids, horizons)
+    return State(account, slots, ring, samples, market, ledger)
