@@ -52,7 +52,8 @@ def plot_result(result: BacktestResult, path: str | Path, title: str = "",
     ax3.legend(loc="upper left", fontsize=8)
     ax3.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))
     sm = result.summary()
-    fig.suptitle(title or (f"{sm['model']} / {sm['execution']} / queue {sm['queue']}: "
+    fig.suptitle(title or (f"{sm['model']} / {sm['execution']} / queue {sm['queue']} / "
+                           f"fill rule {sm['fill_rule']}: "
                            f"PnL {sm['pnl']:.2f}, fees {sm['fees']:.2f}, "
                            f"fills {sm['fills_bid']}+{sm['fills_ask']}"), fontsize=10)
     fig.tight_layout()
