@@ -208,7 +208,7 @@ class Ledger(NamedTuple):
 
     A tuple of its own, so that the functions that book a fill take six arrays: numba
     counts a reference to every array of each tuple an inlined function takes, each time
-    it runs, and passing the whole tape and state there made the backtest half as slow.
+    it runs, and passing the whole tape and state there made the backtest 40 % slower.
     """
 
     fills: np.ndarray      # (K, fill_cap) FILL
