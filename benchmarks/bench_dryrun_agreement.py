@@ -1,0 +1,214 @@
+"""Does the backtester predict what a Freqtrade dry-run shows? Fills per side of a real
+Freqtrade dry-run beside the backtester's on the same market window.
+
+A lively synthetic day (``asmm synth`` defaults, seed 11) is served by the replay exchange
+at real speed, shifted to wall time; Freqtrade trades it in dry-run with the ping-pong
+strategy (the shipped ``config.replay.json``, a loop of ``--loop-seconds``, no maker fee, so
+that quotes a few ticks out fill often). After ``--minutes`` from the bot's first quote its
+fills are read over the REST API, and the backtester runs what the PnL report's comparison
+(``asmm.report.comparison``) runs: the data the replay served meanwhile, mapped back to the
+data's clock, with the bot's fill rule (``freqtrade-dry-run``, from ``dry_run: true``),
+``execution="freqtrade"``, the bot's loop as ``refresh_seconds``, the strategy's quoting
+limits and the same parameter file. The other fill rules the backtester knows are run on the
+same window too, to show how much the rule decides.
+
+Fills are counted over the whole window and over the minutes in which Freqtrade re-priced
+the bot's orders: it re-prices only once it holds a candle newer than the order, and with
+the forming candle kept (``ohlcv_partial_candle: false``) it fetches candles every other
+minute, so in the minutes between, orders rest where they were placed; the backtester's bot
+re-quotes every loop (tests/test_freqtrade.py compares over the re-pricing minutes).
+
+Usage: python benchmarks/bench_dryrun_agreement.py [--minutes 20] [--loop-seconds 1]
+Takes the window plus about a minute. Prints one line per figure; copy them into
+benchmarks/README.md with the date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import secrets
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+from asmm.cli.demo_steps import freqtrade_config
+from asmm.core.enums import FillRule
+from asmm.core.params import Params, SideIntensity, load_params, write_params
+from asmm.data.synth import SynthConfig, generate
+from asmm.freqtrade import userdir
+from asmm.freqtrade.config import MMConfig
+from asmm.report.comparison import fill_rule_for
+from asmm.report.ledger import summarize
+from asmm.report.sources import load_rest
+from asmm.sim import BacktestConfig, load_events, run_backtest
+from asmm.venues.hyperliquid.replay.process import start_replay
+
+GAMMA = 0.05  # 1/USDC, as tests/test_freqtrade.py: quotes a few ticks from the mid
+FIRST_QUOTE = re.compile(r"^(\S+ \S+) - \S+ - INFO - asmm quote ", re.M)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what: str, pred, timeout: float, proc: subprocess.Popen, interval: float = 1.0):
+    """Poll ``pred()`` until truthy (returned); fail if the bot exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if proc.poll() is not None:
+            sys.exit(f"freqtrade exited ({proc.returncode}) while waiting for {what}")
+        if time.monotonic() > deadline:
+            sys.exit(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)  # polling interval of the condition above
+
+
+def first_quote(log: Path) -> float | None:
+    """Epoch s of the bot's first ``asmm quote`` line (the logging module writes local
+    time, so the stamp is read as local time)."""
+    m = FIRST_QUOTE.search(log.read_text(errors="replace")) if log.exists() else None
+    return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
+
+
+def repricing_minutes(db: Path) -> set[int]:
+    """Minutes (epoch s // 60) in which Freqtrade re-priced a resting order: the order was
+    cancelled and its trade's next order of that side placed within the same minute (as
+    tests/test_freqtrade.py; from the database: the REST API shows no cancelled order)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        rows = con.execute("SELECT ft_trade_id, ft_order_side, status, order_date FROM orders "
+                           "ORDER BY id").fetchall()
+    out = set()
+    last: dict[tuple, tuple[str, int]] = {}
+    for trade_id, side, status, placed in rows:
+        minute = int(datetime.fromisoformat(placed).replace(tzinfo=UTC).timestamp() // 60)
+        if last.get((trade_id, side)) == ("canceled", minute):
+            out.add(minute)
+        last[(trade_id, side)] = (status, minute)
+    return out
+
+
+def per_side(times: np.ndarray, buys: np.ndarray, minutes: set[int]) -> tuple[int, int]:
+    """(buys, sells) among the fills at ``times`` (epoch s) that fall in ``minutes``."""
+    inside = np.isin((times // 60).astype(np.int64), list(minutes))
+    return int(np.count_nonzero(inside & buys)), int(np.count_nonzero(inside & ~buys))
+
+
+def ratios(bot: tuple[int, int], sim: tuple[int, int]) -> str:
+    return ", ".join(f"{a / b:.2f}" if b else "inf" for a, b in zip(bot, sim, strict=True))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=20.0, help="market window (default 20)")
+    ap.add_argument("--loop-seconds", type=int, default=1,
+                    help="Freqtrade's internals.process_throttle_secs (default 1)")
+    ap.add_argument("--seed", type=int, default=11, help="synthetic market seed (default 11)")
+    ap.add_argument("--work", type=Path, default=None, help="work folder (default: a temp one)")
+    args = ap.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench_agreement_"))
+    work.mkdir(parents=True, exist_ok=True)
+    truth = generate(SynthConfig(days=1, seed=args.seed, start=date(2025, 9, 1)),
+                     work / "market")
+    now = datetime.now(UTC)
+    params_file = work / "params.json"
+    write_params(params_file, Params(
+        coin="BTC", model="glft", computed_at=now - timedelta(minutes=5),
+        valid_until=now + timedelta(hours=3),
+        data_window=(now - timedelta(days=1, minutes=5), now - timedelta(minutes=5)),
+        mid_price=truth["mid0"], sigma=truth["sigma"], gamma=GAMMA,
+        bid=SideIntensity(truth["bid"]["A"], truth["bid"]["k"]),
+        ask=SideIntensity(truth["ask"]["A"], truth["ask"]["k"])))
+    rp = start_replay(work / "market", "--start-at", "now", "--history", "600", log_dir=work)
+    port, user, password = free_port(), "bench", secrets.token_urlsafe(12)
+    cfg = freqtrade_config(userdir.replay_config(), replay_url=rp.url, api_port=port,
+                           user=user, password=password, db=work / "bot.sqlite",
+                           params_file=params_file)
+    cfg["internals"] = {"process_throttle_secs": args.loop_seconds}
+    cfg["asmm"].update(maker_fee=0.0, kill_switch_file=str(work / "KILL"))
+    (work / "config.json").write_text(json.dumps(cfg, indent=1))
+    log = work / "freqtrade.log"
+    strategies = userdir.write_strategy(work / "user_data")
+    with open(work / "freqtrade.out", "wb") as out:
+        bot = subprocess.Popen(
+            [sys.executable, "-m", "freqtrade", "trade", "--config", str(work / "config.json"),
+             "--userdir", str(work / "user_data"), "--strategy-path", str(strategies),
+             "--logfile", str(log)], stdout=out, stderr=subprocess.STDOUT, cwd=work)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def pong() -> bool:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v1/ping", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_for("the REST API", pong, 180, bot)
+        t0 = wait_for("the bot's first quote", lambda: first_quote(log), 180, bot)
+        end = t0 + args.minutes * 60.0
+        print(f"bot quoting since {datetime.fromtimestamp(t0, UTC):%H:%M:%S} UTC; "
+              f"reading its fills at {datetime.fromtimestamp(end, UTC):%H:%M:%S}", flush=True)
+        wait_for("the end of the window", lambda: time.time() >= end,
+                 args.minutes * 60.0 + 60.0, bot)
+        book = load_rest(url, user, password)
+        now_s = time.time()
+        shift = -rp.clock()["shift_ms"] / 1000.0
+    finally:
+        bot.send_signal(signal.SIGINT)
+        try:
+            bot.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            bot.kill()
+            bot.wait()
+        rp.stop()
+    # The bot quoted from its first quote on: the backtester starts there too.
+    summary = replace(summarize(book, now_s), started=t0)
+    rule, why = fill_rule_for([book])
+    print(f"window: {(now_s - t0) / 60:.2f} min of market, data times "
+          f"{datetime.fromtimestamp(t0 + shift, UTC):%Y-%m-%d %H:%M:%S} to "
+          f"{datetime.fromtimestamp(now_s + shift, UTC):%H:%M:%S} UTC; loop "
+          f"{args.loop_seconds:g} s; bot's rule {rule} ({why})")
+    minutes = {m for m in repricing_minutes(work / "bot.sqlite") if t0 // 60 <= m <= now_s // 60}
+    fills = [f for t in book.trades for f in t.fills]
+    f_t = np.array([f.time for f in fills])
+    f_buy = np.array([f.signed_qty > 0 for f in fills])
+    print(f"bot (Freqtrade dry-run): {summary.fills_buy} buys, {summary.fills_sell} sells; "
+          f"re-priced its orders in {len(minutes)} of {int(now_s // 60 - t0 // 60) + 1} "
+          f"minutes, in which {per_side(f_t, f_buy, minutes)} (buys, sells)")
+    events = load_events(work / "market", "BTC", t0 + shift, now_s + shift)
+    mm = MMConfig()
+    for r in (rule, *(x for x in FillRule if x != rule)):
+        # What the report's comparison runs (asmm.report.comparison), fills recorded.
+        cfg = BacktestConfig.from_params(
+            load_params(params_file, check_fresh=False), order_size=summary.lot,
+            execution="freqtrade", fill_rule=r, refresh_seconds=args.loop_seconds,
+            maker_fee=0.0, tick=truth["tick"], min_spread=mm.min_spread_ticks * truth["tick"],
+            max_improve_ticks=mm.max_improve_ticks)
+        bt = run_backtest(events, cfg)
+        whole = (bt.stats["fills_bid"], bt.stats["fills_ask"])
+        repriced = per_side(bt.fills["t"] - shift, bt.fills["side"] > 0, minutes)
+        label = f"fill rule {r}" + (" (the bot's)" if r == rule else "")
+        print(f"backtest, {label}: {whole[0]} buys, {whole[1]} sells (bot / backtest "
+              f"{ratios((summary.fills_buy, summary.fills_sell), whole)}); in the minutes the "
+              f"bot re-priced {repriced} (bot / backtest "
+              f"{ratios(per_side(f_t, f_buy, minutes), repriced)})")
+    print(f"work folder: {work}")
+
+
+if __name__ == "__main__":
+    main()
