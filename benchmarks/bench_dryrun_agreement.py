@@ -31,7 +31,6 @@ import re
 import secrets
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -51,7 +50,7 @@ from asmm.freqtrade import userdir
 from asmm.freqtrade.config import MMConfig
 from asmm.report.comparison import fill_rule_for
 from asmm.report.ledger import summarize
-from asmm.report.sources import load_rest
+from asmm.report.sources import load_rest, per_side, repricing_minutes
 from asmm.sim import BacktestConfig, load_events, run_backtest
 from asmm.venues.hyperliquid.replay.process import start_replay
 
@@ -84,29 +83,6 @@ def first_quote(log: Path) -> float | None:
     time, so the stamp is read as local time)."""
     m = FIRST_QUOTE.search(log.read_text(errors="replace")) if log.exists() else None
     return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
-
-
-def repricing_minutes(db: Path) -> set[int]:
-    """Minutes (epoch s // 60) in which Freqtrade re-priced a resting order: the order was
-    cancelled and its trade's next order of that side placed within the same minute (as
-    tests/test_freqtrade.py; from the database: the REST API shows no cancelled order)."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-        rows = con.execute("SELECT ft_trade_id, ft_order_side, status, order_date FROM orders "
-                           "ORDER BY id").fetchall()
-    out = set()
-    last: dict[tuple, tuple[str, int]] = {}
-    for trade_id, side, status, placed in rows:
-        minute = int(datetime.fromisoformat(placed).replace(tzinfo=UTC).timestamp() // 60)
-        if last.get((trade_id, side)) == ("canceled", minute):
-            out.add(minute)
-        last[(trade_id, side)] = (status, minute)
-    return out
-
-
-def per_side(times: np.ndarray, buys: np.ndarray, minutes: set[int]) -> tuple[int, int]:
-    """(buys, sells) among the fills at ``times`` (epoch s) that fall in ``minutes``."""
-    inside = np.isin((times // 60).astype(np.int64), list(minutes))
-    return int(np.count_nonzero(inside & buys)), int(np.count_nonzero(inside & ~buys))
 
 
 def ratios(bot: tuple[int, int], sim: tuple[int, int]) -> str:

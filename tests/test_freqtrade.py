@@ -15,7 +15,6 @@ import re
 import secrets
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -37,6 +36,7 @@ from asmm.freqtrade.ftdata import (
     trades_to_ohlcv,
     write_freqtrade_futures_data,
 )
+from asmm.report.sources import per_side, repricing_minutes
 from asmm.venues.hyperliquid.replay.process import start_replay
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -629,33 +629,6 @@ def first_quote_time(log_text: str) -> float | None:
     """Epoch s of the first ``asmm quote`` line (the logging module stamps local time)."""
     m = FIRST_QUOTE.search(log_text)
     return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
-
-
-def repricing_minutes(db: Path) -> set[int]:
-    """Minutes (epoch s // 60) in which Freqtrade re-priced a resting order: the order was
-    cancelled and its trade's next order of that side placed within the same minute (read
-    from the bot's database: the REST API shows no cancelled order).
-
-    Freqtrade re-prices an order only once it holds a candle newer than the order, and with
-    the forming candle kept (``ohlcv_partial_candle: false``) it fetches candles every other
-    minute: in the minutes between, an order placed rests where it is until it fills."""
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-        rows = con.execute("SELECT ft_trade_id, ft_order_side, status, order_date FROM orders "
-                           "ORDER BY id").fetchall()
-    out = set()
-    last: dict[tuple, tuple[str, int]] = {}
-    for trade_id, side, status, placed in rows:
-        minute = int(datetime.fromisoformat(placed).replace(tzinfo=UTC).timestamp() // 60)
-        if last.get((trade_id, side)) == ("canceled", minute):
-            out.add(minute)
-        last[(trade_id, side)] = (status, minute)
-    return out
-
-
-def per_side(times: np.ndarray, buys: np.ndarray, minutes: set[int]) -> tuple[int, int]:
-    """(buys, sells) among the fills at ``times`` (epoch s) that fall in ``minutes``."""
-    inside = np.isin((times // 60).astype(np.int64), list(minutes))
-    return int(np.count_nonzero(inside & buys)), int(np.count_nonzero(inside & ~buys))
 
 
 @pytest.mark.slow

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from asmm.core.errors import PnLError
 from asmm.report.ledger import BotBook, Fill, TradeRec
 
@@ -186,3 +188,30 @@ def load_rest(url: str, username: str | None, password: str | None,
                    dry_run=dry_run if isinstance(dry_run, bool) else None,
                    dry_run_why=f"its config says dry_run: {str(dry_run).lower()} "
                                "(REST /show_config)")
+
+
+def repricing_minutes(db: Path) -> set[int]:
+    """Minutes (epoch s // 60) in which Freqtrade re-priced a resting order: the order was
+    cancelled and its trade's next order of that side placed within the same minute (read
+    from the bot's database: the REST API shows no cancelled order).
+
+    Freqtrade re-prices an order only once it holds a candle newer than the order, and with
+    the forming candle kept (``ohlcv_partial_candle: false``) it fetches candles every other
+    minute: in the minutes between, an order placed rests where it is until it fills."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+        rows = con.execute("SELECT ft_trade_id, ft_order_side, status, order_date FROM orders "
+                           "ORDER BY id").fetchall()
+    out = set()
+    last: dict[tuple, tuple[str, int]] = {}
+    for trade_id, side, status, placed in rows:
+        minute = int(datetime.fromisoformat(placed).replace(tzinfo=UTC).timestamp() // 60)
+        if last.get((trade_id, side)) == ("canceled", minute):
+            out.add(minute)
+        last[(trade_id, side)] = (status, minute)
+    return out
+
+
+def per_side(times: np.ndarray, buys: np.ndarray, minutes: set[int]) -> tuple[int, int]:
+    """(buys, sells) among the fills at ``times`` (epoch s) that fall in ``minutes``."""
+    inside = np.isin((times // 60).astype(np.int64), list(minutes))
+    return int(np.count_nonzero(inside & buys)), int(np.count_nonzero(inside & ~buys))
