@@ -155,7 +155,8 @@ def run(args) -> int:
                 rule, why = args.fill_rule, "named on the command line (--fill-rule)"
             # The strategy's quoting settings as shipped; the REST API does not show them.
             mm = MMConfig()
-            bot = BotSettings(args.loop_seconds, mm.min_spread_ticks, mm.max_improve_ticks)
+            bot = BotSettings(args.loop_seconds, mm.min_spread_ticks, mm.max_improve_ticks,
+                              reference=mm.reference)
             comparison = compare_with_backtest(
                 summaries[-1], args.data_dir, base, args.params, bot, fill_rule=rule,
                 fill_rule_why=why, shift=args.data_shift, execution=execution,

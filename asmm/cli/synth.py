@@ -47,6 +47,10 @@ def register(sub) -> None:
     p.add_argument("--impact", type=float, default=0.0, metavar="I",
                    help="size of that move, price; the expected markout per maker fill is "
                         "-F * I (in truth.json)")
+    p.add_argument("--informed-lead", type=float, default=0.0, metavar="S",
+                   help="seconds before an informed order during which the touch it takes "
+                        "shows a quarter of its size: the book signal the microprice reads "
+                        "(default 0: the book says nothing about the flow)")
     p.set_defaults(func=run)
 
 
@@ -66,6 +70,7 @@ def run(args) -> int:
         tick=args.tick, depth=args.depth, bbo_rate=args.bbo_rate,
         l2_interval=args.l2_interval, fmt=args.format, rounding=args.rounding,
         touch_only=args.touch_only, informed=args.informed, impact=args.impact,
+        informed_lead=args.informed_lead,
         move_prints=args.move_prints,
     )
     console = Console(stderr=True)

@@ -15,6 +15,9 @@ MICROPRICE_KEYS = ("horizon_seconds", "buckets", "adjustment", "se", "n", "sprea
 # An adjustment is a fraction of a spread at most on a liquid book; one of 1 % of the mid
 # is another market's file or a unit mix-up.
 MAX_MICROPRICE_ADJUSTMENT = 0.01
+# More buckets than this would leave each too few samples on a day of book; the backtest
+# kernel holds the table in a record of this many slots.
+MAX_MICROPRICE_BUCKETS = 32
 
 VERDICT_KEYS = ("execution", "maker_fee", "taker_fee", "gamma_source", "tested_hours",
                 "in_sample", "expected_fills_per_hour", "expected_pnl_per_hour",
@@ -53,8 +56,9 @@ def check_microprice(block: Any, mid: float) -> None:
     numbers, each within :data:`MAX_MICROPRICE_ADJUSTMENT` of the mid."""
     exact_keys(block, MICROPRICE_KEYS, "microprice")
     buckets = block["buckets"]
-    if type(buckets) is not int or buckets < 2:
-        raise ParamsInvalidError(f"microprice.buckets = {buckets!r} must be an integer >= 2")
+    if type(buckets) is not int or not 2 <= buckets <= MAX_MICROPRICE_BUCKETS:
+        raise ParamsInvalidError(f"microprice.buckets = {buckets!r} must be an integer from 2 "
+                                 f"to {MAX_MICROPRICE_BUCKETS}")
     if block["spread_ticks"] != 1:
         raise ParamsInvalidError("microprice.spread_ticks must be 1 (estimated at one tick)")
     if not finite_number(block["horizon_seconds"], "microprice.horizon_seconds") > 0:

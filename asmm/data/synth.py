@@ -21,7 +21,12 @@ The generative model (every parameter is in the units of docs/design.md):
 - **Informed flow.** A share ``informed`` of market orders is followed, 1 ms later, by a
   mid move of ``impact`` (price) in their direction (a BBO update is published then): the
   adverse selection a maker filled by them suffers, with a known expected markout of
-  ``-informed * impact`` per fill at any horizon past the move.
+  ``-informed * impact`` per fill at any horizon past the move. With ``informed_lead`` > 0
+  the book gives the informed away first, as thinning liquidity does on a real book: a BBO
+  update ``informed_lead`` seconds before the order, and every update until it, shows the
+  touch it will take at :data:`INFORMED_THIN` of its size — the signal the microprice
+  (:mod:`asmm.calibrate.microprice`) reads. Off (0) by default: then the book's sizes say
+  nothing about the flow.
 - **Moves that print** (``move_prints``, off by default): when the published bid falls
   through price levels, the levels it left were consumed — each prints as a sell at its price
   at the update's time (one sweep per move), except a cancellation share ``1 -
@@ -64,6 +69,9 @@ from asmm.data.files import (
 
 log = logging.getLogger(__name__)
 
+# The share of its size the touch an informed order will take keeps during the lead.
+INFORMED_THIN = 0.25
+
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -93,6 +101,7 @@ class SynthConfig:
     touch_only: float = 0.0       # share of sweeps printing at the touch only
     informed: float = 0.0         # share of market orders followed by a mid move
     impact: float = 0.0           # price: the size of that move, in the order's direction
+    informed_lead: float = 0.0    # s: the touch an informed order takes thins this long before
     move_prints: float = 0.0      # share of levels a moving book passes that print a trade
 
     def A_grid(self, A: float, k: float) -> float:
@@ -115,10 +124,13 @@ class SynthConfig:
                              "estimator recovers (A under floor rounding, A e^(k tick) under "
                              "ceil, times 1 - touch_only); k is the law's whatever the tape"},
             "informed": {"share": self.informed, "impact": self.impact,
+                         "lead_seconds": self.informed_lead, "thin": INFORMED_THIN,
                          "expected_markout": -self.informed * self.impact,
                          "expected_markout_bp": -self.informed * self.impact / self.mid * 1e4,
                          "note": "per maker fill, at horizons past the 1 ms move; price units "
-                                 "and bp of the starting mid; negative = against the maker"},
+                                 "and bp of the starting mid; negative = against the maker. "
+                                 "lead_seconds before an informed order the touch it takes "
+                                 "shows thin times its size (0: no signal in the book)"},
             "mid0": self.mid,
             "tick": self.tick,
             "spread_ticks": self.spread_ticks,
@@ -215,9 +227,12 @@ def generate_day(cfg: SynthConfig, day_index: int, state: dict, out: Path) -> di
     # Mid at BBO times: the latent ABM. One extra increment for the step from the previous
     # day's last update (or the start) keeps the path continuous across files.
     bbo_t = _event_ms(rng, cfg.bbo_rate, n_ms)
-    if inf_buy.size or inf_sell.size:
-        bbo_t = np.union1d(bbo_t, np.minimum(np.concatenate([inf_buy, inf_sell]) + 1,
-                                             n_ms - 1))
+    inf_all = np.concatenate([inf_buy, inf_sell])
+    lead_ms = round(cfg.informed_lead * 1000.0)
+    if inf_all.size:
+        bbo_t = np.union1d(bbo_t, np.minimum(inf_all + 1, n_ms - 1))
+        if lead_ms > 0:
+            bbo_t = np.union1d(bbo_t, np.maximum(inf_all - lead_ms, 0))
     dt = np.diff(bbo_t, prepend=state["last_t"] - t0_ms) / 1000.0
     S = state["S"] + np.cumsum(cfg.sigma * np.sqrt(dt) * rng.standard_normal(bbo_t.size))
     if inf_buy.size or inf_sell.size:
@@ -228,6 +243,15 @@ def generate_day(cfg: SynthConfig, day_index: int, state: dict, out: Path) -> di
     ask = bid + cfg.spread_ticks * cfg.tick
     bid_sz = _sizes(rng, 2.0, bbo_t.size, cfg.size_decimals)
     ask_sz = _sizes(rng, 2.0, bbo_t.size, cfg.size_decimals)
+    if lead_ms > 0:
+        step = 10.0 ** -cfg.size_decimals
+        for inf, sz in ((inf_buy, ask_sz), (inf_sell, bid_sz)):
+            nxt = np.searchsorted(inf, bbo_t, side="right")  # next informed order after
+            ahead = np.full(bbo_t.size, np.iinfo(np.int64).max)
+            has = nxt < inf.size
+            ahead[has] = inf[nxt[has]] - bbo_t[has]
+            thin = ahead <= lead_ms
+            sz[thin] = np.maximum(np.round(sz[thin] * INFORMED_THIN, cfg.size_decimals), step)
 
     carry_bid = state["bid"]
     buy_t, buy_px, buy_sw = _sweeps(rng, cfg, +1, buy_t_ms, bbo_t, bid, carry_bid)
@@ -315,6 +339,8 @@ def generate(cfg: SynthConfig, out: str | Path, progress=None) -> dict:
             raise ValueError(f"{name} must be a share in [0, 1], got {getattr(cfg, name)}")
     if not (np.isfinite(cfg.impact) and cfg.impact >= 0):
         raise ValueError(f"impact must be a finite price >= 0, got {cfg.impact}")
+    if not (np.isfinite(cfg.informed_lead) and 0 <= cfg.informed_lead <= 3600):
+        raise ValueError(f"informed_lead must be 0 to 3600 s, got {cfg.informed_lead}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     bid0 = np.floor(cfg.mid / cfg.tick) * cfg.tick

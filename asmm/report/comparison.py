@@ -33,12 +33,13 @@ class BotSettings:
     and Freqtrade checks a dry-run order, once a loop); ``min_spread_ticks``,
     ``max_improve_ticks``: the strategy's ``asmm`` settings of those names; ``maker_fee``: the
     fee the strategy quotes with when its ``asmm.maker_fee`` overrides the exchange's (None:
-    the fee the fills paid)."""
+    the fee the fills paid); ``reference``: its ``asmm.reference`` (mid | microprice)."""
 
     loop_seconds: float
     min_spread_ticks: float
     max_improve_ticks: float
     maker_fee: float | None = None
+    reference: str = "mid"
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ def compare_with_backtest(summary: PnLSummary, data_dir: str | Path, coin: str,
             params, order_size=summary.lot, execution=execution, fill_rule=fill_rule,
             maker_fee=summary.fee_rate if bot.maker_fee is None else bot.maker_fee,
             refresh_seconds=bot.loop_seconds, tick=tick,
-            min_spread=bot.min_spread_ticks * tick, max_improve_ticks=bot.max_improve_ticks)
+            min_spread=bot.min_spread_ticks * tick, max_improve_ticks=bot.max_improve_ticks,
+            reference=bot.reference)
         bt = run_backtest(events, cfg).summary()
         if not bt["events"]:
             raise ValueError(f"no market data in {data_dir} for the window")

@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from asmm.core.enums import Execution, FillRule, FlatSide, Model, Queue
+from asmm.core.enums import Execution, FillRule, FlatSide, Model, Queue, Reference
 from asmm.core.fees import MAKER_FEE, TAKER_FEE
+from asmm.core.params_blocks import MAX_MICROPRICE_BUCKETS
 from asmm.core.settings import MAX_INVENTORY_LOTS, setting
 
 FIXED = "fixed"  # the baseline model: a fixed depth either side of the mid
@@ -32,6 +33,9 @@ class BacktestConfig:
       :func:`asmm.sim.engine.fixed_depth_model`).
     - ``tick``: ``None`` infers it from the data.
     - ``min_spread`` (price) and ``max_improve_ticks``: passed to the quote function.
+    - ``reference``: ``"mid"`` | ``"microprice"`` (:class:`asmm.core.enums.Reference`), what
+      the quotes centre on; the microprice adds ``microprice[b]`` (price) for the bucket
+      ``b`` of the known touch's imbalance (the parameter file's table, as the bot does).
     """
 
     model: str = Model.GLFT
@@ -80,6 +84,12 @@ class BacktestConfig:
              "flat_side_rule (alternate: opposite of the last entry, long first)")
     tick: float | None = setting(None, parse=float,
                                  help="price tick, inferred from the data when not given")
+    reference: str = setting(
+        Reference.MID, choices=Reference,
+        help="what the quotes centre on: the mid, or the microprice (the mid plus the "
+             "parameter file's expected move for the touch's imbalance, as asmm.reference "
+             "in the bot)")
+    microprice: tuple[float, ...] | None = None
     min_spread: float = 0.0
     max_improve_ticks: float = math.inf
     label: str = field(default="", compare=False)
@@ -119,14 +129,28 @@ class BacktestConfig:
             object.__setattr__(self, name, kind(value))
         if self.tick is not None and not self.tick >= 0:
             bad(f"tick = {self.tick} must be >= 0")
+        if self.reference not in tuple(Reference):
+            bad(f"reference {self.reference!r}; choose one of {', '.join(Reference)}")
+        object.__setattr__(self, "reference", Reference(self.reference))
+        if self.microprice is not None:
+            table = tuple(float(x) for x in self.microprice)
+            if not (2 <= len(table) <= MAX_MICROPRICE_BUCKETS
+                    and all(math.isfinite(x) for x in table)):
+                bad(f"microprice must be 2 to {MAX_MICROPRICE_BUCKETS} finite adjustments")
+            object.__setattr__(self, "microprice", table)
+        if self.reference == Reference.MICROPRICE and self.microprice is None:
+            bad("reference 'microprice' needs a microprice table (the parameter file has "
+                "none: the calibrator writes one when the book has enough one-tick samples)")
 
     @staticmethod
     def quoting(params) -> dict:
         """The fields that make a configuration quote an :class:`asmm.core.params.Params`
-        set: its model, sigma, gamma, A and k per side."""
+        set: its model, sigma, gamma, A and k per side, and its microprice table if any
+        (used with ``reference="microprice"``)."""
+        table = params.microprice["adjustment"] if params.microprice is not None else None
         return dict(model=params.model, sigma=params.sigma, gamma=params.gamma,
                     A_bid=params.bid.A, k_bid=params.bid.k, A_ask=params.ask.A,
-                    k_ask=params.ask.k)
+                    k_ask=params.ask.k, microprice=table)
 
     @classmethod
     def from_params(cls, params, **overrides) -> BacktestConfig:

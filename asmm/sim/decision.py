@@ -11,6 +11,8 @@ Modelling rules (documented simplifications):
 
 - the strategy sees the BBO only from its known time (``Events.feed_t``) and does not
   re-quote on a crossed or unknown book;
+- quotes centre on the mid, or with a microprice table on the mid plus the table's move
+  for the known touch sizes' imbalance (:func:`asmm.core.reference.adjustment`, as the bot);
 - the inventory bound is applied when quoting (by ``quote_scalar``), so fills of orders
   already resting or in flight can overshoot it by up to a lot;
 - an action reaches the exchange ``latency`` after the decision that sent it.
@@ -22,6 +24,7 @@ import numba
 
 from asmm.core.model import quote_scalar
 from asmm.core.policy import flat_side, pricing_q, tau_seconds
+from asmm.core.reference import adjustment
 from asmm.sim.records import (
     EXEC_FREQTRADE,
     EXEC_TWO_SIDED,
@@ -77,21 +80,25 @@ def decide(a, p, slots, ring, tape, T):
     while a.feed_next < tape.feed_t.size and tape.feed_t[a.feed_next] <= T:
         a.known_bid = tape.feed_bid[a.feed_next]
         a.known_ask = tape.feed_ask[a.feed_next]
+        a.known_bid_size = tape.feed_bid_size[a.feed_next]
+        a.known_ask_size = tape.feed_ask_size[a.feed_next]
         a.feed_next += 1
     kb, ka = a.known_bid, a.known_ask
     if not kb < ka:  # unknown (NaN) or crossed: keep what rests
         return
-    # Without a new touch price or a fill a time-independent model quotes what it quoted
-    # last time (the order statuses it would compare with change only on fills and rejects).
+    mid = 0.5 * (kb + ka) + adjustment(a.known_bid_size, a.known_ask_size, p.micro_adj,
+                                       p.micro_buckets)
+    # Without a new touch price, reference or fill a time-independent model quotes what it
+    # quoted last time (the order statuses it would compare change only on fills and rejects).
     n_fills = a.n_bid + a.n_ask
     if (not p.time_dependent and a.fills_seen == n_fills and kb == a.quoted_bid
-            and ka == a.quoted_ask):
+            and ka == a.quoted_ask and mid == a.quoted_ref):
         return
     a.fills_seen = n_fills
     a.quoted_bid = kb
     a.quoted_ask = ka
+    a.quoted_ref = mid
     size = p.order_size
-    mid = 0.5 * (kb + ka)
     q = a.pos / size
     tau = tau_seconds(T, p.horizon) if p.time_dependent else 0.0  # A–S only
     bid, ask = _quote(p, mid, q, tau, kb, ka)

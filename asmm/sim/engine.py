@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from asmm.core.enums import Execution, FillRule, Model, Queue
+from asmm.core.enums import Execution, FillRule, Model, Queue, Reference
 from asmm.core.errors import DataError
 from asmm.core.model import MODEL_AS, MODELS
 from asmm.core.policy import FLAT_SIDE_CODE
@@ -101,6 +101,9 @@ def _param_record(cfg: BacktestConfig, tick: float) -> np.ndarray:
     p["queue_power"] = cfg.queue_power
     p["execution"] = EXECUTIONS[cfg.execution]
     p["flat_side"] = FLAT_SIDE_CODE[cfg.flat_side]
+    if cfg.reference == Reference.MICROPRICE:
+        p["micro_buckets"] = len(cfg.microprice)
+        p["micro_adj"][:len(cfg.microprice)] = cfg.microprice
     return p
 
 
@@ -166,6 +169,7 @@ class BacktestResult:
         s["execution"] = self.config.execution
         s["queue"] = self.config.queue
         s["fill_rule"] = self.config.fill_rule
+        s["reference"] = self.config.reference
         s["gamma"] = self.config.gamma
         s["fixed_depth"] = self.config.fixed_depth
         if self.config.label:

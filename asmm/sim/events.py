@@ -52,7 +52,7 @@ class Events:
     Columns that do not apply to a row's kind hold NaN (or 0 for ``side``).
 
     Feed, what the strategy knows, length ``m``: ``feed_t`` (known time, s, sorted),
-    ``feed_bid``, ``feed_ask``.
+    ``feed_bid``, ``feed_ask`` (price), ``feed_bid_size``, ``feed_ask_size`` (coin).
 
     L2 snapshots (possibly none): ``book_t`` exchange time (s, sorted), ``book_bid_px``,
     ``book_bid_sz``, ``book_ask_px``, ``book_ask_sz`` of shape ``(n_book, depth)``, NaN where
@@ -74,6 +74,8 @@ class Events:
     feed_t: np.ndarray
     feed_bid: np.ndarray
     feed_ask: np.ndarray
+    feed_bid_size: np.ndarray
+    feed_ask_size: np.ndarray
     book_t: np.ndarray
     book_bid_px: np.ndarray
     book_bid_sz: np.ndarray
@@ -145,6 +147,7 @@ def merge(coin: str, bbo, trades, books=None, start: float | None = None,
         bid=col(nan_t, bbo.bid), ask=col(nan_t, bbo.ask),
         bid_size=col(nan_t, bbo.bid_size), ask_size=col(nan_t, bbo.ask_size),
         feed_t=known[forder], feed_bid=bbo.bid[forder], feed_ask=bbo.ask[forder],
+        feed_bid_size=bbo.bid_size[forder], feed_ask_size=bbo.ask_size[forder],
         book_t=book[0], book_bid_px=book[1], book_bid_sz=book[2], book_ask_px=book[3],
         book_ask_sz=book[4],
         gaps=np.zeros((0, 2)) if gaps is None else gaps,

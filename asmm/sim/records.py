@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from asmm.core.params_blocks import MAX_MICROPRICE_BUCKETS
 from asmm.core.policy import SIDE_NONE
 
 # Execution modes (asmm.core.enums.Execution) and queue models (Queue) as the kernel codes.
@@ -58,6 +59,8 @@ PARAMS = np.dtype([
     ("flat_side", "f8"),           # asmm.core.policy flat-side rule: side, or 0 alternate
     ("queue", "i8"),               # code: QUEUE_NONE (fill on touch) | QUEUE_PROB
     ("queue_power", "f8"),         # exponent n of the cancellation split front^n/(f^n+b^n)
+    ("micro_buckets", "i8"),       # imbalance buckets of the microprice table; 0: quote the mid
+    ("micro_adj", "f8", (MAX_MICROPRICE_BUCKETS,)),  # price: the mid's move per bucket
 ], align=True)
 
 ACCOUNT = np.dtype([
@@ -88,8 +91,11 @@ ACCOUNT = np.dtype([
     ("next_decision", "f8"),       # s: local time of the next decision (inf: none)
     ("known_bid", "f8"),           # price: the BBO the strategy knows (NaN: none yet)
     ("known_ask", "f8"),           # price
+    ("known_bid_size", "f8"),      # coin at the known best bid (the microprice's imbalance)
+    ("known_ask_size", "f8"),      # coin at the known best ask
     ("quoted_bid", "f8"),          # price: the known BBO the last quotes were computed on
     ("quoted_ask", "f8"),          # price
+    ("quoted_ref", "f8"),          # price: the reference (mid or microprice) quoted around
     ("fills_seen", "i8"),          # fills at the last decision; -1: re-quote next time
     ("last_entry", "f8"),          # side of the last filled entry (0: none yet)
     ("ring_head", "i8"),           # index of the oldest pending action in the ring
@@ -187,6 +193,8 @@ class Tape(NamedTuple):
     feed_t: np.ndarray
     feed_bid: np.ndarray
     feed_ask: np.ndarray
+    feed_bid_size: np.ndarray
+    feed_ask_size: np.ndarray
     book_t: np.ndarray
     book_bid_px: np.ndarray
     book_bid_sz: np.ndarray
@@ -252,6 +260,7 @@ def new_state(par: np.ndarray, t_start: float, ring_cap: int, fill_cap: int,
     ref = par["refresh"]
     account["next_decision"] = np.ceil(t_start / ref) * ref
     account["known_bid"] = account["known_ask"] = np.nan
+    account["known_bid_size"] = account["known_ask_size"] = np.nan
     account["settled_t"] = t_start
     account["fills_seen"] = -1
     account["last_entry"] = SIDE_NONE
