@@ -332,3 +332,21 @@ def test_a_live_bot_requires_a_profitable_verdict(strategy, caplog, dry_run, ver
     else:
         assert allowed is False
         assert any(blocked_by in r.getMessage() for r in caplog.records), caplog.text
+
+
+@pytest.mark.parametrize("asmm, fee, said", [
+    ({}, 0.00015, "1.5 bp (the exchange's market[\"maker\"])"),
+    ({"fee_tier": "hyperliquid:2"}, 0.00008, "0.8 bp (asmm.fee_tier hyperliquid:2)"),
+    ({"fee_tier": "hyperliquid:2", "maker_fee": 0.0}, 0.0,
+     "0 bp (asmm.maker_fee; overrides asmm.fee_tier hyperliquid:2)"),
+])
+def test_the_bot_says_at_start_which_maker_fee_it_quotes_with(strategy, caplog, asmm, fee,
+                                                              said):
+    s = strategy
+    s.config["asmm"].update(asmm)
+    with caplog.at_level(logging.INFO):
+        s.bot_start()
+    assert [r.getMessage() for r in caplog.records if "maker fee" in r.getMessage()] == \
+        [f"asmm: quoting with maker fee {said}"]
+    loop(s)
+    assert s._quote(PAIR, datetime.now(UTC), 100_000.0, entry=True).maker_fee == fee

@@ -50,6 +50,36 @@ def test_config_rejects_bad_values_naming_the_key(doc, match):
         config.MMConfig.from_dict(doc)
 
 
+def test_config_fee_tier_must_name_a_known_tier():
+    assert config.MMConfig.from_dict({"fee_tier": "hyperliquid:2+gold"}).fee_tier == \
+        "hyperliquid:2+gold"
+    with pytest.raises(ConfigError, match=r"asmm.fee_tier: unknown fee tier 'hyperliquid:9'"
+                                          r".*hyperliquid:0..6.*bybit:vip0"):
+        config.MMConfig.from_dict({"fee_tier": "hyperliquid:9"})
+    with pytest.raises(ConfigError, match=r"asmm\.fee_tier = 2 must be a tier name"):
+        config.MMConfig.from_dict({"fee_tier": 2})
+
+
+@pytest.mark.parametrize("doc, fee, source", [
+    # asmm.maker_fee first, even beside a tier (and the log says it overrides the tier)
+    ({"maker_fee": 0.0001, "fee_tier": "hyperliquid:2"}, 0.0001,
+     "asmm.maker_fee; overrides asmm.fee_tier hyperliquid:2"),
+    ({"maker_fee": 0.0}, 0.0, "asmm.maker_fee"),  # 0 is a fee, not "unset"
+    # then the tier's rate
+    ({"fee_tier": "hyperliquid:2"}, 0.00008, "asmm.fee_tier hyperliquid:2"),
+    ({"fee_tier": "hyperliquid:0+mm1"}, -0.00001, "asmm.fee_tier hyperliquid:0+mm1"),
+    # then the exchange's market["maker"], as before fee_tier existed
+    ({}, 0.00015, 'the exchange\'s market["maker"]'),
+])
+def test_maker_fee_precedence(doc, fee, source):
+    cfg = config.MMConfig.from_dict(doc)
+    assert quotes.maker_fee(cfg, 0.00015) == (pytest.approx(fee, abs=1e-15), source)
+
+
+def test_maker_fee_without_one_from_the_exchange_is_zero():
+    assert quotes.maker_fee(config.MMConfig(), None)[0] == 0.0
+
+
 # ------------------------------------------------------------------ sides and signals
 
 def test_inventory_lots_sign_and_scale():

@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields, replace
 
 from asmm.core.enums import FlatSide, Mode, Reference
 from asmm.core.errors import ConfigError
+from asmm.core.fees import fee_tier
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,9 @@ class MMConfig:
     horizon_seconds: float = 86400.0        # A–S session length, aligned to 00:00 UTC
     min_spread_ticks: float = 1.0           # floor on the quoted spread
     max_improve_ticks: float = 0.0          # never better the touch by more than this
-    maker_fee: float | None = None          # None: the exchange's market["maker"]
+    maker_fee: float | None = None          # None: fee_tier's, else the exchange's
+                                            # market["maker"]
+    fee_tier: str | None = None             # e.g. "hyperliquid:2+gold" (asmm.core.fees)
     tick: float | None = None               # None: the exchange's price precision
     kill_switch_file: str = "user_data/KILL"
     kill_timeout_seconds: float = 300.0     # then exit at market
@@ -95,5 +98,12 @@ class MMConfig:
         if self.mode != "pingpong" and not self.shared_state_dir:
             raise ConfigError(f"asmm.mode = {self.mode!r} (a pair of bots) needs "
                               "asmm.shared_state_dir so both bots see the net inventory")
+        if self.fee_tier is not None:
+            if not isinstance(self.fee_tier, str):
+                raise ConfigError(f"asmm.fee_tier = {self.fee_tier!r} must be a tier name")
+            try:
+                fee_tier(self.fee_tier)
+            except ConfigError as e:
+                raise ConfigError(f"asmm.fee_tier: {e}") from None
         if self.adx_period < 2:
             raise ConfigError(f"asmm.adx_period = {self.adx_period} must be >= 2")

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from asmm.core.enums import Reference, Side
 from asmm.core.errors import ConfigError, ParamsMismatchError
+from asmm.core.fees import fee_tier
 from asmm.core.model import quotes
 from asmm.core.params import Params, ParamsCache
 from asmm.core.reference import microprice
@@ -168,6 +169,19 @@ def tick_from_precision(precision_price: float | None, fallback: float | None) -
         raise ConfigError("the exchange reports no price tick for this market; "
                           "set asmm.tick in the config")
     return float(precision_price)
+
+
+def maker_fee(cfg: MMConfig, market_maker: float | None) -> tuple[float, str]:
+    """The maker fee the strategy quotes with (fraction of notional; negative: a rebate) and
+    where it came from: ``asmm.maker_fee`` if set, else the rate of the tier
+    ``asmm.fee_tier`` names, else the exchange's ``market["maker"]`` (0 when it reports
+    none)."""
+    if cfg.maker_fee is not None:
+        also = f"; overrides asmm.fee_tier {cfg.fee_tier}" if cfg.fee_tier else ""
+        return float(cfg.maker_fee), f"asmm.maker_fee{also}"
+    if cfg.fee_tier is not None:
+        return fee_tier(cfg.fee_tier).maker, f"asmm.fee_tier {cfg.fee_tier}"
+    return float(market_maker or 0.0), "the exchange's market[\"maker\"]"
 
 
 def entry_price_is_the_models(rate: float, quote: Quote | None, side: str) -> bool:

@@ -105,6 +105,8 @@ class Avellaneda(IStrategy):
         logger.info("asmm: mode=%s flat_side_rule=%s params=%s lot=%g",
                     self.mm.mode, self.mm.flat_side_rule, self.mm.params_file,
                     self.mm.lot_size)
+        fee, source = quotes.maker_fee(self.mm, (self.dp.market(pair) or {}).get("maker"))
+        logger.info("asmm: quoting with maker fee %.4g bp (%s)", fee * 1e4, source)
 
     def _live(self) -> bool:
         return self.dp.runmode in (RunMode.LIVE, RunMode.DRY_RUN)
@@ -180,8 +182,7 @@ class Avellaneda(IStrategy):
     def _market(self, pair: str) -> tuple[float, float]:
         market = self.dp.market(pair) or {}
         tick = quotes.tick_from_precision(market.get("precision", {}).get("price"), self.mm.tick)
-        fee = self.mm.maker_fee if self.mm.maker_fee is not None else market.get("maker", 0.0)
-        return tick, float(fee or 0.0)
+        return tick, quotes.maker_fee(self.mm, market.get("maker"))[0]
 
     def _quote(self, pair: str, now: datetime, proposed_rate: float, *, entry: bool
                ) -> quotes.Quote | None:
