@@ -235,3 +235,32 @@ def test_cli_json_has_fill_rule_counts_and_markouts(small_market, capsys):
     # Rich wraps the labels at the 80 columns of a captured terminal.
     assert "fill rule freqtrade-dry-run" in table and "dry-run" in table
     assert "markout" in table and "of bid fills" in table
+
+
+def test_cli_fee_tier_sets_both_fees_and_explicit_fees_override_it(small_market, capsys):
+    from asmm.core.fees import MAKER_FEE, TAKER_FEE
+
+    folder, _ = small_market
+    base = ["backtest", "--data-dir", str(folder), "--coin", "BTC", "--fixed-depth", "2",
+            "--to", "2025-09-01T01:00", "--json"]
+
+    def run(*extra):
+        assert cli_main([*base, *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    plain = run()
+    assert (plain["fee_tier"], plain["maker_fee"], plain["taker_fee"]) == (None, MAKER_FEE,
+                                                                           TAKER_FEE)
+    tier = run("--fee-tier", "hyperliquid:2")
+    assert (tier["fee_tier"], tier["maker_fee"], tier["taker_fee"]) == ("hyperliquid:2",
+                                                                        0.00008, 0.00035)
+    # The fee is charged on every fill: the same fills (fixed depth) at 8/15 of the fees.
+    assert tier["fills_bid"] + tier["fills_ask"] == plain["fills_bid"] + plain["fills_ask"] > 0
+    assert tier["fees"] == pytest.approx(plain["fees"] * 0.00008 / MAKER_FEE)
+    mixed = run("--fee-tier", "hyperliquid:2", "--maker-fee", "0.0001")
+    assert (mixed["maker_fee"], mixed["taker_fee"]) == (0.0001, 0.00035)
+    named = run("--fee-tier", "hyperliquid:2", "--taker-fee", "0.0005", "--maker-fee",
+                str(MAKER_FEE))  # the default's value, given explicitly, still wins
+    assert (named["maker_fee"], named["taker_fee"]) == (MAKER_FEE, 0.0005)
+    assert cli_main([*base, "--fee-tier", "hyperliquid:9"]) == 2
+    assert "unknown fee tier 'hyperliquid:9'" in capsys.readouterr().err

@@ -50,6 +50,14 @@ def register(sub) -> None:
                    help="window end (exclusive), same forms as --from")
     # Every strategy setting, its default and its help, from BacktestConfig.
     add_options(p, BacktestConfig)
+    p.add_argument("--fee-tier", metavar="NAME",
+                   help="the venue's fee tier whose maker and taker rates the backtest pays: "
+                        "hyperliquid:0..6 (+mm1..3, +wood..diamond) or bybit:vip0..vip5/"
+                        "supreme (asmm/core/fees.py); an explicit --maker-fee/--taker-fee "
+                        "overrides the tier's rate")
+    # None tells "not given" from "given as the default", so a tier can fill only what the
+    # user left out; _config puts the declared default back when no tier is named either.
+    p.set_defaults(maker_fee=None, taker_fee=None)
     p.add_argument("--sample-seconds", type=float, default=60.0,
                    help="equity/plot sampling interval, s (must divide 3600; default: "
                         "%(default)s)")
@@ -60,13 +68,32 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _fees(args) -> dict[str, float]:
+    """``maker_fee`` and ``taker_fee``: as given, else the tier's (``--fee-tier``), else
+    BacktestConfig's defaults (fractions of notional)."""
+    import dataclasses
+
+    from asmm.core.fees import fee_tier
+    from asmm.core.settings import default_of
+    from asmm.sim.config import BacktestConfig
+
+    tier = fee_tier(args.fee_tier) if args.fee_tier else None  # ConfigError naming the tiers
+    declared = {f.name: default_of(f) for f in dataclasses.fields(BacktestConfig)}
+    return {name: given if given is not None else
+            getattr(tier, side) if tier is not None else declared[name]
+            for name, side, given in (("maker_fee", "maker", args.maker_fee),
+                                      ("taker_fee", "taker", args.taker_fee))}
+
+
 def _config(args):
     from asmm.sim.config import FIXED, BacktestConfig
 
+    fees = _fees(args)
     if args.fixed_depth is not None:
         if args.gamma is not None:
             raise ValueError("--gamma applies to --params, not to --fixed-depth")
-        return config_from(BacktestConfig, args, model=FIXED, fixed_depth=args.fixed_depth)
+        return config_from(BacktestConfig, args, model=FIXED, fixed_depth=args.fixed_depth,
+                           **fees)
     from asmm.core.params import load_params
 
     params = load_params(args.params, check_fresh=False)
@@ -75,7 +102,7 @@ def _config(args):
     quoted = BacktestConfig.quoting(params)
     if args.gamma is not None:
         quoted["gamma"] = args.gamma
-    return config_from(BacktestConfig, args, **quoted)
+    return config_from(BacktestConfig, args, **quoted, **fees)
 
 
 def _fmt(v) -> str:
@@ -139,6 +166,8 @@ def run(args) -> int:
     for r in results:
         key = r.config.execution.replace("-", "_")
         summary[f"pnl_{key}"] = r.summary()["pnl"]
+    # The rates paid, and the tier they came from (None: named one by one, or the defaults).
+    summary.update(fee_tier=args.fee_tier, maker_fee=cfg.maker_fee, taker_fee=cfg.taker_fee)
     if args.plot:
         from asmm.sim.plot import plot_result
 
@@ -153,7 +182,9 @@ def run(args) -> int:
         return 0
     out = Console()
     t = Table(title=f"{args.coin} backtest, {summary['hours']:.1f} h, "
-                    f"{summary['events']:,} events, fill rule {summary['fill_rule']}; the "
+                    f"{summary['events']:,} events, fill rule {summary['fill_rule']}, maker "
+                    f"fee {cfg.maker_fee * 1e4:.3g} bp"
+                    + (f" ({args.fee_tier})" if args.fee_tier else "") + "; the "
                     f"{len(results)} execution modes simulated in one pass in "
                     f"{summary['seconds']:.2f} s",
               title_justify="left")
