@@ -350,3 +350,16 @@ def test_the_bot_says_at_start_which_maker_fee_it_quotes_with(strategy, caplog, 
         [f"asmm: quoting with maker fee {said}"]
     loop(s)
     assert s._quote(PAIR, datetime.now(UTC), 100_000.0, entry=True).maker_fee == fee
+
+
+def test_the_bots_inventory_bound_is_the_calibrators_and_the_backtesters():
+    from asmm.calibrate.config import CalibrationConfig
+    from asmm.core.settings import MAX_INVENTORY_LOTS
+    from asmm.sim.config import BacktestConfig
+
+    def default(cls):
+        return next(f.default for f in dataclasses.fields(cls) if f.name == "max_inventory")
+
+    p = Avellaneda.max_inventory_lots
+    assert p.value == MAX_INVENTORY_LOTS == default(BacktestConfig) == default(CalibrationConfig)
+    assert p.low <= p.value <= p.high

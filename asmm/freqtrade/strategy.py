@@ -37,6 +37,7 @@ from pandas import DataFrame
 from asmm.core.enums import ExitReason
 from asmm.core.errors import SharedStateError
 from asmm.core.params import ParamsError
+from asmm.core.settings import MAX_INVENTORY_LOTS
 from asmm.freqtrade import guards, indicators, policy, quotes, shared_state
 from asmm.freqtrade.config import MMConfig
 from asmm.freqtrade.guards import fail_closed
@@ -73,8 +74,11 @@ class Avellaneda(IStrategy):
     gamma_multiplier = DecimalParameter(0.25, 4.0, default=1.0, decimals=2, space="buy")
     requote_ticks = IntParameter(0, 10, default=1, space="buy")
     # One trade per bot keeps |q| <= 1 lot (net, for the pair), so the bound cannot bind yet;
-    # declared for a future position-adjusting mode, not tuned.
-    max_inventory_lots = IntParameter(1, 5, default=1, space="buy", optimize=False)
+    # declared for a future position-adjusting mode, not tuned. Its default is the
+    # calibrator's and the backtester's, so the bot quotes as its verdict was tested.
+    max_inventory_lots = IntParameter(1, max(5, int(MAX_INVENTORY_LOTS)),
+                                      default=int(MAX_INVENTORY_LOTS), space="buy",
+                                      optimize=False)
     adx_threshold = IntParameter(15, 40, default=25, space="buy", optimize=False)
 
     # ------------------------------------------------------------------ lifecycle
