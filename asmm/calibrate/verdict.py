@@ -23,6 +23,7 @@ import numpy as np
 from asmm.calibrate.config import CalibrationConfig
 from asmm.calibrate.days import Estimate
 from asmm.calibrate.gamma import backtest_config
+from asmm.core.verdict_text import sentence  # noqa: F401 (run.py imports it from here)
 from asmm.data.files import day_bounds
 
 # The break-even search range: -5 bp (beyond any rebate a venue pays) to +5 bp, 0.25 bp apart.
@@ -105,19 +106,3 @@ def verdict(data_dir: str | Path, cfg: CalibrationConfig, tests: Sequence[tuple[
         "profitable": bool(pnl > 0),
         "break_even_maker_fee": break_even(fees, scored["pnl_per_hour"], trades),
     }
-
-
-def sentence(v: dict, tier: str) -> str:
-    """The verdict in one sentence for the screen."""
-    fee = f"maker {v['maker_fee'] * 1e4:.3g} bp"
-    at = (f"{v['expected_pnl_per_hour']:+.4g} USDC/h at {v['expected_fills_per_hour']:.3g} "
-          f"fills/h over {v['tested_hours']:.3g} h" + (" (in sample)" if v["in_sample"] else ""))
-    be = v["break_even_maker_fee"]
-    if be is None:
-        even = "no maker fee down to -5 bp makes it break even"
-    else:
-        even = (f"it breaks even at a maker fee <= {be * 1e4:.2g} bp"
-                + (" (a rebate tier)" if be < 0 else ""))
-    if v["profitable"]:
-        return f"At {tier} ({fee}) gamma is profitable here: {at}; {even}."
-    return f"At {tier} ({fee}) no gamma is profitable here: best {at}; {even}."
