@@ -384,7 +384,7 @@ def test_rest_from_a_real_dry_run_bot(trades_db, small_market, replay_exchange, 
     assert fig["capital"] == pytest.approx(cfg["dry_run_wallet"] * cfg["tradable_balance_ratio"])
 
 
-def _params_file(path: Path, truth: dict) -> Path:
+def _params_file(path: Path, truth: dict, **extra) -> Path:
     from asmm.core.params import Params, SideIntensity, write_params
 
     t0 = T0.replace(tzinfo=UTC)
@@ -392,7 +392,7 @@ def _params_file(path: Path, truth: dict) -> Path:
         coin="BTC", model="glft", computed_at=t0, valid_until=t0 + timedelta(days=2),
         data_window=(t0 - timedelta(days=1), t0), mid_price=truth["mid0"],
         sigma=truth["sigma"], gamma=0.01, bid=SideIntensity(**truth["bid"]),
-        ask=SideIntensity(**truth["ask"])))
+        ask=SideIntensity(**truth["ask"]), **extra))
     return path
 
 
@@ -558,8 +558,9 @@ def test_cli_markouts_in_table_json_and_html(trades_db, tmp_path):
     assert page["markouts"]["head"] == ["bot", "side", "fills", "1 s", "10 s", "60 s"]
     assert [row[1] for row in page["markouts"]["rows"]] == ["buys (our bid)",
                                                             "sells (our ask)", "all fills"]
+    # The verdict needs no market data, but it needs the file.
     r = _cli("--db", str(trades_db), "--no-plot", "--params", str(tmp_path / "p.json"))
-    assert r.returncode == 2 and "--params needs --data-dir" in r.stderr
+    assert r.returncode == 2 and "cannot read the parameter file" in r.stderr
 
 
 def test_cagr_edges():
@@ -656,3 +657,100 @@ def test_cli_two_databases_are_shown_apart_and_as_one_book(trades_db, tmp_path):
                                                     "long_bot + short_bot")
     assert book["inventory_now"] == pytest.approx(a["inventory_now"] + b["inventory_now"])
     assert book["realised"] == pytest.approx(2 * 0.28999, abs=1e-9)
+
+
+# A verdict as the calibrator writes it (asmm.calibrate.verdict), for its default lot.
+VERDICT = {"execution": "freqtrade", "maker_fee": 0.00015, "taker_fee": 0.00045,
+           "gamma_source": "walk-forward", "tested_hours": 24.0, "in_sample": False,
+           "expected_fills_per_hour": 3.1, "expected_pnl_per_hour": -0.04,
+           "markout_10s_bp": -0.2, "profitable": False, "break_even_maker_fee": -2e-05}
+CALIBRATED = {"config": {"order_size": 0.001, "fee_tier": "hyperliquid:0"}}
+TRUTH = {"mid0": 100_000.0, "sigma": 6.8, "bid": {"A": 0.5, "k": 0.5},
+         "ask": {"A": 0.5, "k": 0.5}}
+# The hand-built book over [bot start T0 - 5 min, T0 + 2 h]: 5 fills, total PnL 0.28999
+# (T3 marked at its own price), lot 0.01 (the median fill), every fee 1 bp.
+LIVE_HOURS = 2 + 5 / 60
+
+
+def test_the_verdict_beside_the_live_figures_by_hand(trades_db, tmp_path):
+    from asmm.core.verdict_text import sentence
+    from asmm.report.verdict import NO_VERDICT, verdict_view
+
+    s = summarize(load_db(trades_db), (T0 + timedelta(hours=2)).replace(tzinfo=UTC).timestamp())
+    v = verdict_view(s, _params_file(tmp_path / "p.json", TRUTH, verdict=VERDICT,
+                                     diagnostics=CALIBRATED))
+    assert v.live_hours == pytest.approx(LIVE_HOURS)
+    assert v.lot_scale == pytest.approx(10.0)  # live lot 0.01 over the file's 0.001
+    rows = {label: (exp, live) for label, exp, live in v.rows}
+    assert rows["fills per hour"] == (3.1, pytest.approx(5 / LIVE_HOURS))
+    assert rows["PnL per hour (USDC)"] == (pytest.approx(-0.4),
+                                           pytest.approx(0.28999 / LIVE_HOURS))
+    exp, live = rows["markout 10 s (bp)"]
+    assert exp == -0.2 and math.isnan(live)  # no collector data given
+    assert rows["maker fee (bp)"] == (pytest.approx(1.5), pytest.approx(1.0))
+    assert v.tier == "hyperliquid:0" and v.said == sentence(VERDICT, "hyperliquid:0")
+    assert "no gamma is profitable" in v.said and "<= -0.2 bp (a rebate tier)" in v.said
+    # A file that does not record its lot: the expected PnL is left as written, and said so.
+    v = verdict_view(s, _params_file(tmp_path / "q.json", TRUTH, verdict=VERDICT))
+    assert v.lot_scale is None and dict((r[0], r[1]) for r in v.rows)[
+        "PnL per hour (USDC)"] == -0.04
+    assert any("does not record its lot" in n for n in v.notes)
+    assert v.said == sentence(VERDICT, "the calibrator's fees")
+    v = verdict_view(s, _params_file(tmp_path / "old.json", TRUTH))
+    assert (v.block, v.said, v.rows) == (None, NO_VERDICT, ())
+
+
+def test_cli_verdict_in_table_json_and_html(trades_db, tmp_path):
+    import shutil
+
+    params = _params_file(tmp_path / "p.json", TRUTH, verdict=VERDICT, diagnostics=CALIBRATED)
+    args = ("--db", str(trades_db), "--no-plot", "--now", "2025-09-01T02:00:00",
+            "--params", str(params))
+    r = _cli(*args)
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())  # rich wraps the title and caption
+    assert "Expected (the calibrator's verdict: execution 'freqtrade', gamma by walk-forward, " \
+           "tested over 24 h out of sample) vs live" in text
+    assert "At hyperliquid:0 (maker 1.5 bp) no gamma is profitable here" in text
+    assert "scaled linearly from the file's lot 0.001 to the live lot 0.01" in text
+    assert "no backtest of the live window" in text  # that one needs --data-dir
+    r = _cli(*args, "--json", "--html", str(tmp_path / "r.html"))
+    assert r.returncode == 0, r.stderr
+    (fig,) = json.loads(r.stdout)
+    v = fig["verdict"]
+    assert v["block"] == VERDICT and v["fee_tier"] == "hyperliquid:0"
+    assert v["figures"]["PnL per hour (USDC)"] == {
+        "expected": pytest.approx(-0.4), "live": pytest.approx(0.28999 / LIVE_HOURS)}
+    assert v["figures"]["markout 10 s (bp)"] == {"expected": -0.2, "live": None}
+    assert v["live_hours"] == pytest.approx(LIVE_HOURS) and v["lot_scale"] == 10.0
+    assert "backtest" not in fig
+    page = json.loads((tmp_path / "r.html").read_text().split("const D = ", 1)[1]
+                      .split(";\n", 1)[0])
+    assert page["verdict"]["rows"][0] == ["fills per hour", "3.1", "2.4"]
+    assert page["verdict"]["said"] == v["sentence"]
+    node = shutil.which("node")
+    if node is not None:  # the page's script draws the verdict's table after the summary's
+        (tmp_path / "h.js").write_text(_DOM_HARNESS)
+        out = subprocess.run([node, str(tmp_path / "h.js"), str(tmp_path / "r.html")],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["rows"] == (len(page["rows"]) + 1) + (4 + 1)
+
+
+def test_cli_verdict_markout_is_the_live_fills_and_a_file_without_one_says_so(
+        trades_db, small_market, tmp_path):
+    data, truth = small_market
+    args = ("--db", str(trades_db), "--no-plot", "--now", "2025-09-01T02:00:00",
+            "--data-dir", str(data), "--json")
+    r = _cli(*args, "--params", str(_params_file(tmp_path / "p.json", truth, verdict=VERDICT,
+                                                 diagnostics=CALIBRATED)))
+    assert r.returncode == 0, r.stderr
+    (fig,) = json.loads(r.stdout)
+    assert fig["verdict"]["figures"]["markout 10 s (bp)"]["live"] == pytest.approx(
+        fig["markouts"]["sides"]["all"]["markout_10s_bp"])
+    assert "backtest" in fig  # with the data, the comparison as before
+    r = _cli("--db", str(trades_db), "--no-plot", "--params",
+             str(_params_file(tmp_path / "old.json", truth)))
+    assert r.returncode == 0, r.stderr
+    assert "the parameter file has no verdict (written by an older calibrator)" in \
+        " ".join(r.stdout.split())

@@ -50,8 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                           "(the mid 1 s, 10 s, 60 s later), and with --params a tick-level "
                           "backtest of that window to compare with")
     cmp.add_argument("--params", type=Path, default=None,
-                     help="parameter file the bot quoted from (the comparison; needs "
-                          "--data-dir)")
+                     help="parameter file the bot quoted from: its verdict (expected fills "
+                          "and PnL per hour, markout, maker fee) beside the live figures, "
+                          "and with --data-dir a backtest of the live window to compare with")
     cmp.add_argument("--data-shift", type=float, default=0.0,
                      help="seconds to add to live times to get the data's times (a replay "
                           "started with --start-at now moved the data; its /_replay/clock "
@@ -112,9 +113,12 @@ def run(args) -> int:
         plot,
         summary_dict,
         summary_table,
+        verdict_dict,
+        verdict_table,
         write_html,
     )
     from asmm.report.sources import load_db, load_rest
+    from asmm.report.verdict import verdict_view
 
     out = Console()
     err = Console(stderr=True, soft_wrap=True)
@@ -138,9 +142,7 @@ def run(args) -> int:
         summaries = [summarize(b, now) for b in books]
         if len(books) > 1:
             summaries.append(summarize(merged, now))
-        comparison, marked = None, []
-        if args.params is not None and args.data_dir is None:
-            raise PnLError("--params needs --data-dir (the market data of the live period)")
+        comparison, marked, verdict = None, [], None
         if args.data_dir is not None:
             from asmm.report.markouts import fill_markouts, load_mids
 
@@ -148,6 +150,8 @@ def run(args) -> int:
             marked = [fill_markouts(b, mids, shift=args.data_shift)
                       for b in (books if len(books) == 1 else [*books, merged])]
         if args.params is not None:
+            verdict = verdict_view(summaries[-1], args.params, marked[-1] if marked else None)
+        if args.params is not None and args.data_dir is not None:
             execution = args.execution or ("freqtrade" if len(books) == 1 else "freqtrade-pair")
             if args.fill_rule is None:
                 rule, why = fill_rule_for(books)
@@ -168,6 +172,8 @@ def run(args) -> int:
         doc = [summary_dict(s) for s in summaries]
         for d, m in zip(doc, marked, strict=False):
             d["markouts"] = m.as_dict()
+        if verdict is not None:
+            doc[-1]["verdict"] = verdict_dict(verdict)
         if comparison is not None:
             doc[-1]["backtest"] = comparison_dict(comparison)
         print(json.dumps(doc, indent=1))
@@ -175,14 +181,19 @@ def run(args) -> int:
         out.print(summary_table(summaries, base=base))
         if marked:
             out.print(markouts_table(marked))
+        if verdict is not None:
+            out.print(verdict_table(verdict))
         if comparison is not None:
             out.print(comparison_table(comparison))
+        elif args.params is not None:
+            out.print("(no backtest of the live window to compare with: that needs the "
+                      "collector's data, --data-dir)")
     if not args.no_plot:
         path = plot(summaries[-1], args.png, base=base or "base")
         (err if args.json else out).print(
             f"plot (equity, inventory, captured spread over time): {path}")
     if args.html is not None:
         path = write_html(summaries, args.html, base=base, comparison=comparison,
-                          marked=marked)
+                          marked=marked, verdict=verdict)
         (err if args.json else out).print(f"interactive report: {path}")
     return 0

@@ -19,6 +19,7 @@ import pandas as pd
 from asmm.core.io import atomic_path, save_png
 from asmm.report.comparison import Comparison
 from asmm.report.ledger import PnLSummary
+from asmm.report.verdict import VerdictView
 
 if TYPE_CHECKING:  # asmm.report.markouts loads numba; only reports with market data need it
     from asmm.report.markouts import FillMarkouts
@@ -139,6 +140,48 @@ def comparison_dict(c: Comparison) -> dict:
                         for label, live, bt in c.rows}}
 
 
+def verdict_title(v: VerdictView) -> str:
+    if v.block is None:
+        return "Expected (the calibrator's verdict) vs live"
+    b = v.block
+    return (f"Expected (the calibrator's verdict: execution '{b['execution']}', gamma by "
+            f"{b['gamma_source']}, tested over {b['tested_hours']:.3g} h "
+            f"{'in' if b['in_sample'] else 'out of'} sample) vs live")
+
+
+def verdict_rows(v: VerdictView) -> list[list[str]]:
+    """(figure, expected, live) as text; n/a where a side does not say."""
+    return [[label, _fmt(exp, ",.4g"), _fmt(live, ",.4g")] for label, exp, live in v.rows]
+
+
+def verdict_table(v: VerdictView):
+    """A rich table of the verdict's figures beside the live ones, with its sentence and the
+    footnotes below it; a file without a verdict is one line saying so."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    if v.block is None:
+        return Text(f"{v.params_file}: {v.said}")
+    t = Table(title=verdict_title(v), title_justify="left")
+    for col in ("figure", "expected", "live"):
+        t.add_column(col, justify="right" if col != "figure" else "left")
+    for row in verdict_rows(v):
+        t.add_row(*row)
+    # Below the table, not as its caption: a caption wraps to the width of three columns.
+    return Group(t, Text(f"verdict: {v.said}"), *(Text(f"  {n}", style="dim") for n in v.notes))
+
+
+def verdict_dict(v: VerdictView) -> dict:
+    """The verdict beside the live figures as plain JSON-able values: the file's block as
+    written (null when it has none), the sentence, per figure both sides."""
+    return {"file": v.params_file, "block": v.block, "fee_tier": v.tier, "sentence": v.said,
+            "live_hours": _json_num(v.live_hours), "lot_scale": v.lot_scale,
+            "figures": {label: {"expected": _json_num(exp), "live": _json_num(live)}
+                        for label, exp, live in v.rows},
+            "notes": list(v.notes)}
+
+
 def _json_num(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
@@ -158,9 +201,10 @@ def summary_dict(s: PnLSummary) -> dict:
 
 def write_html(summaries: Sequence[PnLSummary], out: str | Path, *, base: str = "",
                comparison: Comparison | None = None,
-               marked: Sequence[FillMarkouts] = ()) -> Path:
+               marked: Sequence[FillMarkouts] = (), verdict: VerdictView | None = None
+               ) -> Path:
     """A self-contained interactive HTML page (no external scripts): the report's tables
-    (the markouts and the comparison when given) and the equity, inventory and
+    (the markouts, the verdict and the comparison when given) and the equity, inventory and
     captured-spread charts of the last summary, with the value under the mouse. Written to
     a temp file and renamed."""
     book = summaries[-1]
@@ -173,6 +217,9 @@ def write_html(summaries: Sequence[PnLSummary], out: str | Path, *, base: str = 
         "rt_bp": [r.captured_bp for r in rt], "rt_long": [not r.is_short for r in rt],
         "markouts": {"title": MARKOUTS_TITLE, "head": markouts_head(marked),
                      "rows": markout_rows(marked)} if marked else None,
+        "verdict": None if verdict is None else {
+            "title": verdict_title(verdict), "said": verdict.said,
+            "rows": verdict_rows(verdict), "notes": list(verdict.notes)},
         "comparison": None if comparison is None else {
             "title": comparison_title(comparison), "note": fill_rule_note(comparison),
             "rows": comparison_rows(comparison)},
