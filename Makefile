@@ -49,7 +49,7 @@ collector: $(STAMP)
 	$(BIN)/asmm collect
 
 calibrator: $(STAMP)
-	$(BIN)/asmm calibrate --every 24h
+	$(BIN)/asmm calibrate --every 24h --bot-config user_data/config.json
 
 bot: $(STAMP)
 	@test -f .env || { echo "cp .env.example .env, then set the API password and JWT secret"; exit 2; }

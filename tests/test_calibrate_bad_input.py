@@ -515,11 +515,16 @@ def test_collector_gaps_are_left_out(capsys, data, tmp_path, small_market):
     rc, _ = calibrate(capsys, data, out)
     assert rc == 0
     est_ = json.loads(out.read_text())["diagnostics"]["estimation"]
+    # The 24 h window is 24 h recorded: the 3 h of gaps on day 2 are made up by the last 3
+    # hours of day 1, the gaps themselves left out.
+    assert est_["window"][0].startswith(f"{DAY1}T21:00:0")
+    assert est_["hours"] == pytest.approx(24, abs=0.01)
     for side_name in ("bid", "ask"):
-        assert est_[side_name]["exposure"] == pytest.approx(86400 - 10800, abs=5)
+        assert est_[side_name]["exposure"] == pytest.approx(86400, abs=5)
         assert abs(est_[side_name]["A"] - truth[side_name]["A"]) < 4 * est_[side_name]["A_se"]
-    # Increments touching a gap are gone: 10,800 inside, plus one at each gap edge at most.
-    assert 86400 - 10800 - 6 <= est_["sigma"]["increments"] <= 86400 - 10800
+    # Increments touching a gap are gone: 10,800 inside, plus one at each gap edge at most
+    # (and one at each hour's edge: an hour's increments are its own).
+    assert 86400 - 6 - 24 <= est_["sigma"]["increments"] <= 86400
 
 
 # ----------------------------------------------------------------- layouts and formats
@@ -572,29 +577,38 @@ def test_a_single_file_archive_before_the_day_files_is_merged(capsys, data, tmp_
     assert _numbers(json.loads(out.read_text())) == _numbers(clean)
 
 
-@pytest.mark.parametrize("damage", ["no sell trades", "empty"])
-def test_unusable_earlier_day_skips_the_walk_forward_not_the_file(capsys, data, tmp_path,
-                                                                  damage):
-    """Day 1 serves only the gamma search: when it cannot be estimated, the test day is
+def test_unusable_earlier_day_skips_the_walk_forward_not_the_file(capsys, data, tmp_path):
+    """Day 1 serves only the gamma search: when it cannot be estimated, the test stretch is
     skipped (said in the file) and gamma falls back; sigma, A, k of day 2 are still written."""
-    if damage == "empty":
-        for kind in ("trades", "prices"):
-            p = data / f"{kind}_BTC_{DAY1}.csv"
-            p.write_text(_lines(p)[0])
-    else:
-        path = _trades(data, DAY1)
-        lines = _lines(path)
-        path.write_text(lines[0] + "".join(x for x in lines[1:] if ",sell," not in x))
+    path = _trades(data, DAY1)
+    lines = _lines(path)
+    path.write_text(lines[0] + "".join(x for x in lines[1:] if ",sell," not in x))
     out = tmp_path / "p.json"
     rc = main(["calibrate", "--data-dir", str(data), "--output", str(out), *FRESH])
     assert rc == 0, capsys.readouterr().err
     params = load_params(out)
     g = params.diagnostics["gamma"]
     assert g["method"] == "fallback rule (not backtested)"
-    assert g["reason"].startswith(f"no test day could be backtested: {DAY2}: ")
-    reason = "usable quotes" if damage == "empty" else "bid side (sell orders hitting bids)"
-    assert reason in g["reason"]
-    assert any(f"test day {DAY2} skipped" in w for w in params.diagnostics["warnings"])
+    assert g["reason"].startswith(f"no test stretch could be backtested: {DAY2}T00:00:0")
+    assert "bid side (sell orders hitting bids)" in g["reason"]
+    assert any(f"walk-forward test {DAY2}T00:00:0" in w and "skipped" in w
+               for w in params.diagnostics["warnings"])
+    assert params.diagnostics["estimation"]["days"] == [DAY2]
+
+
+def test_an_unreadable_earlier_day_leaves_a_day_to_walk_forward_on(capsys, data, tmp_path):
+    """Day 1 empty: the data is one day, so the walk-forward tests its latest third, and
+    the file names the day it could not use."""
+    for kind in ("trades", "prices"):
+        p = data / f"{kind}_BTC_{DAY1}.csv"
+        p.write_text(_lines(p)[0])
+    out = tmp_path / "p.json"
+    rc = main(["calibrate", "--data-dir", str(data), "--output", str(out), *FRESH])
+    assert rc == 0, capsys.readouterr().err
+    params = load_params(out)
+    (test,) = params.diagnostics["gamma"]["tests"]
+    assert test["test_window"][0].startswith(f"{DAY2}T16:00:0")
+    assert "usable quotes" in params.diagnostics["data_quality"][DAY1]["unusable"]
     assert params.diagnostics["estimation"]["days"] == [DAY2]
 
 

@@ -61,8 +61,13 @@ def test_walk_forward_picks_the_best_scoring_gamma(walk_forward):
     g = params.diagnostics["gamma"]
     assert g["method"] == "walk-forward backtest"
     assert len(g["grid"]) == 32
-    (test,) = g["test_days"]
+    (test,) = g["tests"]
     assert test["test_day"] == "2025-09-02" and test["estimated_on"] == ["2025-09-01"]
+    # Two full days: the latest 24 hours of data are tested, the 24 before them estimated on.
+    assert test["test_window"][0].startswith("2025-09-02T00:00:0")
+    assert test["estimated_window"][0].startswith("2025-09-01T00:00:0")
+    assert 23.9 < test["test_hours"] <= 24.0
+    assert g["execution"] == "freqtrade"  # the bot's default mode, ping-pong
     assert len(test["runs"]) == 32
     scores = np.array([-np.inf if s is None else s for s in g["mean_score"]])
     assert np.isfinite(scores).any()
@@ -98,7 +103,7 @@ def test_terminal_gets_progress_bars(small_market, tmp_path):
     assert "days" in proc.stderr and "gamma grid" in proc.stderr
 
 
-def test_one_day_falls_back_and_says_so(small_market, tmp_path):
+def test_one_day_walks_forward_on_its_latest_third(small_market, tmp_path):
     src, _ = small_market
     data = _copy_days(src, tmp_path / "d", ["2025-09-01"])
     out = tmp_path / "p.json"
@@ -108,11 +113,32 @@ def test_one_day_falls_back_and_says_so(small_market, tmp_path):
     assert proc.returncode == 0, proc.stderr
     params = load_params(out)
     g = params.diagnostics["gamma"]
-    assert g["method"].startswith("fallback") and g["reason"] == "only one day of data"
-    assert params.gamma in g["grid"]
-    assert any("only one day" in w for w in params.diagnostics["warnings"])
-    assert "only one day" in proc.stderr
+    assert g["method"] == "walk-forward backtest"
+    (test,) = g["tests"]
+    # Under two days of data the latest third is tested (whole UTC hours: 16:00 on), the
+    # hours before it estimated on.
+    assert test["test_window"][0].startswith("2025-09-01T16:00:0")
+    assert test["estimated_window"][0].startswith("2025-09-01T00:00:0")
+    assert test["estimated_window"][1].startswith("2025-09-01T15:59:5")
+    assert params.verdict["gamma_source"] == "walk-forward"
     assert params.valid_until - params.computed_at == timedelta(hours=2)
+
+
+def test_walk_forward_off_falls_back_and_says_so(small_market, tmp_path):
+    src, _ = small_market
+    data = _copy_days(src, tmp_path / "d", ["2025-09-01"])
+    out = tmp_path / "p.json"
+    proc = subprocess.run([ASMM, "calibrate", "--data-dir", str(data), "--output", str(out),
+                           "--walk-forward", "0", *FRESH], capture_output=True, text=True,
+                          env=_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    params = load_params(out)
+    g = params.diagnostics["gamma"]
+    assert g["method"].startswith("fallback") and g["reason"] == "walk-forward disabled"
+    assert params.gamma in g["grid"]
+    assert any("walk-forward disabled" in w for w in params.diagnostics["warnings"])
+    assert "walk-forward disabled" in proc.stderr
+    assert params.verdict["gamma_source"] == "fallback" and params.verdict["in_sample"]
 
 
 def test_defaults_data_from_env_output_under_scripts(small_market, tmp_path):

@@ -17,6 +17,7 @@ from asmm.calibrate.days import day_stats, estimate
 from asmm.calibrate.verdict import break_even, score_fees
 from asmm.cli import main
 from asmm.core.params import load_params
+from asmm.data.files import day_bounds
 from asmm.data.synth import SynthConfig, generate
 
 
@@ -59,7 +60,8 @@ def test_at_tier_0_the_file_is_written_and_says_it_does_not_pay(btc_like, tmp_pa
     # the user's fee it does not (the same gamma, the test day, its estimate).
     cfg = CalibrationConfig()
     e = estimate([day_stats(folder, "BTC", start, cfg)])
-    scored = score_fees(folder, cfg, [(start + timedelta(days=1), e)], p.gamma,
+    lo, hi = day_bounds(start + timedelta(days=1))
+    scored = score_fees(folder, cfg, [(lo, hi, e)], p.gamma,
                         np.array([be - 0.25e-4, cfg.maker_fee]))
     assert scored["pnl_per_hour"][0] >= 0 > scored["pnl_per_hour"][1] or \
         scored["fills_per_hour"][1] < cfg.min_fills_per_hour

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from asmm.core.enums import Model
+from asmm.core.enums import Execution, Model
 from asmm.core.fees import DEFAULT_TIER, fee_tier
 from asmm.core.settings import MAX_INVENTORY_LOTS, setting
 
@@ -27,6 +27,13 @@ def duration(text: str) -> float:
         # argparse shows this message as it is (any other error as "invalid value").
         raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration like 24h, 90m")
     return float(m[1]) * _UNITS[m[2] or "s"]
+
+
+def duration_or_zero(text: str) -> float:
+    """:func:`duration`, or ``0`` (a feature switched off)."""
+    if re.fullmatch(r"\s*0+(\.0*)?\s*[smhd]?\s*", text):
+        return 0.0
+    return duration(text)
 
 
 def _validity(text: str) -> timedelta:
@@ -49,11 +56,19 @@ class CalibrationConfig:
     sigma_dt: float = setting(1.0, unit="s", help="grid of the mid for sigma")
     tick: float | None = setting(None, parse=float,
                                  help="price tick; unset: inferred from the quotes")
-    window_days: int = setting(1, help="latest days pooled for sigma, A and k")
-    walk_forward_days: int = setting(
-        1, help="latest days backtested in the gamma search, each with estimates from the days "
-                "before it (so each needs a day before it); 0 uses the documented fallback "
-                "rule instead")
+    window: float = setting(
+        86400.0, unit="s", parse=duration,
+        help="hours of data sigma, A and k are estimated on, the latest (e.g. 24h, 90m, 2d); "
+             "the time between recordings is left out, so bursts are pooled")
+    walk_forward: float = setting(
+        86400.0, unit="s", parse=duration_or_zero,
+        help="latest hours gamma is backtested on, each UTC day of them with estimates from "
+             "the --window before it; with less than two days of data, the latest third of "
+             "it (at least 1h; none under 2h); 0: the documented fallback rule instead")
+    window_days: int | None = setting(None, parse=int,
+                                      help="--window in days (N: N x 24h), as before hours")
+    walk_forward_days: int | None = setting(
+        None, parse=int, help="--walk-forward in days (N: N x 24h; 0: off), as before hours")
     gamma_points: int = setting(32, help="size of the log-spaced gamma grid")
     gamma_min: float | None = setting(
         None, parse=float, help="smallest gamma, 1/price; unset: gamma_min_rel (0.001) x the "
@@ -71,6 +86,12 @@ class CalibrationConfig:
     inventory_penalty: float = setting(
         0.0, unit="price per lot^2 per hour",
         help="objective penalty on the mean |inventory|^2 of each hour (gamma.objective)")
+    execution: str = setting(
+        Execution.FREQTRADE, choices=Execution,
+        help="how the bot trades, as the gamma search and the verdict simulate it: freqtrade "
+             "(one ping-pong bot, the bot's default mode), freqtrade-pair (a long-only and a "
+             "short-only bot), two-sided (both quotes resting: the model as written); with "
+             "--bot-config and no --execution, from its asmm.mode")
     fee_tier: str = setting(DEFAULT_TIER,
                             help="the venue's fee tier the backtests and the verdict use: "
                                  "hyperliquid:0..6 (+mm1..3, +wood..diamond) or "
@@ -124,16 +145,30 @@ class CalibrationConfig:
             object.__setattr__(self, "maker_fee", tier.maker)
         if self.taker_fee is None:
             object.__setattr__(self, "taker_fee", tier.taker)
+        if self.execution not in tuple(Execution):
+            raise ValueError(f"execution {self.execution!r}; choose one of "
+                             f"{', '.join(Execution)}")
+        object.__setattr__(self, "execution", Execution(self.execution))
         if self.model not in ("glft", "as"):
             raise ValueError(f"model must be 'glft' or 'as', got {self.model!r}")
         for name in ("sigma_dt", "max_inventory", "order_size", "max_silence"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0")
-        for name in ("window_days", "gamma_points"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if self.walk_forward_days < 0:
-            raise ValueError("walk_forward_days must be >= 0")
+        if self.gamma_points < 1:
+            raise ValueError("gamma_points must be >= 1")
+        # The day options are the hour options in days: set, they win (old scripts).
+        if self.window_days is not None:
+            if self.window_days < 1:
+                raise ValueError("window_days must be >= 1")
+            object.__setattr__(self, "window", self.window_days * 86400.0)
+        if self.walk_forward_days is not None:
+            if self.walk_forward_days < 0:
+                raise ValueError("walk_forward_days must be >= 0")
+            object.__setattr__(self, "walk_forward", self.walk_forward_days * 86400.0)
+        if not self.window > 0:
+            raise ValueError("window must be > 0 (a duration such as 24h)")
+        if not self.walk_forward >= 0:
+            raise ValueError("walk_forward must be >= 0 (0: off)")
         if self.validity <= timedelta(0):
             raise ValueError("validity must be positive")
         if self.valid_from not in ("data", "now"):

@@ -1,27 +1,28 @@
 """gamma: its scale and grid, the objective a backtest is scored by, the walk-forward search
 over the grid (:func:`walk_forward`) and the rule used without one (:func:`fallback_gamma`).
 
-Walk-forward: for each test day N, sigma, A and k are estimated on the ``window_days`` days
-ending at N-1 and day N is backtested tick by tick (:mod:`asmm.sim`) for every gamma of a
-log-spaced grid. Each run is scored by :func:`objective`; the gamma with the best mean score
-over the test days wins. A test day whose estimate or backtest fails (an empty or one-sided
-day before it) is skipped and named in the warnings.
+Walk-forward: for each test stretch (:class:`asmm.calibrate.windows.Piece`: hours of one UTC
+day), sigma, A and k are estimated on the ``window`` hours before it and the stretch is
+backtested tick by tick (:mod:`asmm.sim`) for every gamma of a log-spaced grid, as the bot
+trades (``execution``). Each run is scored by :func:`objective`; the gamma with the best mean
+score over the stretches wins. A stretch whose estimate or backtest fails (an empty or
+one-sided day before it) is skipped and named in the warnings.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
 
 from asmm.calibrate.config import CalibrationConfig, Progress
 from asmm.calibrate.days import Estimate, estimate, jsonable
+from asmm.calibrate.windows import Piece
 from asmm.core.errors import CalibrationError, DataError
 from asmm.core.model import glft_omega
-from asmm.data.files import day_bounds
 
 
 def gamma_scale(e: Estimate, model: str, horizon: float) -> float:
@@ -95,10 +96,10 @@ def fallback_gamma(e: Estimate, grid: np.ndarray, max_inventory: float, model: s
     return float(grid[np.argmin(np.abs(np.log(max_inventory * skew / spread)))])
 
 
-# A backtest hook: (test day, estimate from the days before, gammas) -> per gamma a dict
-# with "hourly_pnl" (price per UTC hour) and "hourly_mean_abs_q" (lots) arrays plus any
-# summary numbers worth recording.
-Backtester = Callable[[date, Estimate, np.ndarray], list[dict]]
+# A backtest hook: (test stretch start, end (epoch s), estimate from the hours before,
+# gammas) -> per gamma a dict with "hourly_pnl" (price per UTC hour) and
+# "hourly_mean_abs_q" (lots) arrays plus any summary numbers worth recording.
+Backtester = Callable[[float, float, Estimate, np.ndarray], list[dict]]
 
 
 def hourly_mean_abs(t: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -120,7 +121,7 @@ def backtest_config(cfg: CalibrationConfig, e: Estimate, gamma: float):
         model=cfg.model, sigma=e.sigma.sigma, gamma=float(gamma),
         A_bid=e.bid.A, k_bid=e.bid.k, A_ask=e.ask.A, k_ask=e.ask.k, tick=e.tick,
         maker_fee=cfg.maker_fee, taker_fee=cfg.taker_fee, order_size=cfg.order_size,
-        max_inventory=cfg.max_inventory, horizon=cfg.as_horizon)
+        max_inventory=cfg.max_inventory, horizon=cfg.as_horizon, execution=cfg.execution)
 
 
 def backtest_with_asmm(data_dir: str | Path, cfg: CalibrationConfig,
@@ -128,10 +129,9 @@ def backtest_with_asmm(data_dir: str | Path, cfg: CalibrationConfig,
     """The walk-forward hook over :mod:`asmm.sim`: one pass over the test day's events
     simulates the whole gamma grid (``run_grid``)."""
 
-    def run(day: date, e: Estimate, gammas: np.ndarray) -> list[dict]:
+    def run(lo: float, hi: float, e: Estimate, gammas: np.ndarray) -> list[dict]:
         from asmm import sim as bt
 
-        lo, hi = day_bounds(day)
         events = bt.load_events(data_dir, cfg.coin, lo, hi)
         base = backtest_config(cfg, e, gammas[0])
         done = [0]
@@ -156,34 +156,47 @@ def backtest_with_asmm(data_dir: str | Path, cfg: CalibrationConfig,
     return run
 
 
-def walk_forward(data_dir, cfg, tests, windows, stats, unusable, progress) -> dict:
-    """Backtest each test day on the grid; a test day whose estimate or backtest fails is
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def walk_forward(data_dir, cfg, pieces: list[Piece], unusable: dict[date, str],
+                 progress) -> dict:
+    """Backtest each test stretch on the grid; a stretch whose estimate or backtest fails is
     skipped with its reason (``value`` is None when every one was).
 
-    ``tests`` are the test days, ``windows`` each one's estimation days, ``stats`` the
-    :class:`~asmm.calibrate.days.DayStats` of the days read and ``unusable`` why the others
-    could not be; the result is ``diagnostics.gamma``.
+    ``pieces`` are the stretches with the hours each is estimated on, ``unusable`` the days
+    that could not be read and why; the result is ``diagnostics.gamma``.
     """
     run = backtest_with_asmm(data_dir, cfg, progress)
     grid = None
-    rows, per_day, warnings = [], [], []
-    for t in tests:
-        entry = {"test_day": t.isoformat(), "estimated_on": [d.isoformat() for d in windows[t]]}
-        per_day.append(entry)
+    rows, per_piece, warnings = [], [], []
+    for piece in pieces:
+        lo, hi = piece.span
+        day = piece.test[0].day
+        entry = {"test_day": day.isoformat(), "test_window": [_iso(lo), _iso(hi)],
+                 "test_hours": sum(b.active for b in piece.test) / 3600.0,
+                 "estimated_on": sorted({b.day.isoformat() for b in piece.window})}
+        per_piece.append(entry)
         try:
-            bad = [f"{d}: {unusable[d]}" for d in windows[t] if d in unusable]
+            if not piece.window:
+                raise CalibrationError("no hours of data before it to estimate on")
+            first = piece.window[0].day
+            bad = [f"{d}: {why}" for d, why in unusable.items() if first <= d <= day]
             if bad:
                 raise CalibrationError("; ".join(bad))
-            e = estimate([stats[d] for d in windows[t]], cfg.min_sweeps)
+            e = estimate(piece.window, cfg.min_sweeps)
+            entry["estimated_window"] = [_iso(e.start), _iso(e.end)]
             if grid is None:
-                # One grid for every test day, set by the earliest estimate (never by the
-                # latest day, whose data the final parameters come from).
+                # One grid for every stretch, set by the earliest estimate (never by the
+                # latest hours, whose data the final parameters come from).
                 grid = gamma_grid(e, cfg)
-                progress.start("gamma grid", len(grid) * len(tests))
-            summaries = run(t, e, grid)
+                progress.start("gamma grid", len(grid) * len(pieces))
+            summaries = run(lo, hi, e, grid)
         except (CalibrationError, DataError, ValueError) as err:
             entry["skipped"] = str(err)
-            warnings.append(f"walk-forward test day {t} skipped: {err}")
+            warnings.append(f"walk-forward test {entry['test_window'][0]} .. "
+                            f"{entry['test_window'][1]} skipped: {err}")
             continue
         scores = np.empty(grid.size)
         for j, s in enumerate(summaries):
@@ -203,11 +216,11 @@ def walk_forward(data_dir, cfg, tests, windows, stats, unusable, progress) -> di
             "scores": jsonable(scores),
         })
     if not rows:
-        return {"value": None, "warnings": warnings, "test_days": per_day}
+        return {"value": None, "warnings": warnings, "tests": per_piece}
     mean = np.mean(rows, axis=0)
     if not np.any(np.isfinite(mean)):
         # Not a dead end: the fallback rule sets gamma, and the verdict says what it earns.
-        return {"value": None, "warnings": warnings, "test_days": per_day, "grid": grid.tolist(),
+        return {"value": None, "warnings": warnings, "tests": per_piece, "grid": grid.tolist(),
                 "reason": f"no gamma on the grid traded at least {cfg.min_fills_per_hour} "
                           "fills per hour in the walk-forward backtest"}
     best = int(np.argmax(np.where(np.isfinite(mean), mean, -np.inf)))
@@ -221,4 +234,4 @@ def walk_forward(data_dir, cfg, tests, windows, stats, unusable, progress) -> di
             "risk_aversion": cfg.risk_aversion, "inventory_penalty": cfg.inventory_penalty,
             "min_fills_per_hour": cfg.min_fills_per_hour,
             "grid": grid.tolist(), "mean_score": jsonable(mean), "best_index": best,
-            "warnings": warnings, "test_days": per_day}
+            "execution": str(cfg.execution), "warnings": warnings, "tests": per_piece}

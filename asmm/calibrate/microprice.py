@@ -61,18 +61,25 @@ class MicropriceStats:
 def microprice_stats(t_ms: np.ndarray, bid: np.ndarray, ask: np.ndarray,
                      bid_size: np.ndarray, ask_size: np.ndarray, ok: np.ndarray, tick: float,
                      *, horizon: float = 10.0, sample_every: float = 1.0,
-                     buckets: int = 10) -> MicropriceStats:
+                     buckets: int = 10, start: float | None = None,
+                     end: float | None = None) -> MicropriceStats:
     """The sums behind :func:`estimate_microprice` for one stretch of BBO states (arrays of
     one length, ordered by ``t_ms``; ``ok`` the usable ones).
 
-    The book is sampled every ``sample_every`` seconds (the state in force then); a sample
-    counts when its state is usable with a one-tick spread and the state ``horizon``
-    seconds later is usable too.
+    The book is sampled every ``sample_every`` seconds (the state in force then) from
+    ``start`` to before ``end`` (epoch s; default the first and last state), so adjacent
+    stretches sample disjoint times; a sample counts when its state is usable with a
+    one-tick spread and the state ``horizon`` seconds later is usable too (the arrays must
+    reach that far).
     """
     empty = np.zeros(buckets)
-    if t_ms.size < 2 or t_ms[-1] - t_ms[0] <= horizon * 1000.0:
+    first = t_ms[0] if start is None else max(start * 1000.0, t_ms[0]) if t_ms.size else 0.0
+    last = t_ms[-1] - horizon * 1000.0 if t_ms.size else 0.0
+    if end is not None:
+        last = min(last, end * 1000.0)
+    if t_ms.size < 2 or last <= first:
         return MicropriceStats(horizon, sample_every, empty.astype(np.int64), empty, empty)
-    grid = np.arange(t_ms[0], t_ms[-1] - horizon * 1000.0, sample_every * 1000.0)
+    grid = np.arange(first, last, sample_every * 1000.0)
     now = np.searchsorted(t_ms, grid, side="right") - 1
     later = np.searchsorted(t_ms, grid + horizon * 1000.0, side="right") - 1
     one_tick = np.abs((ask[now] - bid[now]) - tick) <= 1e-9 * max(tick, 1.0)

@@ -1,11 +1,14 @@
 """The calibrator's run: collector data -> a validated parameter file, and the sidecar loop.
 
-- **sigma, A, k** come from the last ``window_days`` days with data (pooled statistics,
-  :mod:`asmm.calibrate.days`).
-- **gamma**, walk-forward (:mod:`asmm.calibrate.gamma`) over the last ``walk_forward_days``
-  days N that have a day before them. The grid's results go into ``diagnostics.gamma``.
-- **One day of data** (no day N-1 to estimate on), or every test day skipped: gamma falls
-  back to :func:`asmm.calibrate.gamma.fallback_gamma` and the file says so
+- **sigma, A, k** come from the latest ``window`` hours of data (pooled statistics per UTC
+  hour, :mod:`asmm.calibrate.days`; the time between recordings left out,
+  :mod:`asmm.calibrate.windows`).
+- **gamma**, walk-forward (:mod:`asmm.calibrate.gamma`) over the latest ``walk_forward``
+  hours (with less than two days of data, the latest third), each UTC day of them estimated
+  on the ``window`` hours before it, backtested as the bot trades (``execution``). The
+  grid's results go into ``diagnostics.gamma``.
+- **Under two hours of data**, or every test stretch skipped: gamma falls back to
+  :func:`asmm.calibrate.gamma.fallback_gamma` and the file says so
   (``diagnostics.gamma.method`` and ``diagnostics.warnings``).
 - **Freshness follows the data**: ``valid_until`` is ``validity`` after the end of the data
   window (never after ``computed_at + validity``), so a stopped collector cannot keep a
@@ -30,6 +33,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from asmm.calibrate import estimators as est
+from asmm.calibrate import windows
 from asmm.calibrate.config import CalibrationConfig, Progress
 from asmm.calibrate.days import DayStats, Estimate, day_stats, estimate
 from asmm.calibrate.gamma import fallback_gamma, gamma_grid, walk_forward
@@ -37,7 +41,6 @@ from asmm.calibrate.verdict import sentence, verdict
 from asmm.core.errors import CalibrationError, DataError
 from asmm.core.model import quote_ladder
 from asmm.core.params import Params, ParamsError, SideIntensity, iso_utc, write_params
-from asmm.data.files import day_bounds
 from asmm.data.readers import iter_days, read_gaps
 
 log = logging.getLogger(__name__)
@@ -67,37 +70,46 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
         gaps = est.merge_intervals(read_gaps(data_dir, cfg.coin))
     except DataError as e:
         raise CalibrationError(str(e)) from None
-    final_days = days[-cfg.window_days:]
-    tests = days[1:][-cfg.walk_forward_days:] if cfg.walk_forward_days else []
-    windows = {t: [d for d in days if d < t][-cfg.window_days:] for t in tests}
-    # The final window first: if it cannot be estimated nothing else is worth reading.
-    needed = final_days + sorted(set().union(*windows.values()) - set(final_days))
+    # Newest first, until the plan could not change with more data.
+    needed = windows.needed_seconds(cfg.window, cfg.walk_forward)
     stats: dict[date, DayStats] = {}
     unusable: dict[date, str] = {}
-    progress.start("days", len(needed))
-    for d in needed:
+    have = 0.0
+    progress.start("days", len(days))
+    for d in reversed(days):
         try:
             stats[d] = day_stats(data_dir, cfg.coin, d, cfg, gaps)
+            have += windows.active_seconds(stats[d].blocks)
         except (DataError, est.EstimationError) as e:
-            if d in final_days:
-                raise CalibrationError(str(e)) from None
-            unusable[d] = str(e)  # only the gamma search needed it; it skips that test day
+            if d == days[-1]:
+                raise CalibrationError(str(e)) from None  # the newest day is always needed
+            unusable[d] = str(e)
         progress.advance("days")
+        if have >= needed:
+            break
+    blocks = [b for d in sorted(stats) for b in stats[d].blocks]
+    plan = windows.plan(blocks, cfg.window, cfg.walk_forward)
+    final_days = sorted({b.day for b in plan.final})
+    if bad := [f"{d}: {why}" for d, why in sorted(unusable.items()) if d > final_days[0]]:
+        raise CalibrationError("; ".join(bad))
 
-    data_end = datetime.fromtimestamp(stats[final_days[-1]].end, UTC)
+    final = estimate(plan.final, cfg.min_sweeps)
+    data_end = datetime.fromtimestamp(final.end, UTC)
     valid_until = validity_end(now, data_end, cfg)
-    final = estimate([stats[d] for d in final_days], cfg.min_sweeps)
     warnings = _freshness_warnings(now, data_end, valid_until, cfg)
     gamma_diag = None
-    if tests:
-        gamma_diag = walk_forward(data_dir, cfg, tests, windows, stats, unusable, progress)
+    backtested = []
+    if plan.pieces:
+        gamma_diag = walk_forward(data_dir, cfg, list(plan.pieces), unusable, progress)
         warnings.extend(gamma_diag["warnings"])
+        backtested = [p for p, t in zip(plan.pieces, gamma_diag["tests"], strict=True)
+                      if "skipped" not in t]
         if gamma_diag["value"] is None:
-            why = gamma_diag.get("reason") or "no test day could be backtested: " + "; ".join(
-                f"{d['test_day']}: {d['skipped']}" for d in gamma_diag["test_days"])
+            why = gamma_diag.get("reason") or "no test stretch could be backtested: " + \
+                "; ".join(f"{t['test_window'][0]}: {t['skipped']}" for t in gamma_diag["tests"])
             gamma_diag = None
     else:
-        why = "only one day of data" if len(days) == 1 else "walk-forward disabled"
+        why = plan.reason
     if gamma_diag is None:
         grid = gamma_grid(final, cfg)
         g = fallback_gamma(final, grid, cfg.max_inventory, cfg.model, cfg.as_horizon)
@@ -108,16 +120,10 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
     gamma_source = "walk-forward" if gamma_diag["method"].startswith("walk") else "fallback"
     # The verdict tests gamma where the walk-forward did, else on the estimation window
     # itself (in sample, and the file says so).
-    tested = []
-    for t in tests:
-        if t in stats and not any(d in unusable for d in windows[t]):
-            try:
-                tested.append((t, estimate([stats[d] for d in windows[t]], cfg.min_sweeps)))
-            except CalibrationError:
-                continue  # the walk-forward skipped that day too, and said why
+    tested = [(*p.span, estimate(p.window, cfg.min_sweeps)) for p in backtested]
     in_sample = not tested
     if in_sample:
-        tested = [(d, final) for d in final_days]
+        tested = [(*p.span, final) for p in windows.by_day(plan.final)]
     try:
         the_verdict = verdict(data_dir, cfg, tested, float(gamma_diag["value"]), gamma_source,
                               in_sample)
@@ -138,7 +144,7 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
                             "the trades around them)")
 
     quality = {d.isoformat(): stats[d].quality if d in stats else {"unusable": unusable[d]}
-               for d in sorted(needed)}
+               for d in sorted({*stats, *unusable})}
     diagnostics = {
         "estimation": final.diagnostics(),
         "gamma": gamma_diag,
@@ -146,7 +152,7 @@ def calibrate(data_dir: str | Path, cfg: CalibrationConfig, *, now: datetime | N
         "data_quality": quality,
         "warnings": warnings,
     }
-    start = datetime.fromtimestamp(day_bounds(final_days[0])[0], UTC)
+    start = datetime.fromtimestamp(final.start, UTC)
     end = datetime.fromtimestamp(final.end, UTC)
     try:
         params = Params(

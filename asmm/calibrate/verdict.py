@@ -5,8 +5,8 @@ one tick (about 0.1 bp) against a 1.5 bp tier-0 maker fee, and the tools must sa
 say what would change it — the break-even maker fee, the largest at which the chosen
 gamma's backtest PnL is still >= 0 (a rebate tier when negative).
 
-The chosen gamma is backtested on the test days (the walk-forward's, else the estimation
-window itself, in sample) at a grid of maker fees in one pass per day
+The chosen gamma is backtested on the test stretches (the walk-forward's, else the estimation
+window itself, in sample) at a grid of maker fees in one pass per stretch
 (:func:`asmm.sim.run_grid` simulates every fee at once), under the fill rule and execution
 of the gamma search. PnL is marked to the mid, after fees, in USDC for the file's lot.
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,6 @@ from asmm.calibrate.config import CalibrationConfig
 from asmm.calibrate.days import Estimate
 from asmm.calibrate.gamma import backtest_config
 from asmm.core.verdict_text import sentence  # noqa: F401 (run.py imports it from here)
-from asmm.data.files import day_bounds
 
 # The break-even search range: -5 bp (beyond any rebate a venue pays) to +5 bp, 0.25 bp apart.
 FEE_GRID = np.round(np.arange(-5.0, 5.0 + 1e-9, 0.25), 2) * 1e-4
@@ -53,9 +51,13 @@ def break_even(fees: np.ndarray, pnl_per_hour: np.ndarray, trades: np.ndarray
     return float(fees[i] + (fees[i + 1] - fees[i]) * p0 / (p0 - p1))
 
 
-def score_fees(data_dir: str | Path, cfg: CalibrationConfig, tests: Sequence[tuple[date,
-               Estimate]], gamma: float, fees: np.ndarray) -> dict:
-    """Backtest ``gamma`` at each maker fee on each test day (its estimate beside it).
+# A test stretch: its start and end (epoch s) and the estimate it is quoted with.
+Test = tuple[float, float, Estimate]
+
+
+def score_fees(data_dir: str | Path, cfg: CalibrationConfig, tests: Sequence[Test],
+               gamma: float, fees: np.ndarray) -> dict:
+    """Backtest ``gamma`` at each maker fee on each test stretch (its estimate beside it).
     Returns per fee: ``pnl_per_hour``, ``fills_per_hour``, ``markout_10s_bp`` (fill
     weighted), and ``hours`` in all."""
     from asmm import sim
@@ -65,8 +67,7 @@ def score_fees(data_dir: str | Path, cfg: CalibrationConfig, tests: Sequence[tup
     mark = np.zeros(fees.size)
     marked = np.zeros(fees.size)
     hours = 0.0
-    for day, e in tests:
-        lo, hi = day_bounds(day)
+    for lo, hi, e in tests:
         events = sim.load_events(data_dir, cfg.coin, lo, hi)
         base = backtest_config(cfg, e, gamma)
         runs = sim.run_grid(events, [base.with_(maker_fee=float(f)) for f in fees])
@@ -86,8 +87,8 @@ def score_fees(data_dir: str | Path, cfg: CalibrationConfig, tests: Sequence[tup
                 "hours": hours}
 
 
-def verdict(data_dir: str | Path, cfg: CalibrationConfig, tests: Sequence[tuple[date,
-            Estimate]], gamma: float, gamma_source: str, in_sample: bool) -> dict:
+def verdict(data_dir: str | Path, cfg: CalibrationConfig, tests: Sequence[Test], gamma: float,
+            gamma_source: str, in_sample: bool) -> dict:
     """The file's ``verdict`` (keys :data:`asmm.core.params_blocks.VERDICT_KEYS`) for
     ``gamma`` at ``cfg``'s fees."""
     fees = np.union1d(FEE_GRID, [cfg.maker_fee])
@@ -97,7 +98,7 @@ def verdict(data_dir: str | Path, cfg: CalibrationConfig, tests: Sequence[tuple[
     mark = float(scored["markout_10s_bp"][at])
     trades = scored["fills_per_hour"] >= cfg.min_fills_per_hour
     return {
-        "execution": str(backtest_config(cfg, tests[0][1], gamma).execution),
+        "execution": str(backtest_config(cfg, tests[0][2], gamma).execution),
         "maker_fee": cfg.maker_fee, "taker_fee": cfg.taker_fee,
         "gamma_source": gamma_source, "tested_hours": scored["hours"], "in_sample": in_sample,
         "expected_fills_per_hour": float(scored["fills_per_hour"][at]),

@@ -21,11 +21,45 @@ def register(sub) -> None:
                                       "HL_data_collector/HL_data)")
     p.add_argument("--output", help="parameter file to write (default: "
                                     "scripts/avellaneda_parameters_<COIN>.json)")
-    add_options(p, CalibrationConfig)
+    # No --execution default here: unset, it comes from --bot-config (run() says which).
+    add_options(p, CalibrationConfig, defaults={"execution": None})
+    p.add_argument("--bot-config", metavar="CONFIG.json",
+                   help="the Freqtrade config of the bot the file is for: its asmm.mode sets "
+                        "--execution when not given (pingpong: freqtrade; long/short: "
+                        "freqtrade-pair) and its asmm.lot_size --order-size (default: the "
+                        "bot's defaults, a ping-pong bot)")
     p.add_argument("--every", type=duration,
                    help="sidecar mode: recompute on this schedule (e.g. 24h) until stopped; a "
                         "failed run is logged and the last good file kept")
     p.set_defaults(func=run)
+
+
+def _as_the_bot(args) -> dict:
+    """What the bot's config decides for the calibration: the execution its mode trades
+    with, unless ``--execution`` says, and its lot, unless ``--order-size`` differs from the
+    default. Without ``--bot-config``, the bot's defaults (a ping-pong bot)."""
+    import json
+
+    from asmm.calibrate.config import CalibrationConfig
+    from asmm.core.enums import execution_of_mode
+    from asmm.core.errors import ConfigError
+    from asmm.freqtrade.config import MMConfig
+
+    mm = MMConfig()
+    if args.bot_config is not None:
+        try:
+            with open(args.bot_config, encoding="utf-8") as f:
+                doc = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"--bot-config {args.bot_config}: cannot read it as JSON "
+                              f"({e})") from None
+        if not isinstance(doc, dict):
+            raise ConfigError(f"--bot-config {args.bot_config}: not a Freqtrade config")
+        mm = MMConfig.from_dict(doc.get("asmm"))
+    out = {"execution": args.execution or execution_of_mode(mm.mode)}
+    if args.bot_config is not None and args.order_size == CalibrationConfig.order_size:
+        out["order_size"] = mm.lot_size
+    return out
 
 
 def run(args) -> int:
@@ -39,13 +73,13 @@ def run(args) -> int:
     from asmm.calibrate.config import CalibrationConfig, resolve_data_dir
     from asmm.calibrate.run import calibrate, run_every, write_result
     from asmm.cli.options import config_from
-    from asmm.core.errors import CalibrationError
+    from asmm.core.errors import CalibrationError, ConfigError
     from asmm.core.params import default_path
 
     err = Console(stderr=True)
     try:
-        cfg = config_from(CalibrationConfig, args, coin=args.coin)
-    except ValueError as e:
+        cfg = config_from(CalibrationConfig, args, coin=args.coin, **_as_the_bot(args))
+    except (ValueError, ConfigError) as e:
         err.print(f"[red]error:[/red] {_one_line(e)}", soft_wrap=True)
         return 2
     data_dir = resolve_data_dir(args.data_dir)

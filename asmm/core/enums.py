@@ -48,6 +48,12 @@ class Execution(StrEnum):
     FREQTRADE_PAIR = "freqtrade-pair"
 
 
+def execution_of_mode(mode: str) -> Execution:
+    """How a bot in ``mode`` (asmm.mode) trades, as the backtester simulates it: a ping-pong
+    bot is one order at a time; a long or a short bot is one of a pair."""
+    return Execution.FREQTRADE if Mode(mode) == Mode.PINGPONG else Execution.FREQTRADE_PAIR
+
+
 class FillRule(StrEnum):
     """How a resting order fills, in the backtester (and, one implementation, the paper
     exchange): ``exchange`` from trades past the queue ahead and when the opposite best
