@@ -12,6 +12,7 @@ import pytest
 from asmm.calibrate.days import HOUR, Block
 from asmm.calibrate.windows import DAY, latest, plan, walk_forward_seconds
 from asmm.cli import main
+from asmm.core.fees import fee_tier
 from asmm.core.params import load_params
 from asmm.data.files import day_bounds
 from asmm.data.synth import SynthConfig, generate
@@ -139,13 +140,14 @@ def test_hours_and_days_options_mean_the_same(six_hours, tmp_path):
 def test_gamma_is_scored_as_the_bot_in_its_config_trades(six_hours, tmp_path):
     cfg = tmp_path / "bot.json"
     cfg.write_text(json.dumps({"asmm": {"mode": "long", "shared_state_dir": "/tmp/x",
-                                        "lot_size": 0.002}}))
+                                        "lot_size": 0.002, "fee_tier": "hyperliquid:3"}}))
     out = tmp_path / "p.json"
     assert main(["calibrate", "--data-dir", str(six_hours), "--output", str(out),
                  "--bot-config", str(cfg), "--gamma-points", "4", *FRESH]) == 0
     p = load_params(out)
     assert p.verdict["execution"] == "freqtrade-pair"
     assert p.diagnostics["config"]["order_size"] == 0.002
+    assert p.verdict["maker_fee"] == fee_tier("hyperliquid:3").maker
     # --execution, when given, wins over the bot's mode.
     assert main(["calibrate", "--data-dir", str(six_hours), "--output", str(out),
                  "--bot-config", str(cfg), "--execution", "two-sided", "--gamma-points", "4",

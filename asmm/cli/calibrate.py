@@ -26,7 +26,8 @@ def register(sub) -> None:
     p.add_argument("--bot-config", metavar="CONFIG.json",
                    help="the Freqtrade config of the bot the file is for: its asmm.mode sets "
                         "--execution when not given (pingpong: freqtrade; long/short: "
-                        "freqtrade-pair) and its asmm.lot_size --order-size (default: the "
+                        "freqtrade-pair), its asmm.lot_size --order-size and its asmm.fee_tier "
+                        "and asmm.maker_fee the fees, each unless given here (default: the "
                         "bot's defaults, a ping-pong bot)")
     p.add_argument("--every", type=duration,
                    help="sidecar mode: recompute on this schedule (e.g. 24h) until stopped; a "
@@ -36,8 +37,9 @@ def register(sub) -> None:
 
 def _as_the_bot(args) -> dict:
     """What the bot's config decides for the calibration: the execution its mode trades
-    with, unless ``--execution`` says, and its lot, unless ``--order-size`` differs from the
-    default. Without ``--bot-config``, the bot's defaults (a ping-pong bot)."""
+    with, its lot and its fees (``asmm.fee_tier``, ``asmm.maker_fee``), each unless the
+    command line names one. Without ``--bot-config``, the bot's defaults (a ping-pong
+    bot)."""
     import json
 
     from asmm.calibrate.config import CalibrationConfig
@@ -57,8 +59,14 @@ def _as_the_bot(args) -> dict:
             raise ConfigError(f"--bot-config {args.bot_config}: not a Freqtrade config")
         mm = MMConfig.from_dict(doc.get("asmm"))
     out = {"execution": args.execution or execution_of_mode(mm.mode)}
-    if args.bot_config is not None and args.order_size == CalibrationConfig.order_size:
-        out["order_size"] = mm.lot_size
+    if args.bot_config is not None:
+        if args.order_size == CalibrationConfig.order_size:
+            out["order_size"] = mm.lot_size
+        # The fees the bot quotes with, unless the command line names others.
+        if args.fee_tier == CalibrationConfig.fee_tier and mm.fee_tier is not None:
+            out["fee_tier"] = mm.fee_tier
+        if args.maker_fee is None and mm.maker_fee is not None:
+            out["maker_fee"] = mm.maker_fee
     return out
 
 

@@ -19,5 +19,10 @@ def sentence(v: dict, tier: str) -> str:
         even = (f"it breaks even at a maker fee <= {be * 1e4:.2g} bp"
                 + (" (a rebate tier)" if be < 0 else ""))
     if v["profitable"]:
-        return f"At {tier} ({fee}) gamma is profitable here: {at}; {even}."
+        return f"At {tier} ({fee}) the chosen gamma is profitable here: {at}; {even}."
+    if v["expected_fills_per_hour"] == 0:
+        # The fee added to the quoted depth put every quote out of the market's reach.
+        return (f"At {tier} ({fee}) no gamma is profitable here: the fee pushes the quotes "
+                f"out of reach (no fill in {v['tested_hours']:.3g} h"
+                + (", in sample" if v["in_sample"] else "") + f"); {even}.")
     return f"At {tier} ({fee}) no gamma is profitable here: best {at}; {even}."
