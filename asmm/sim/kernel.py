@@ -33,8 +33,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from asmm.core import model, policy
-from asmm.sim import decision, events, markouts, matching, records
+from asmm.core import model, policy, reference
+from asmm.sim import decision, events, markouts, matching, records, rules
 from asmm.sim.events import KIND_TRADE
 from asmm.sim.records import (
     HOW_DRY_RUN_CROSS,
@@ -46,8 +46,8 @@ from asmm.sim.records import (
 
 # The kernel's compiled code inlines these modules (their functions and constants): numba
 # keys each module's cache on its own file only, so a change to any must drop all caches.
-_SOURCES = (records, matching, decision, markouts, events, model, policy)
-_CACHED = ("kernel", "matching", "decision", "markouts")
+_SOURCES = (records, matching, rules, decision, markouts, events, model, policy, reference)
+_CACHED = ("kernel", "matching", "rules", "decision", "markouts")
 
 
 @functools.cache

@@ -1,6 +1,7 @@
 """The simulated exchange: order actions arriving, fills under the three fill rules, queue
 position, and the booking of each fill. numba-compiled; called by the event loop in
-:mod:`asmm.sim.kernel`.
+:mod:`asmm.sim.kernel`. One order's rule, event by event, is :mod:`asmm.sim.rules`, which
+the paper exchange applies too.
 
 Each function works on one configuration, ``c``: ``a`` its ACCOUNT record, ``p`` its PARAMS
 record, ``slots`` its two SLOT records, ``ring`` its ACTION records; ``m`` is the shared
@@ -56,23 +57,7 @@ from asmm.sim.records import (
     ROLE_EXIT,
     RULE_DRY_RUN,
 )
-
-# Prices are on the tick grid but arrive through float arithmetic: equal within 1e-9 relative.
-_REL_EPS = 1e-9
-
-
-@numba.njit(cache=True, inline="always")
-def same_px(a, b):
-    return abs(a - b) <= _REL_EPS * abs(b)
-
-
-@numba.njit(cache=True, inline="always")
-def crossed(side, px, bid, ask):
-    """Whether the opposite best price reaches an order on ``side`` (+1 bid) at ``px``: the
-    best ask at or below a bid, the best bid at or above an ask (False while unknown)."""
-    if side > 0.0:
-        return ask <= px or same_px(ask, px)
-    return bid >= px or same_px(bid, px)
+from asmm.sim.rules import crossed, queue_on_touch, same_px, touch_queue, trade_fill
 
 
 @numba.njit(cache=True, inline="always")
@@ -120,25 +105,12 @@ def settle_inventory(a, t, qmax, size):
 
 @numba.njit(cache=True, inline="always")
 def queue_ahead(side, px, m, tape):
-    """Volume (coin) ahead of a new order at ``px`` on ``side`` (+1 bid): the touch's size if
-    it joins the touch, 0 if it improves on it, else the level's size in the last L2 snapshot
-    (0 when no snapshot lists that price: an empty level)."""
-    if side > 0:
-        touch, touch_sz = m.bid, m.bid_size
-        if touch != touch:
-            return 0.0
-        if same_px(px, touch):
-            return touch_sz
-        if px > touch:
-            return 0.0
-    else:
-        touch, touch_sz = m.ask, m.ask_size
-        if touch != touch:
-            return 0.0
-        if same_px(px, touch):
-            return touch_sz
-        if px < touch:
-            return 0.0
+    """Volume (coin) ahead of a new order at ``px`` on ``side`` (+1 bid): the touch's
+    (:func:`asmm.sim.rules.touch_queue`), else the level's size in the last L2 snapshot (0
+    when no snapshot lists that price: an empty level)."""
+    ahead = touch_queue(side, px, m.bid, m.ask, m.bid_size, m.ask_size)
+    if ahead == ahead:
+        return ahead
     if m.book_next == 0:
         return 0.0
     j = m.book_next - 1
@@ -288,36 +260,21 @@ def meets(slots, c, tside, tpx):
 @numba.njit(cache=True, inline="always")
 def on_trade(a, p, slots, tside, tpx, tsz, t, mid, led, c):
     """Match one trade (aggressor side ``tside`` +1 buy, price ``tpx``, ``tsz`` coin, time
-    ``t`` s) against the configuration's resting orders (exchange and trades rules).
-
-    A bid fills from a sell aggressor trading below it (certain) or at its price (after the
-    volume ahead of it when ``queue = prob``); symmetrically the ask. Fills are capped by
-    the trade's size, shared between the configuration's orders."""
+    ``t`` s) against the configuration's resting orders (exchange and trades rules) by
+    :func:`asmm.sim.rules.trade_fill`; the trade's size is shared between the orders."""
     left = tsz
     prob = p.queue == QUEUE_PROB
     for s in range(2):
         if left <= 0.0:
             return
         sl = slots[s]
-        if not sl.active or sl.side != -tside:
+        if not sl.active:
             continue
-        px = sl.price
-        if same_px(tpx, px):
-            avail = left
-            if prob:
-                sl.traded += left
-                if sl.ahead >= left:
-                    sl.ahead -= left
-                    continue
-                avail = left - sl.ahead
-                sl.ahead = 0.0
-        elif (tside < 0 and tpx < px) or (tside > 0 and tpx > px):
-            avail = left
-        else:
-            continue
-        qty = min(avail, sl.remaining)
-        left -= qty
-        fill(a, p, sl, qty, t, mid, HOW_TRADE, p.maker_fee, led, c)
+        qty, sl.ahead, sl.traded = trade_fill(sl.side, sl.price, sl.remaining, sl.ahead,
+                                              sl.traded, prob, tside, tpx, left)
+        if qty > 0.0:
+            left -= qty
+            fill(a, p, sl, qty, t, mid, HOW_TRADE, p.maker_fee, led, c)
 
 
 @numba.njit(cache=True)
@@ -361,39 +318,18 @@ def dry_run_check(a, p, slots, m, T, led, c):
 
 @numba.njit(cache=True, inline="always")
 def on_bbo_queue(slots, m, tape, i, power):
-    """Probabilistic queue update when the touch changes from ``m`` to BBO event ``i`` (the
-    model of hftbacktest's ``ProbQueueModel`` with ``PowerProbQueueFunc``): a fall in the
-    size at our price that trades do not explain is a cancellation, from ahead of us with
-    probability ``front^n / (front^n + back^n)``, ``n = power``."""
+    """Probabilistic queue update when the touch changes from ``m`` to BBO event ``i``
+    (:func:`asmm.sim.rules.queue_on_touch`)."""
     for s in range(2):
         sl = slots[s]
         if not sl.active:
             continue
-        px = sl.price
         if sl.side > 0.0:
             old_px, old_sz, new_px, new_sz = m.bid, m.bid_size, tape.bid[i], tape.bid_size[i]
-            better = px > new_px
         else:
             old_px, old_sz, new_px, new_sz = m.ask, m.ask_size, tape.ask[i], tape.ask_size[i]
-            better = px < new_px
-        if better and not same_px(px, new_px):
-            sl.ahead = 0.0  # the level emptied: nobody is ahead any more
-            sl.traded = 0.0
-        elif same_px(px, new_px):
-            if old_px == old_px and same_px(px, old_px):
-                chg = old_sz - new_sz - sl.traded
-                if chg < 0.0:
-                    sl.ahead = min(sl.ahead, new_sz)
-                else:
-                    front = sl.ahead
-                    back = max(old_sz - front, 0.0)
-                    fb, ff = back ** power, front ** power
-                    p_back = fb / (fb + ff) if fb + ff > 0.0 else 1.0
-                    est = front - (1.0 - p_back) * chg + min(back - p_back * chg, 0.0)
-                    sl.ahead = max(min(est, new_sz), 0.0)
-            else:
-                sl.ahead = min(sl.ahead, new_sz)
-            sl.traded = 0.0
+        sl.ahead, sl.traded = queue_on_touch(sl.side, sl.price, sl.ahead, sl.traded, old_px,
+                                             old_sz, new_px, new_sz, power)
 
 
 @numba.njit(cache=True, inline="always")
