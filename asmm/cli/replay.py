@@ -28,7 +28,9 @@ def register(sub) -> None:
     p = sub.add_parser(
         "replay", help="serve collector data as an offline Hyperliquid (HTTP /info + WS /ws)",
         description="Replay a recorded or synthetic market over the part of Hyperliquid's API "
-                    "that ccxt, Freqtrade and the Hyperliquid SDK use. On start prints one line "
+                    "that ccxt, Freqtrade and the Hyperliquid SDK use, with a paper exchange "
+                    "(POST /exchange) that matches signed orders against it by the "
+                    "backtester's fill rule. On start prints one line "
                     "'replay exchange listening on http://HOST:PORT' to stdout.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data-dir", required=True,
@@ -60,6 +62,18 @@ def register(sub) -> None:
                    help="hourly funding rate served by fundingHistory/metaAndAssetCtxs")
     p.add_argument("--account-value", type=float, default=10_000.0,
                    help="USDC value of the (empty) account in clearinghouseState")
+    p.add_argument("--ledger", metavar="PATH",
+                   help="paper exchange: the SQLite ledger of accounts, orders and fills, kept "
+                        "across restarts (default: in memory, lost at exit)")
+    p.add_argument("--starting-balance", type=float, default=10_000.0,
+                   help="paper exchange: USDC of an account created by its first signed "
+                        "request")
+    p.add_argument("--fee-tier", default="hyperliquid:0",
+                   help="paper exchange: the fee tier accounts pay (asmm/core/fees.py)")
+    p.add_argument("--accounts", metavar="ADDR,...",
+                   help="paper exchange: only these addresses get an account (and agents they "
+                        "approve); others are refused as an unknown signer (default: any "
+                        "signer)")
     p.add_argument("--record", help="write every WebSocket message sent as a JSON line to this "
                                     "new file (refuses to overwrite)")
     p.add_argument("--drop-after", type=_count, default=0,
@@ -78,6 +92,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import asyncio
     import signal
+    import sqlite3
     import sys
     import time
     from pathlib import Path
@@ -86,7 +101,8 @@ def run(args) -> int:
     from rich.console import Console
     from rich.markup import escape
 
-    from asmm.core.errors import DataError
+    from asmm.core.errors import ConfigError, DataError
+    from asmm.venues.hyperliquid.paper.service import Paper
     from asmm.venues.hyperliquid.replay import (
         Exchange,
         Faults,
@@ -126,8 +142,11 @@ def run(args) -> int:
         wait = 1 if cfg.speed == 0 else 0
     try:
         exchange = Exchange(markets, cfg, time.time())
-    except ValueError as e:
-        err.print(f"[red]error:[/red] {e}")
+        accounts = (None if args.accounts is None else
+                    {a.strip().lower() for a in args.accounts.split(",") if a.strip()})
+        paper = Paper(exchange, args.ledger, args.fee_tier, args.starting_balance, accounts)
+    except (ValueError, ConfigError, sqlite3.Error) as e:
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         return 2
 
     async def main() -> None:
@@ -135,7 +154,8 @@ def run(args) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        server = ReplayServer(exchange, faults, args.record, wait, args.host, args.port)
+        server = ReplayServer(exchange, faults, args.record, wait, args.host, args.port,
+                              paper=paper)
 
         def ready(port: int) -> None:
             # The one stdout line: test fixtures in other processes read the port from it.
@@ -148,5 +168,7 @@ def run(args) -> int:
     except OSError as e:
         err.print(f"[red]error:[/red] cannot serve on {args.host}:{args.port}: {e}")
         return 2
+    finally:
+        paper.close()
     sys.stdout.flush()
     return 0

@@ -1,7 +1,10 @@
 """The replay exchange over HTTP and WebSocket (aiohttp): a thin adapter over
 :class:`asmm.venues.hyperliquid.replay.feed.Replay`.
 
-Hyperliquid endpoints: ``POST /info`` and the WebSocket ``/ws``. Test endpoints (not
+Hyperliquid endpoints: ``POST /info`` and the WebSocket ``/ws``; with a paper exchange
+(:class:`asmm.venues.hyperliquid.paper.service.Paper`), ``POST /exchange`` and the ``/info``
+requests about a user too, our orders matched against every event before it is sent. Test
+endpoints (not
 Hyperliquid's), under ``/_replay/``:
 
 - ``GET /_replay/sent``: messages sent so far per channel (``bbo``, ``trades``, ``l2Book``,
@@ -74,8 +77,9 @@ class ReplayServer:
 
     def __init__(self, exchange: Exchange, faults: Faults | None = None,
                  record: str | Path | None = None, wait_subscriptions: int = 0,
-                 host: str = "127.0.0.1", port: int = 0):
+                 host: str = "127.0.0.1", port: int = 0, paper=None):
         self.exchange = exchange
+        self.paper = paper
         self.faults = faults or Faults()
         self.wait_subscriptions = int(wait_subscriptions)
         self.host, self.port = host, int(port)
@@ -93,6 +97,7 @@ class ReplayServer:
         self.app = web.Application()
         self.app.add_routes([
             web.post("/info", self._info),
+            web.post("/exchange", self._exchange),
             web.get("/ws", self._ws),
             web.get("/_replay/sent", self._sent),
             web.get("/_replay/clock", self._clock),
@@ -166,6 +171,10 @@ class ReplayServer:
         log.info("replay finished after %d events", n)
 
     async def _emit(self, r: Replay, pos: int) -> None:
+        if self.paper is not None:
+            # Our orders meet the event before any client hears of it: a fill is never
+            # later than the trade that made it.
+            self.paper.on_event(r, pos)
         coin = r.market.coin
         kind_channel = f"{CHANNEL[int(r.market.ev_kind[pos])]}:{coin}"
         targets = [c for c in list(self.conns.values()) if c.wants(kind_channel)]
@@ -249,10 +258,24 @@ class ReplayServer:
             return web.json_response(hp.info_error("request body is not JSON"), status=400,
                                      dumps=hp.dumps)
         try:
-            answer = self.exchange.info(body, time.time())
+            if self.paper is not None and isinstance(body, dict) and self.paper.serves(body):
+                answer = self.paper.api.info(body)
+            else:
+                answer = self.exchange.info(body, time.time())
         except InfoError as e:
             return web.json_response(hp.info_error(str(e)), status=400, dumps=hp.dumps)
         return web.json_response(answer, dumps=hp.dumps)
+
+    async def _exchange(self, request: web.Request) -> web.Response:
+        if self.paper is None:
+            return web.json_response({"status": "err", "response": "this replay exchange "
+                                      "serves no paper exchange"}, dumps=hp.dumps)
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            return web.json_response({"status": "err", "response": "request body is not "
+                                      "JSON"}, status=400, dumps=hp.dumps)
+        return web.json_response(self.paper.api.exchange(body), dumps=hp.dumps)
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         # A client that never answers the close frame holds shutdown for at most this long.
