@@ -1,4 +1,4 @@
-"""Wall time of `asmm synth` for full-size days and of `asmm paper` for 1000 runs.
+"""Wall time of `asmm synth` for full-size days and of `asmm paper2008` for 1000 runs.
 
 Usage: python benchmarks/bench_synth.py [--days 2] [--out DIR]
 Prints one line per figure; copy them into benchmarks/README.md with the date.

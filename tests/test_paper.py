@@ -17,7 +17,7 @@ PAPER = {"inventory": {"profit_mean": 62.94, "profit_std": 5.89, "q_std": 2.80},
 
 
 def test_cli_json_shape_and_the_papers_numbers():
-    out = subprocess.run([ASMM, "paper", "--gamma", "0.1", "--simulations", "1000", "--seed",
+    out = subprocess.run([ASMM, "paper2008", "--gamma", "0.1", "--simulations", "1000", "--seed",
                           "0", "--json"], capture_output=True, text=True, check=True).stdout
     res = json.loads(out)
     keys = {"spread", "profit_mean", "profit_std", "q_mean", "q_std"}
@@ -47,5 +47,5 @@ def test_inventory_strategy_trades_profit_for_less_risk(gamma):
 
 
 def test_bad_arguments_exit_non_zero():
-    r = subprocess.run([ASMM, "paper", "--gamma", "-1"], capture_output=True, text=True)
+    r = subprocess.run([ASMM, "paper2008", "--gamma", "-1"], capture_output=True, text=True)
     assert r.returncode == 2 and "gamma" in r.stderr

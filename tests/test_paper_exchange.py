@@ -60,8 +60,10 @@ def test_orders_rest_cancel_fill_and_hold_a_position(lively, replay_exchange, tm
     assert ex.fetch_open_orders(SYMBOL) == []
     assert ex.fetch_order(far["id"], SYMBOL)["status"] == "canceled"
 
-    # At the touch it fills once the queue ahead has traded or the book moves through it.
-    bid, _ = touch(ex)
+    # Near the touch it fills once the book moves through it (three ticks under the bid: the
+    # market moves on while the order travels, and a post-only order the ask reached by
+    # then would be refused).
+    bid = touch(ex)[0] - 3
     near = ex.create_order(SYMBOL, "limit", "buy", 0.001, bid, params={"postOnly": True})
     rp.wait_for(lambda _: ex.fetch_order(near["id"], SYMBOL)["status"] == "closed",
                 timeout=60)

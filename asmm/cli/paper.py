@@ -1,4 +1,5 @@
-"""`asmm paper`: Avellaneda & Stoikov (2008) section 4, inventory vs symmetric strategy."""
+"""`asmm paper --upstream URL`: a paper exchange on the live market (orders matched here,
+never forwarded). The work is :mod:`asmm.venues.hyperliquid.paper.upstream`."""
 
 from __future__ import annotations
 
@@ -7,39 +8,69 @@ import argparse
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "paper", help="reproduce the 2008 paper's numerical experiment",
-        description="Simulate the inventory strategy and the symmetric strategy of "
-                    "Avellaneda & Stoikov (2008), section 4 (s=100, T=1, sigma=2, dt=0.005, "
-                    "k=1.5, A=140) and print their spread, profit and final inventory.",
+        "paper", help="paper-trade the live market: Hyperliquid's API on 127.0.0.1, orders "
+                      "matched locally",
+        description="Relay the live Hyperliquid market (market /info passed through, "
+                    "WebSockets piped) and serve a paper exchange: POST /exchange and the user "
+                    "/info requests, orders matched against the upstream's book and trades by "
+                    "the backtester's fill rule, accounts in a SQLite ledger. No order is ever "
+                    "forwarded. On start prints 'paper exchange listening on "
+                    "http://HOST:PORT' to stdout. (A recorded market: asmm replay, which "
+                    "serves the same paper exchange.)",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--gamma", type=float, default=0.1, help="risk aversion (1/price)")
-    p.add_argument("--simulations", type=int, default=1000, help="number of simulated runs")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.add_argument("--upstream", required=True,
+                   help="the exchange whose market is relayed, e.g. https://api.hyperliquid.xyz")
+    p.add_argument("--coin", default="BTC", help="coin(s) to match, comma-separated")
+    p.add_argument("--ledger", metavar="PATH",
+                   help="SQLite ledger of accounts, orders and fills, kept across restarts "
+                        "(default: in memory, lost at exit)")
+    p.add_argument("--starting-balance", type=float, default=10_000.0,
+                   help="USDC of an account created by its first signed request")
+    p.add_argument("--fee-tier", default="hyperliquid:0",
+                   help="the fee tier accounts pay (asmm/core/fees.py)")
+    p.add_argument("--accounts", metavar="ADDR,...",
+                   help="only these addresses get an account (default: any signer)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind")
+    p.add_argument("--port", type=int, default=8766, help="port to bind; 0 picks a free one")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    import json
+    import asyncio
+    import signal
+    import sqlite3
+    import sys
 
+    import aiohttp
     from rich.console import Console
-    from rich.table import Table
+    from rich.markup import escape
 
-    from asmm.sim.paper2008 import run as simulate
+    from asmm.core.errors import ConfigError
+    from asmm.venues.hyperliquid.paper.upstream import Relay
+
+    err = Console(stderr=True, soft_wrap=True)
+    coins = [c.strip() for c in args.coin.split(",") if c.strip()]
+    accounts = (None if args.accounts is None else
+                {a.strip().lower() for a in args.accounts.split(",") if a.strip()})
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        relay = Relay(args.upstream, coins, args.ledger, args.fee_tier, args.starting_balance,
+                      accounts, args.host, args.port)
+        port = await relay.start()
+        try:
+            print(f"paper exchange listening on http://{args.host}:{port}", flush=True)
+            await stop.wait()
+        finally:
+            await relay.stop()
 
     try:
-        res = simulate(args.gamma, args.simulations, args.seed)
-    except ValueError as e:
-        Console(stderr=True).print(f"[red]error:[/red] {e}")
+        asyncio.run(main())
+    except (ValueError, ConfigError, sqlite3.Error, aiohttp.ClientError, OSError) as e:
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         return 2
-    if args.json:
-        print(json.dumps(res))
-        return 0
-    t = Table(title=f"A-S 2008 experiment, gamma = {args.gamma}, {args.simulations} runs")
-    for col in ("strategy", "avg spread", "profit", "std(profit)", "final q", "std(final q)"):
-        t.add_column(col, justify="right")
-    for name, r in res.items():
-        t.add_row(name, f"{r['spread']:.2f}", f"{r['profit_mean']:.2f}",
-                  f"{r['profit_std']:.2f}", f"{r['q_mean']:.2f}", f"{r['q_std']:.2f}")
-    Console().print(t)
+    sys.stdout.flush()
     return 0

@@ -1,0 +1,105 @@
+"""`asmm paper --upstream`: the live market relayed, orders matched locally and never
+forwarded. A replay exchange stands in for api.hyperliquid.xyz."""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
+
+import ccxt
+import pytest
+from eth_account import Account
+
+from asmm.data.synth import SynthConfig, generate
+from asmm.venues.hyperliquid.replay.process import ReplayProcess
+
+SYMBOL = "BTC/USDC:USDC"
+READY = "paper exchange listening on "
+MAIN = "import sys; from asmm.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+@pytest.fixture(scope="module")
+def lively(tmp_path_factory):
+    out = tmp_path_factory.mktemp("upstream_market")
+    generate(SynthConfig(days=1, seed=22, bbo_rate=5.0, A_bid=2.0, A_ask=2.0,
+                         l2_interval=5.0, start=date(2025, 9, 1)), out)
+    return out
+
+
+@pytest.fixture
+def paper_relay(tmp_path):
+    """Factory: start ``asmm paper --upstream URL --port 0 ARGS`` and return once it listens
+    (it prints its URL); stopped at teardown."""
+    started = []
+
+    def start(upstream: str, *args: str, timeout: float = 60.0) -> ReplayProcess:
+        err_path = tmp_path / f"paper-{len(started)}.log"
+        with open(err_path, "wb") as err:
+            proc = subprocess.Popen([sys.executable, "-c", MAIN, "-v", "paper",
+                                     "--upstream", upstream, "--port", "0", *args],
+                                    stdout=subprocess.PIPE, stderr=err, text=True)
+        lines: queue.Queue = queue.Queue()
+
+        def pump():
+            # Keeps reading, so the child never blocks on a full pipe.
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while True:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.001))
+            if line is None:
+                raise RuntimeError(f"asmm paper exited: {err_path.read_text()[-3000:]}")
+            if line.startswith(READY):
+                rp = ReplayProcess(proc, line[len(READY):].strip(), err_path)
+                started.append(rp)
+                return rp
+
+    yield start
+    for rp in started:
+        rp.stop()
+
+
+def client(url: str, key) -> ccxt.hyperliquid:
+    return ccxt.hyperliquid({
+        "urls": {"api": {"public": url, "private": url}},
+        "walletAddress": key.address, "privateKey": key.key.hex(),
+        "options": {"fetchMarkets": {"types": ["swap"]}, "hip3TokensByName": {},
+                    "cachedCurrenciesById": {}, "builderFee": False},
+        "has": {"fetchCurrencies": False},
+    })
+
+
+def test_the_live_market_is_relayed_and_orders_stay_here(lively, replay_exchange,
+                                                          paper_relay, tmp_path):
+    upstream = replay_exchange(lively)
+    relay = paper_relay(upstream.url, "--ledger", str(tmp_path / "paper.sqlite"))
+    key = Account.create()
+    ex = client(relay.url, key)
+    ex.load_markets()  # meta and asset contexts: passed through to the upstream
+    book = ex.fetch_order_book(SYMBOL, 1)
+    bid = book["bids"][0][0]
+    # Three ticks under the bid: the market moves on while the order travels, and a
+    # post-only order the ask reached by then would be refused.
+    order = ex.create_order(SYMBOL, "limit", "buy", 0.001, bid - 3, params={"postOnly": True})
+    # The relay's own feed (bbo, trades, l2Book from the upstream) fills it.
+    relay.wait_for(lambda _: ex.fetch_order(order["id"], SYMBOL)["status"] == "closed",
+                   timeout=60)
+    (pos,) = ex.fetch_positions([SYMBOL])
+    assert pos["contracts"] == pytest.approx(0.001)
+    # Never forwarded: the upstream has no fill, no order, no account for this wallet.
+    user = key.address.lower()
+    assert upstream.info({"type": "userFills", "user": user}) == []
+    assert upstream.info({"type": "openOrders", "user": user}) == []
+
+
+def test_an_unknown_coin_is_refused_at_start(lively, replay_exchange, paper_relay):
+    upstream = replay_exchange(lively)
+    with pytest.raises(RuntimeError, match="does not list"):
+        paper_relay(upstream.url, "--coin", "DOGE")
