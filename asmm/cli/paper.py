@@ -28,6 +28,10 @@ def register(sub) -> None:
                    help="USDC of an account created by its first signed request")
     p.add_argument("--fee-tier", default="hyperliquid:0",
                    help="the fee tier accounts pay (asmm/core/fees.py)")
+    p.add_argument("--signing-chain", choices=["mainnet", "testnet"], default="mainnet",
+                   help="paper exchange: the network a new account's first request is signed "
+                        "for (ccxt and Freqtrade sign mainnet whatever their URL; the "
+                        "Hyperliquid SDK signs testnet for any URL but mainnet's)")
     p.add_argument("--accounts", metavar="ADDR,...",
                    help="only these addresses get an account (default: any signer)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind")
@@ -59,7 +63,7 @@ def run(args) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         relay = Relay(args.upstream, coins, args.ledger, args.fee_tier, args.starting_balance,
-                      accounts, args.host, args.port)
+                      accounts, args.host, args.port, args.signing_chain)
         port = await relay.start()
         try:
             print(f"paper exchange listening on http://{args.host}:{port}", flush=True)

@@ -70,6 +70,10 @@ def register(sub) -> None:
                         "request")
     p.add_argument("--fee-tier", default="hyperliquid:0",
                    help="paper exchange: the fee tier accounts pay (asmm/core/fees.py)")
+    p.add_argument("--signing-chain", choices=["mainnet", "testnet"], default="mainnet",
+                   help="paper exchange: the network a new account's first request is signed "
+                        "for (ccxt and Freqtrade sign mainnet whatever their URL; the "
+                        "Hyperliquid SDK signs testnet for any URL but mainnet's)")
     p.add_argument("--accounts", metavar="ADDR,...",
                    help="paper exchange: only these addresses get an account (and agents they "
                         "approve); others are refused as an unknown signer (default: any "
@@ -144,7 +148,8 @@ def run(args) -> int:
         exchange = Exchange(markets, cfg, time.time())
         accounts = (None if args.accounts is None else
                     {a.strip().lower() for a in args.accounts.split(",") if a.strip()})
-        paper = Paper(exchange, args.ledger, args.fee_tier, args.starting_balance, accounts)
+        paper = Paper(exchange, args.ledger, args.fee_tier, args.starting_balance, accounts,
+                      args.signing_chain)
     except (ValueError, ConfigError, sqlite3.Error) as e:
         err.print(f"[red]error:[/red] {escape(str(e))}")
         return 2

@@ -50,12 +50,24 @@ def ok(kind: str = "default", data: dict | None = None) -> dict:
     return {"status": "ok", "response": {"type": kind, **({"data": data} if data else {})}}
 
 
-class PaperApi:
-    """The private endpoints of one paper exchange. ``now`` gives the published time (ms)."""
+SIGNING_CHAINS = ("mainnet", "testnet")
 
-    def __init__(self, engine: PaperEngine, now):
+
+class PaperApi:
+    """The private endpoints of one paper exchange. ``now`` gives the published time (ms).
+
+    ``signing_chain``: the network new accounts sign for. A known account or agent is found
+    under either network's signer; a first request has one signature and two candidate
+    signers, of which only the right network's is the key (the other is a pseudo-random
+    address), so the exchange must be told: ``mainnet`` as ccxt and Freqtrade sign whatever
+    their URL, ``testnet`` as the Hyperliquid SDK signs for any URL but the mainnet one."""
+
+    def __init__(self, engine: PaperEngine, now, signing_chain: str = "mainnet"):
+        if signing_chain not in SIGNING_CHAINS:
+            raise ValueError(f"signing chain {signing_chain!r}; choose mainnet or testnet")
         self.engine = engine
         self.now = now
+        self.new_signer = SIGNING_CHAINS.index(signing_chain)
         # (account, builder) -> the largest builder fee approved, as a fraction of notional.
         self.builders: dict[tuple[str, str], float] = {}
 
@@ -99,9 +111,9 @@ class PaperApi:
             account = self.engine.account_of(signer, now, create=False)
             if account is not None:
                 return account, signer
-        # A first request: the signer as the client's own network signs (ccxt, pointed at
-        # a local URL, signs as mainnet: the first candidate).
-        return self.engine.account_of(candidates[0], now), candidates[0]
+        # A first request: the signer for the network new accounts sign for.
+        signer = candidates[self.new_signer]
+        return self.engine.account_of(signer, now), signer
 
     def _order(self, account: str, action: dict, now: int) -> dict:
         rate = self._builder_rate(account, action.get("builder"))

@@ -101,6 +101,12 @@ class PaperEngine:
         self.next_oid = ledger.counter("next_oid", 1)
         self.next_tid = ledger.counter("next_tid", 1)
         self.funded_hour = ledger.counter("funded_hour", -1)
+        # Compile (or load from numba's cache) the rule functions now, not on a client's
+        # first order.
+        trade_fill(1.0, 1.0, 1.0, 0.0, 0.0, True, -1.0, 1.0, 1.0)
+        queue_on_touch(1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 3.0)
+        touch_queue(1.0, 1.0, 1.0, 2.0, 1.0, 1.0)
+        crossed(1.0, 1.0, 1.0, 2.0)
 
     # ------------------------------------------------------------------ accounts
 

@@ -22,10 +22,12 @@ class Paper:
     ``ledger``: the SQLite file (None: in memory, with a warning); ``tier``: the fee tier
     every account pays (:func:`asmm.core.fees.fee_tier`); ``starting_balance`` USDC of a new
     account; ``accounts``: if given, the only addresses that get an account (others are
-    refused as Hyperliquid refuses an unknown signer)."""
+    refused as Hyperliquid refuses an unknown signer); ``signing_chain``: the network new
+    accounts sign for (:class:`~asmm.venues.hyperliquid.paper.api.PaperApi`)."""
 
     def __init__(self, exchange, ledger: str | Path | None = None, tier: str = "hyperliquid:0",
-                 starting_balance: float = 10_000.0, accounts: set[str] | None = None):
+                 starting_balance: float = 10_000.0, accounts: set[str] | None = None,
+                 signing_chain: str = "mainnet"):
         if ledger is None:
             log.warning("paper exchange: in-memory ledger; accounts, orders and fills are lost "
                         "when the replay stops (--ledger PATH keeps them)")
@@ -36,7 +38,7 @@ class Paper:
         self.engine = PaperEngine(Ledger(ledger), coins, fee_tier(tier),
                                   starting_balance=starting_balance, accounts=accounts,
                                   funding=lambda coin: cfg.funding_rate)
-        self.api = PaperApi(self.engine, lambda: exchange.now_ms(time.time()))
+        self.api = PaperApi(self.engine, lambda: exchange.now_ms(time.time()), signing_chain)
         for coin, r in exchange.replays.items():
             pos, _ = r.state_pos()
             bid, bsz, ask, asz = r.market.top(pos)

@@ -50,7 +50,8 @@ class Relay:
 
     def __init__(self, upstream: str, coins: list[str], ledger: str | Path | None = None,
                  tier: str = "hyperliquid:0", starting_balance: float = 10_000.0,
-                 accounts: set[str] | None = None, host: str = "127.0.0.1", port: int = 0):
+                 accounts: set[str] | None = None, host: str = "127.0.0.1", port: int = 0,
+                 signing_chain: str = "mainnet"):
         if ledger is None:
             log.warning("paper exchange: in-memory ledger; accounts, orders and fills are lost "
                         "when it stops (--ledger PATH keeps them)")
@@ -59,6 +60,7 @@ class Relay:
         self.ledger_path, self.tier = ledger, tier
         self.starting_balance, self.accounts = starting_balance, accounts
         self.host, self.port = host, int(port)
+        self.signing_chain = signing_chain
         self.funding_rates: dict[str, float] = {}
         self.feed_connected = asyncio.Event()
         self.events = 0
@@ -89,7 +91,7 @@ class Relay:
                                   starting_balance=self.starting_balance,
                                   accounts=self.accounts,
                                   funding=lambda coin: self.funding_rates.get(coin, 0.0))
-        self.api = PaperApi(self.engine, lambda: int(time.time() * 1000))
+        self.api = PaperApi(self.engine, lambda: int(time.time() * 1000), self.signing_chain)
         self._tasks = [asyncio.create_task(self._feed()), asyncio.create_task(self._funding())]
         self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
         await self._runner.setup()
