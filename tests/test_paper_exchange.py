@@ -93,3 +93,21 @@ def test_an_order_signed_by_another_key_is_refused(lively, replay_exchange):
     with pytest.raises(ccxt.BaseError, match="does not exist"):
         ex.create_order(SYMBOL, "limit", "buy", 0.001, bid - 500, params={"postOnly": True})
     assert ex.fetch_open_orders(SYMBOL) == []
+
+
+def test_the_hyperliquid_sdk_signing_testnet_trades_with_signing_chain_testnet(
+        lively, replay_exchange):
+    from hyperliquid.exchange import Exchange
+
+    rp = replay_exchange(lively, "--signing-chain", "testnet")
+    wallet = Account.create()
+    sdk = Exchange(wallet, base_url=rp.url)  # signs as testnet: the URL is not mainnet's
+    bid = float(rp.info({"type": "l2Book", "coin": "BTC"})["levels"][0][0]["px"])
+    first = sdk.order("BTC", True, 0.001, bid - 500, {"limit": {"tif": "Alo"}})
+    oid = first["response"]["data"]["statuses"][0]["resting"]["oid"]
+    # The same account on the next request (a wrong network would recover a new address
+    # each time): it sees and cancels its order.
+    user = wallet.address.lower()
+    assert [o["oid"] for o in rp.info({"type": "openOrders", "user": user})] == [oid]
+    assert sdk.cancel("BTC", oid)["response"]["data"]["statuses"] == ["success"]
+    assert rp.info({"type": "openOrders", "user": user}) == []
