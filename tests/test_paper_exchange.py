@@ -111,3 +111,41 @@ def test_the_hyperliquid_sdk_signing_testnet_trades_with_signing_chain_testnet(
     assert [o["oid"] for o in rp.info({"type": "openOrders", "user": user})] == [oid]
     assert sdk.cancel("BTC", oid)["response"]["data"]["statuses"] == ["success"]
     assert rp.info({"type": "openOrders", "user": user}) == []
+
+
+def test_user_channels_push_order_updates_and_fills(lively, replay_exchange):
+    import threading
+
+    from hyperliquid.info import Info
+
+    rp = replay_exchange(lively)
+    key = Account.create()
+    user = key.address.lower()
+    got: dict[str, list] = {"orderUpdates": [], "userFills": []}
+    lock = threading.Lock()
+
+    def on(channel):
+        def cb(msg):
+            with lock:
+                got[channel].append(msg)
+        return cb
+
+    info = Info(base_url=rp.url, skip_ws=False)
+    for channel in got:
+        info.subscribe({"type": channel, "user": key.address}, on(channel))
+    rp.wait_for(lambda _: got["userFills"], timeout=30)  # the snapshot, empty
+    assert got["userFills"][0]["data"] == {"isSnapshot": True, "user": user, "fills": []}
+    ex = client(rp.url, key)
+    ex.load_markets()
+    bid = touch(ex)[0] - 3
+    order = ex.create_order(SYMBOL, "limit", "buy", 0.001, bid, params={"postOnly": True})
+    rp.wait_for(lambda _: len(got["userFills"]) > 1, timeout=60)
+    with lock:
+        statuses = [u["status"] for m in got["orderUpdates"] for u in m["data"]
+                    if str(u["order"]["oid"]) == order["id"]]
+        (fill,) = got["userFills"][1]["data"]["fills"]
+    assert statuses[0] == "open"
+    assert fill["oid"] == int(order["id"]) and float(fill["px"]) == bid
+    rp.wait_for(lambda _: "filled" in [u["status"] for m in got["orderUpdates"]
+                                       for u in m["data"]], timeout=10)
+    info.disconnect_websocket()

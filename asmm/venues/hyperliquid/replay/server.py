@@ -60,10 +60,18 @@ class Connection:
         return key in self.subs and not self.closing and time.monotonic() >= self.stalled_until
 
 
+# The paper exchange's user channels: subscription type -> the channel its messages carry.
+USER_CHANNELS = {"orderUpdates": "orderUpdates", "userFills": "userFills",
+                 "userEvents": "user"}
+
+
 def _sub_key(sub: dict) -> str:
-    """``type:coin`` (``candle:coin:interval``), matched against each event's channel."""
+    """``type:coin`` (``candle:coin:interval``), matched against each event's channel;
+    ``type:user`` for the user channels."""
     if sub["type"] == "candle":
         return f"candle:{sub['coin']}:{sub['interval']}"
+    if sub["type"] in USER_CHANNELS:
+        return f"{sub['type']}:{sub['user'].lower()}"
     return f"{sub['type']}:{sub['coin']}"
 
 
@@ -80,6 +88,8 @@ class ReplayServer:
                  host: str = "127.0.0.1", port: int = 0, paper=None):
         self.exchange = exchange
         self.paper = paper
+        if paper is not None:
+            paper.engine.listeners.append(self._on_user_event)
         self.faults = faults or Faults()
         self.wait_subscriptions = int(wait_subscriptions)
         self.host, self.port = host, int(port)
@@ -92,6 +102,7 @@ class ReplayServer:
         self._record = None
         self._subs_changed = asyncio.Event()
         self._closing: set[asyncio.Task] = set()  # close handshakes in flight (kept referenced)
+        self._pushes: set[asyncio.Task] = set()  # user-channel messages being sent
         self._pump_task: asyncio.Task | None = None
         self._runner: web.AppRunner | None = None
         self.app = web.Application()
@@ -137,7 +148,9 @@ class ReplayServer:
     # ------------------------------------------------------------------ streaming
 
     def _n_subscriptions(self) -> int:
-        return sum(len(c.subs) for c in self.conns.values() if not c.closing)
+        """Open market-data subscriptions (a user channel streams nothing of the market)."""
+        return sum(1 for c in self.conns.values() if not c.closing for sub in c.subs.values()
+                   if sub["type"] not in USER_CHANNELS)
 
     async def _enough_subscribers(self) -> None:
         while self._n_subscriptions() < self.wait_subscriptions:
@@ -266,6 +279,25 @@ class ReplayServer:
             return web.json_response(hp.info_error(str(e)), status=400, dumps=hp.dumps)
         return web.json_response(answer, dumps=hp.dumps)
 
+    def _on_user_event(self, address: str, kind: str, data: dict) -> None:
+        """The paper engine's order update or fill, to the user channels that want it
+        (called inside the server's loop: by a request handler or the market pump)."""
+        if kind == "order":
+            out = [("orderUpdates", {"channel": "orderUpdates", "data": [data]})]
+        else:
+            out = [("userFills", {"channel": "userFills",
+                                  "data": {"user": address, "fills": [data]}}),
+                   ("userEvents", {"channel": "user", "data": {"fills": [data]}})]
+        for sub_type, msg in out:
+            targets = [c for c in self.conns.values() if c.wants(f"{sub_type}:{address}")]
+            if targets:
+                text = hp.dumps(msg)
+                for c in targets:
+                    task = asyncio.get_running_loop().create_task(
+                        self._send_data(c, USER_CHANNELS[sub_type], text, 0))
+                    self._pushes.add(task)  # kept referenced until sent
+                    task.add_done_callback(self._pushes.discard)
+
     async def _exchange(self, request: web.Request) -> web.Response:
         if self.paper is None:
             return web.json_response({"status": "err", "response": "this replay exchange "
@@ -327,6 +359,12 @@ class ReplayServer:
         await self._reply(c, "subscriptionResponse", hp.subscription_response(sub, method))
         if method == "subscribe":
             c.subs[key] = sub
+            if sub["type"] == "userFills":
+                # As Hyperliquid: the recent fills first, flagged as a snapshot.
+                user = sub["user"].lower()
+                fills = self.paper.api.info({"type": "userFills", "user": user})
+                await self._reply(c, "userFills", {"channel": "userFills", "data": {
+                    "isSnapshot": True, "user": user, "fills": fills}})
         else:
             c.subs.pop(key, None)
         self._subs_changed.set()
@@ -335,6 +373,13 @@ class ReplayServer:
         if not isinstance(sub, dict):
             return "subscription must be an object"
         kind = sub.get("type")
+        if kind in USER_CHANNELS:
+            if self.paper is None:
+                return "user channels need the paper exchange"
+            user = sub.get("user")
+            if not (isinstance(user, str) and user.startswith("0x") and len(user) == 42):
+                return f"user {user!r} is not an address"
+            return None
         if kind not in hp.DATA_CHANNELS:
             return f"type {kind!r} not served (one of {', '.join(hp.DATA_CHANNELS)})"
         if sub.get("coin") not in self.exchange.replays:
