@@ -233,3 +233,42 @@ def test_replay_config_is_the_dry_run_config_pointed_at_loopback():
     assert {urls["public"], urls["private"]} == {"http://127.0.0.1:8765"}
     assert replay["exchange"]["enable_ws"] is False
     assert replay["db_url"] != live["db_url"]
+
+
+def test_paper_config_is_the_replay_config_trading_live(monkeypatch):
+    """config.paper.json: the replay config with dry_run off, so Freqtrade signs and sends
+    its orders to the paper exchange on 127.0.0.1; credentials from the environment."""
+    from freqtrade.configuration.config_validation import validate_config_schema
+    from freqtrade.configuration.environment_vars import environment_vars_to_dict
+    from freqtrade.misc import deep_merge_dicts
+
+    from asmm.freqtrade.config import MMConfig
+
+    raw = json.loads((ROOT / "user_data" / "config.paper.json").read_text())
+    assert not list(_secrets(raw)), "config.paper.json holds secrets; they belong in .env"
+    paper = load_config(ROOT / "user_data" / "config.paper.json")
+    replay = load_config(ROOT / "user_data" / "config.replay.json")
+    assert paper["dry_run"] is False and "dry_run_wallet" not in paper
+    # Same bot as the replay's; a paper account loses no money, so entries are not held
+    # back for want of a profitable verdict (as in dry-run).
+    assert paper["asmm"] == {**replay["asmm"], "require_profitable": False}
+    for key in ("strategy", "timeframe", "trading_mode", "margin_mode", "stake_currency",
+                "unfilledtimeout", "entry_pricing", "exit_pricing", "pairlists"):
+        assert paper[key] == replay[key], key
+    ccxt = paper["exchange"]["ccxt_config"]
+    assert ccxt["urls"] == replay["exchange"]["ccxt_config"]["urls"]
+    assert paper["exchange"]["enable_ws"] is False
+    # No builder fee: ccxt would otherwise attach 1 bp to every order, and the paper
+    # exchange charges it as Hyperliquid does.
+    assert ccxt["options"]["builderFee"] is False
+    assert paper["db_url"] not in (replay["db_url"],
+                                   load_config(ROOT / "user_data" / "config.json")["db_url"])
+    for k, v in env_example().items():
+        if k.startswith("FREQTRADE__"):
+            monkeypatch.setenv(k, v)
+    monkeypatch.setenv("FREQTRADE__EXCHANGE__WALLET_ADDRESS", "0x" + "1" * 40)
+    monkeypatch.setenv("FREQTRADE__EXCHANGE__PRIVATE_KEY", "0x" + "2" * 64)
+    merged = deep_merge_dicts(environment_vars_to_dict(), copy.deepcopy(paper))
+    validate_config_schema(merged)
+    assert merged["exchange"]["wallet_address"] == "0x" + "1" * 40
+    MMConfig.from_dict(paper["asmm"])
