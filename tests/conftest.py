@@ -28,8 +28,9 @@ def replay_exchange(tmp_path_factory):
     """Factory: start ``asmm replay`` as a subprocess on a free port; stopped at teardown.
 
     ``start = replay_exchange``, then
-    ``rp = start(data_dir, *extra_cli_args, coin="BTC", speed=1.0, timeout=60.0)``
-    (``coin="BTC,ETH"`` serves several coins on one clock)
+    ``rp = start(data_dir, *extra_cli_args, coin="BTC", speed=1.0, timeout=60.0, port=0)``
+    (``coin="BTC,ETH"`` serves several coins on one clock; ``port=rp.port`` restarts an
+    exchange where its clients expect it)
     where ``extra_cli_args`` are strings, e.g. ``"--start-at", "data", "--drop-after", "500",
     "--record", str(path)``; ``speed`` may be ``"max"`` (unpaced; streaming then waits for one
     WS subscription unless ``"--wait-subscriptions", "N"``). Returns once the server listens
@@ -45,9 +46,9 @@ def replay_exchange(tmp_path_factory):
     started = []
     log_dir = tmp_path_factory.mktemp("replay_logs")
 
-    def start(data_dir, *args, coin="BTC", speed=1.0, timeout=60.0):
+    def start(data_dir, *args, coin="BTC", speed=1.0, timeout=60.0, port=0):
         rp = start_replay(data_dir, *args, coin=coin, speed=speed, log_dir=log_dir,
-                          timeout=timeout)
+                          timeout=timeout, port=port)
         started.append(rp)
         return rp
 

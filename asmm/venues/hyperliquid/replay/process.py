@@ -92,16 +92,18 @@ class ReplayProcess:
 
 
 def start_replay(data_dir: str | Path, *args: str, coin: str = "BTC", speed: str | float = 1.0,
-                 log_dir: str | Path | None = None, timeout: float = 60.0) -> ReplayProcess:
-    """Start ``asmm replay --data-dir DATA_DIR --coin COIN --speed SPEED --port 0 ARGS...``
+                 log_dir: str | Path | None = None, timeout: float = 60.0,
+                 port: int = 0) -> ReplayProcess:
+    """Start ``asmm replay --data-dir DATA_DIR --coin COIN --speed SPEED --port PORT ARGS...``
     and return once it listens. ``args`` are further CLI options as strings, e.g.
-    ``"--drop-after", "100"``. Raises RuntimeError with the server's log if it exits or does
+    ``"--drop-after", "100"``; ``port`` 0 picks a free one (a fixed one: restart an exchange
+    where its clients expect it). Raises RuntimeError with the server's log if it exits or does
     not come up within ``timeout`` seconds."""
     log_dir = Path(log_dir) if log_dir else Path(os.environ.get("TMPDIR", "/tmp"))
     log_dir.mkdir(parents=True, exist_ok=True)
     stderr_path = log_dir / f"replay-{os.getpid()}-{time.monotonic_ns()}.log"
     cmd = [sys.executable, "-c", _MAIN, "-v", "replay", "--data-dir", str(data_dir),
-           "--coin", coin, "--speed", str(speed), "--port", "0", *args]
+           "--coin", coin, "--speed", str(speed), "--port", str(int(port)), *args]
     with open(stderr_path, "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
     lines: queue.Queue[str | None] = queue.Queue()
