@@ -1,6 +1,7 @@
 """`asmm calibrate [COIN]`: sigma, A and k per side and gamma from collector data -> parameter
 file. Also `scripts/calculate_avellaneda_parameters.py`. Argument parsing and terminal
-output only; the work is :mod:`asmm.calibrate.run`."""
+output only; the work is :mod:`asmm.calibrate.run`. Many coins on Dask (``--coins``):
+:mod:`asmm.cli.calibrate_many`."""
 
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ def register(sub) -> None:
                     "per side by maximum likelihood from aggressive sweeps, gamma by walk-"
                     "forward tick-level backtest. Writes the parameter file atomically; a "
                     "failed run exits non-zero and leaves the previous file untouched.")
-    p.add_argument("coin", nargs="?", default=CalibrationConfig.coin,
-                   help="coin to calibrate (default: %(default)s)")
+    p.add_argument("coin", nargs="?", default=None,
+                   help=f"coin to calibrate (default: {CalibrationConfig.coin}); many at once: "
+                        "--coins")
     p.add_argument("--data-dir", help="collector data folder (default: $HL_DATA_LOC, else "
                                       "HL_data_collector/HL_data)")
     p.add_argument("--output", help="parameter file to write (default: "
@@ -32,6 +34,23 @@ def register(sub) -> None:
     p.add_argument("--every", type=duration,
                    help="sidecar mode: recompute on this schedule (e.g. 24h) until stopped; a "
                         "failed run is logged and the last good file kept")
+    many = p.add_argument_group(
+        "many coins on Dask (one task per coin; docs/cluster.md)")
+    many.add_argument("--coins", metavar="BTC,ETH,...|all",
+                      help="calibrate these coins, or every coin with data in --data-dir, "
+                           "one Dask task each; instead of COIN")
+    many.add_argument("--output-dir", metavar="DIR",
+                      help="with --coins: where each coin's avellaneda_parameters_<COIN>.json "
+                           "is written, a folder every worker writes to (default: scripts)")
+    many.add_argument("--scheduler", metavar="tcp://HOST:8786",
+                      help="with --coins: run on the Dask scheduler at this address (default: "
+                           "a local cluster)")
+    many.add_argument("--workers", type=int, metavar="N",
+                      help="with --coins: worker processes of the local cluster (default: the "
+                           "cores)")
+    many.add_argument("--json", action="store_true",
+                      help="with --coins: print the outcome per coin as JSON instead of the "
+                           "table")
     p.set_defaults(func=run)
 
 
@@ -80,17 +99,24 @@ def run(args) -> int:
 
     from asmm.calibrate.config import CalibrationConfig, resolve_data_dir
     from asmm.calibrate.run import calibrate, run_every, write_result
+    from asmm.cli import calibrate_many
     from asmm.cli.options import config_from
     from asmm.core.errors import CalibrationError, ConfigError
     from asmm.core.params import default_path
 
     err = Console(stderr=True)
+    if why := calibrate_many.check(args):
+        err.print(f"[red]error:[/red] {escape(why)}", soft_wrap=True)
+        return 2
     try:
-        cfg = config_from(CalibrationConfig, args, coin=args.coin, **_as_the_bot(args))
+        cfg = config_from(CalibrationConfig, args, coin=args.coin or CalibrationConfig.coin,
+                          **_as_the_bot(args))
     except (ValueError, ConfigError) as e:
         err.print(f"[red]error:[/red] {_one_line(e)}", soft_wrap=True)
         return 2
     data_dir = resolve_data_dir(args.data_dir)
+    if args.coins is not None:
+        return calibrate_many.run(args, cfg, data_dir, err)
     output = args.output or default_path(cfg.coin)
 
     def once() -> None:

@@ -1,0 +1,262 @@
+"""Many coins at once on Dask distributed: one task per coin, each on a worker process.
+
+- **One task per coin.** The task (:func:`calibrate_one`) gets the data folder's path, the
+  output folder's path and the :class:`CalibrationConfig` with its coin: it reads its own
+  files and writes ``<output_dir>/avellaneda_parameters_<COIN>.json`` atomically
+  (:func:`asmm.calibrate.run.write_result`), so no market data and no parameter file passes
+  through the scheduler, only a small :class:`CoinOutcome`. Both paths must therefore mean
+  the same folder on every worker (local disk for a local cluster; shared storage for a
+  cluster of machines, docs/cluster.md).
+- **A failing coin fails alone.** The task turns a refusal (bad data, a file it cannot
+  write) or a bug into its outcome's ``error`` and writes nothing, as a single run does;
+  a task the cluster could not run (its worker died) becomes an outcome on the client.
+  :func:`calibrate_many` always returns one outcome per coin.
+- **Which worker ran it** is in the outcome (``worker``: the address, ``worker_name``),
+  taken on the worker itself, with the task's wall time there.
+- **The cluster** is the caller's (:func:`calibrate_many` takes a ``distributed.Client``);
+  :func:`open_client` makes one: a ``LocalCluster`` of worker *processes* with one thread
+  each (the numba backtests hold the GIL: threads would queue behind each other), or the
+  scheduler at an address.
+
+Dask is imported where it is used, so the rest of the calibrator runs without it (the
+``scale`` extra).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from asmm.calibrate.config import CalibrationConfig
+from asmm.core.errors import AsmmError, ConfigError
+from asmm.core.params import default_path
+from asmm.data.files import list_files
+
+log = logging.getLogger(__name__)
+
+# A flat layout's file name: <kind>_<COIN>[_<YYYY-MM-DD>].<ext> (asmm.data.files); coins are
+# confirmed through list_files, so this only proposes names.
+_FLAT = re.compile(r"^(?:prices|trades)_(?P<coin>.+?)(?:_\d{4}-\d{2}-\d{2})?\.(?:csv|parquet)$")
+
+
+@dataclass
+class CoinOutcome:
+    """One coin's task: where it ran, how long it took, and what it wrote or why not."""
+
+    coin: str
+    error: str | None = None     # one line: why nothing was written; None: written
+    path: str | None = None      # the parameter file written
+    worker: str = ""             # address of the worker that ran the task ("" if unknown)
+    worker_name: str = ""        # its name (dask worker --name), else its address
+    seconds: float = math.nan    # wall time of the task on the worker
+    sigma: float | None = None   # USDC/sqrt(s)
+    A_bid: float | None = None   # 1/s
+    k_bid: float | None = None   # 1/USDC
+    A_ask: float | None = None
+    k_ask: float | None = None
+    gamma: float | None = None   # 1/USDC
+    gamma_method: str | None = None
+    profitable: bool | None = None
+    pnl_per_hour: float | None = None    # USDC/h at the file's lot, after fees
+    fills_per_hour: float | None = None
+    verdict: str | None = None   # the verdict's one sentence
+    warnings: int = 0            # how many warnings the file carries
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["ok"] = self.ok
+        if not math.isfinite(self.seconds):
+            d["seconds"] = None
+        return d
+
+
+def list_coins(data_dir: str | Path) -> list[str]:
+    """Coins with both prices and trades data in ``data_dir``, sorted: the flat layouts
+    (daily or single files) and a hive dataset's ``kind=<kind>/coin=<COIN>`` folders."""
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise ConfigError(f"data folder {folder} does not exist")
+    seen: dict[str, set[str]] = {}
+    for p in folder.iterdir():
+        if m := _FLAT.match(p.name):
+            seen.setdefault(m["coin"], set()).add(p.name.split("_", 1)[0])
+    for kind in ("prices", "trades"):
+        for p in folder.glob(f"kind={kind}/coin=*"):
+            if p.is_dir():
+                seen.setdefault(p.name.removeprefix("coin="), set()).add(kind + "/hive")
+    coins = []
+    for coin, kinds in seen.items():
+        if {k.split("/")[0] for k in kinds} != {"prices", "trades"}:
+            continue
+        hive = any(k.endswith("/hive") for k in kinds)
+        if hive or (list_files(folder, "prices", coin) and list_files(folder, "trades", coin)):
+            coins.append(coin)
+    return sorted(coins)
+
+
+def parse_coins(text: str, data_dir: str | Path) -> list[str]:
+    """``"BTC,ETH,SOL"`` (order kept, repeats dropped) or ``"all"``: every coin with data in
+    ``data_dir`` (:func:`list_coins`). Raises :class:`ConfigError` when that is none."""
+    if text.strip().lower() == "all":
+        coins = list_coins(data_dir)
+        if not coins:
+            raise ConfigError(f"--coins all: no coin has both prices and trades files in "
+                              f"{data_dir}")
+        return coins
+    coins = list(dict.fromkeys(c.strip() for c in text.split(",") if c.strip()))
+    if not coins:
+        raise ConfigError(f"--coins {text!r}: name coins separated by commas (BTC,ETH) or "
+                          "'all'")
+    return coins
+
+
+def _this_worker() -> tuple[str, str]:
+    """(address, name) of the Dask worker running the caller; outside one, this process."""
+    try:
+        from distributed import get_worker
+
+        w = get_worker()
+    except (ImportError, ValueError):
+        here = f"pid {os.getpid()}"
+        return here, here
+    name = str(w.name) if w.name is not None else w.address
+    return w.address, name
+
+
+def calibrate_one(coin: str, data_dir: str, output_dir: str, cfg: CalibrationConfig,
+                  now: datetime | None = None) -> CoinOutcome:
+    """The task: calibrate ``coin`` from ``data_dir`` and write its file into ``output_dir``.
+
+    Never raises for a coin that cannot be calibrated: the outcome's ``error`` says why and
+    nothing is written (the previous file, if any, stays).
+    """
+    from asmm.calibrate.run import calibrate, write_result
+
+    worker, name = _this_worker()
+    out = CoinOutcome(coin, worker=worker, worker_name=name)
+    path = default_path(coin, output_dir)
+    t0 = time.perf_counter()
+    try:
+        result = calibrate(data_dir, replace(cfg, coin=coin), now=now)
+        write_result(path, result)
+    except (AsmmError, OSError) as e:
+        out.error = " ".join(str(e).split()) or type(e).__name__
+    except Exception as e:
+        # A bug, not bad data: the worker's log gets the traceback, the outcome one line.
+        log.exception("%s: calibration failed on an internal error", coin)
+        out.error = f"internal error ({type(e).__name__}: {' '.join(str(e).split())})"
+    else:
+        p, v = result.params, result.params.verdict or {}
+        out.path = str(path)
+        out.sigma, out.gamma = p.sigma, p.gamma
+        out.A_bid, out.k_bid, out.A_ask, out.k_ask = p.bid.A, p.bid.k, p.ask.A, p.ask.k
+        out.gamma_method = result.gamma.get("method")
+        out.profitable = v.get("profitable")
+        out.pnl_per_hour = v.get("expected_pnl_per_hour")
+        out.fills_per_hour = v.get("expected_fills_per_hour")
+        out.verdict = result.verdict_sentence
+        out.warnings = len(result.warnings)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def calibrate_many(coins: list[str], data_dir: str | Path, output_dir: str | Path,
+                   cfg: CalibrationConfig, client, *, now: datetime | None = None,
+                   on_done: Callable[[CoinOutcome], None] | None = None) -> list[CoinOutcome]:
+    """Calibrate ``coins`` on ``client``'s cluster, one task each; one outcome per coin, in
+    the order of ``coins``. ``on_done`` is called on this side as each task finishes.
+
+    ``data_dir`` and ``output_dir`` are handed to the workers as they are: paths every worker
+    reads (and writes) as the same folder.
+    """
+    from distributed import as_completed
+
+    coins = list(dict.fromkeys(coins))
+    batch = uuid.uuid4().hex[:8]
+    futures = {
+        client.submit(calibrate_one, coin, str(data_dir), str(output_dir),
+                      replace(cfg, coin=coin), now, key=f"calibrate-{coin}-{batch}",
+                      pure=False): coin
+        for coin in coins}
+    done: dict[str, CoinOutcome] = {}
+    try:
+        for fut in as_completed(futures):
+            coin = futures[fut]
+            try:
+                out = fut.result()
+            except Exception as e:  # the cluster could not run it (a worker died, ...)
+                out = CoinOutcome(coin, error=f"the task did not run to the end on the "
+                                              f"cluster ({type(e).__name__}: "
+                                              f"{' '.join(str(e).split())}); nothing written")
+            done[coin] = out
+            if on_done is not None:
+                on_done(out)
+    finally:
+        # Interrupted: no task left behind on a shared cluster.
+        client.cancel([f for f in futures if not f.done()])
+    return [done[c] for c in coins]
+
+
+def default_workers() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _set_log_level(name: str, level: int) -> None:
+    logging.getLogger(name).setLevel(level)
+
+
+@contextlib.contextmanager
+def open_client(scheduler: str | None = None, workers: int | None = None, *,
+                connect: float = 20.0, wait: float = 60.0,
+                worker_log_level: int | None = None) -> Iterator:
+    """A ``distributed.Client``, closed on exit.
+
+    - ``scheduler`` given (``tcp://HOST:8786``): that cluster's, once it has a worker;
+      :class:`ConfigError` when it cannot be reached in ``connect`` seconds or has no worker
+      after ``wait`` more. The cluster keeps running afterwards.
+    - Else a ``LocalCluster`` of ``workers`` processes (default: the cores), one thread
+      each, its HTTP endpoint on a free port (not 8787, which another cluster may hold);
+      ``worker_log_level``, if given, for asmm's loggers in its workers (whose log is this
+      terminal). Closed with the client.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout=connect)
+        except (OSError, TimeoutError) as e:
+            raise ConfigError(f"--scheduler {scheduler}: cannot connect ({e})") from None
+        with client:
+            try:
+                client.wait_for_workers(1, timeout=wait)
+            except TimeoutError:
+                raise ConfigError(f"--scheduler {scheduler}: no worker joined it in "
+                                  f"{wait:.0f} s (start some: dask worker {scheduler})"
+                                  ) from None
+            yield client
+        return
+    n = workers or default_workers()
+    if n < 1:
+        raise ConfigError(f"--workers {n}: at least 1")
+    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as client:
+        if worker_log_level is not None:
+            client.run(_set_log_level, "asmm", worker_log_level)
+        yield client
