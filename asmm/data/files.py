@@ -1,9 +1,13 @@
 """The collector's files: kinds, columns, names and layouts; finding them and writing one.
 
-Layouts (both read, CSV or Parquet with the same columns)::
+Layouts (all read, CSV or Parquet with the same columns, and merged)::
 
     DIR/<kind>_<COIN>_<YYYY-MM-DD>.csv   one file per UTC day (what the collector writes)
     DIR/<kind>_<COIN>.csv                one file (existing archives)
+    DIR/kind=<kind>/coin=<COIN>/date=<YYYY-MM-DD>/*.parquet
+                                         the hive-partitioned dataset (``asmm dataset``, the
+                                         collector's Parquet mode); gaps per coin:
+    DIR/kind=gaps/coin=<COIN>/*.parquet
 
 Kinds and columns (docs/design.md):
 
@@ -18,7 +22,9 @@ Kinds and columns (docs/design.md):
 exchange time in epoch milliseconds (int).
 
 - **Parquet or CSV.** A day held as both is read from its Parquet file (faster, written from
-  the same rows), with the CSV as the fallback when the Parquet one cannot be read.
+  the same rows), with the CSV as the fallback when the Parquet one cannot be read. A day
+  held in the hive tree is read from there (one Parquet file per partition, as asmm writes
+  it, with a flat file of the same day as its fallback; several part files are all read).
 - **Layouts.** Daily files and a single file of the same kind and coin are merged only when
   their exchange times do not overlap (an archive that moved from one layout to the other).
   Overlapping ones are refused, naming both files (:func:`check_layouts`): the reader cannot
@@ -30,11 +36,13 @@ Reading rows is :mod:`asmm.data.rows`; the typed readers are :mod:`asmm.data.rea
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
@@ -46,6 +54,10 @@ PRICES_COLUMNS = ["timestamp", "price", "size", "side", "exchange_timestamp"]
 TRADES_COLUMNS = ["timestamp", "price", "size", "side", "trade_id", "exchange_timestamp"]
 GAPS_COLUMNS = ["start", "end", "reason"]
 KINDS = ("prices", "trades", "orderbooks", "gaps")
+# The collector's column types (its Parquet files, the dataset); every other column float64.
+INT_COLUMNS = frozenset({"exchange_timestamp", "trade_id", "sequence"})
+TEXT_COLUMNS = frozenset({"side", "reason"})
+PART_NAME = "part-0.parquet"  # the one file of a partition asmm writes
 _FILE_RE = re.compile(
     rf"^(?P<kind>{'|'.join(KINDS)})_(?P<coin>[A-Za-z0-9@:\-]+?)"
     r"(?:_(?P<day>\d{4}-\d{2}-\d{2}))?\.(?P<ext>csv|parquet)$"
@@ -70,6 +82,33 @@ def day_bounds(day: date) -> tuple[float, float]:
     return start, start + 86400.0
 
 
+def partition_path(root: str | Path, kind: str, coin: str, day: date | None) -> Path:
+    """The Parquet file asmm writes for one partition of the hive dataset:
+    ``<root>/kind=<kind>/coin=<COIN>/date=<YYYY-MM-DD>/part-0.parquet``, or for ``day``
+    None (gaps: one file per coin) ``<root>/kind=<kind>/coin=<COIN>/part-0.parquet``."""
+    base = Path(root) / f"kind={kind}" / f"coin={coin}"
+    return (base if day is None else base / f"date={day.isoformat()}") / PART_NAME
+
+
+def expected_names(kind: str, coin: str) -> str:
+    """The file names a reader looks for, for messages."""
+    return (f"{kind}_{coin}_YYYY-MM-DD.csv, {kind}_{coin}.csv or "
+            f"kind={kind}/coin={coin}/date=YYYY-MM-DD/*.parquet")
+
+
+def collector_types(table: pa.Table) -> pa.Table:
+    """``table`` (numbers read as float64, as the readers read them) in the collector's
+    column types: integers (:data:`INT_COLUMNS`) as int64, a missing or non-finite value
+    null, a fractional one truncated as the readers do."""
+    for i, name in enumerate(table.column_names):
+        if name in INT_COLUMNS and not pa.types.is_integer(table.schema.field(i).type):
+            v = table.column(i).to_numpy(zero_copy_only=False).astype(np.float64)
+            ok = np.isfinite(v)
+            table = table.set_column(i, name, pa.array(np.where(ok, v, 0).astype(np.int64),
+                                                       mask=~ok))
+    return table
+
+
 @dataclass
 class DataFile:
     kind: str
@@ -84,7 +123,9 @@ def list_files(folder: str | Path, kind: str, coin: str) -> list[DataFile]:
 
     A folder holding the same day as both CSV and Parquet yields the Parquet one (faster,
     and written from the same rows) with the CSV as its ``fallback``, read if the Parquet
-    one cannot be.
+    one cannot be. A day in the hive tree yields its part files instead (a lone part file
+    with the flat file of that day, preferably the CSV, as its fallback); part files
+    beside the coin's ``date=`` folders (gaps) count as the single-file layout.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -96,12 +137,64 @@ def list_files(folder: str | Path, kind: str, coin: str) -> list[DataFile]:
             continue
         day = date.fromisoformat(m["day"]) if m["day"] else None
         found.setdefault(day, {})[m["ext"]] = p
-    files = {day: DataFile(kind, coin, day, by_ext.get("parquet", by_ext.get("csv")),
-                           by_ext["csv"] if len(by_ext) == 2 else None)
+    files = {day: [DataFile(kind, coin, day, by_ext.get("parquet", by_ext.get("csv")),
+                            by_ext["csv"] if len(by_ext) == 2 else None)]
              for day, by_ext in found.items()}
-    daily = sorted((f for d, f in files.items() if d is not None), key=lambda f: f.day)
-    single = [f for d, f in files.items() if d is None]
-    return daily + single
+    for day, parts in _hive_parts(folder, kind, coin).items():
+        flat = files.get(day)
+        if day is None:
+            files[None] = (flat or []) + [DataFile(kind, coin, None, p) for p in parts]
+            continue
+        fallback = (flat[0].fallback or flat[0].path) if flat and len(parts) == 1 else None
+        files[day] = [DataFile(kind, coin, day, p, fallback) for p in parts]
+    daily = [f for d in sorted(d for d in files if d is not None) for f in files[d]]
+    return daily + files.get(None, [])
+
+
+def _visible_parquet(entry: os.DirEntry) -> bool:
+    """A data file of a hive tree: what DuckDB, Dask and Spark read (a temp file being
+    written is hidden, ``.name.tmp``; ``_`` files are metadata)."""
+    return (entry.name.endswith(".parquet") and not entry.name.startswith((".", "_"))
+            and entry.is_file())
+
+
+def _hive_parts(folder: Path, kind: str, coin: str) -> dict[date | None, list[Path]]:
+    """The hive tree's Parquet files of one kind and coin by day (None: beside the days)."""
+    base = folder / f"kind={kind}" / f"coin={coin}"
+    out: dict[date | None, list[Path]] = {}
+    try:
+        entries = list(os.scandir(base))
+    except (FileNotFoundError, NotADirectoryError):
+        return out
+    for e in entries:
+        if _visible_parquet(e):
+            out.setdefault(None, []).append(Path(e.path))
+        elif e.name.startswith("date=") and e.is_dir():
+            try:
+                day = date.fromisoformat(e.name[5:])
+            except ValueError:
+                continue
+            parts = sorted(Path(p.path) for p in os.scandir(e.path) if _visible_parquet(p))
+            if parts:
+                out[day] = parts
+    if None in out:
+        out[None].sort()
+    return out
+
+
+def list_coins(folder: str | Path) -> list[str]:
+    """Coins with any collector file in ``folder`` (flat names or the hive tree)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"data folder {folder} does not exist")
+    coins = set()
+    for e in os.scandir(folder):
+        if m := _FILE_RE.match(e.name):
+            coins.add(m["coin"])
+        elif e.name.startswith("kind=") and e.name[5:] in KINDS and e.is_dir():
+            coins.update(c.name[5:] for c in os.scandir(e.path)
+                         if c.name.startswith("coin=") and c.is_dir())
+    return sorted(coins)
 
 
 def available_days(folder: str | Path, coin: str) -> list[date]:
@@ -111,11 +204,13 @@ def available_days(folder: str | Path, coin: str) -> list[date]:
     return sorted(p & t)
 
 
-def write_table(table: pa.Table, path: str | Path) -> None:
-    """Write a table as CSV or Parquet by the path's extension."""
-    with atomic_path(path, durable=False) as tmp:
+def write_table(table: pa.Table, path: str | Path, *, durable: bool = False) -> None:
+    """Write a table as CSV or Parquet by the path's extension, atomically (``durable``:
+    fsync'd before the rename, :func:`asmm.core.io.atomic_path`)."""
+    with atomic_path(path, durable=durable) as tmp:
         if Path(path).suffix == ".parquet":
-            pq.write_table(table, tmp)
+            # zstd: a third smaller than snappy at the same speed; every reader has it.
+            pq.write_table(table, tmp, compression="zstd")
         else:
             opts = pacsv.WriteOptions(quoting_style="none", quoting_header="none")
             pacsv.write_csv(table, tmp, opts)
@@ -128,10 +223,8 @@ def files_in_window(folder: str | Path, kind: str, coin: str, start: float | Non
     none does."""
     files = list_files(folder, kind, coin)
     if not files:
-        raise DataError(
-            f"no {kind} files for {coin} in {folder} "
-            f"(expected {kind}_{coin}_YYYY-MM-DD.csv or {kind}_{coin}.csv)"
-        )
+        raise DataError(f"no {kind} files for {coin} in {folder} "
+                        f"(expected {expected_names(kind, coin)})")
     if start is None and end is None:
         return files
     out = []

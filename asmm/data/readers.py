@@ -11,8 +11,9 @@ Conventions every consumer shares:
   kept in the arrays (it happened) but flagged; estimators leave it out.
 - **Bad files** are a :class:`DataError` naming the file. An unreadable Parquet file with a
   CSV of the same day beside it is replaced by that CSV (logged, and noted in ``quality``).
-- **Layouts** (daily or single file) are merged, or refused when they overlap
-  (:mod:`asmm.data.files`).
+- **Layouts** (daily or single file, and the hive-partitioned dataset's
+  ``kind=/coin=/date=`` folders) are merged, or refused when a single file overlaps daily
+  ones (:mod:`asmm.data.files`). A window reads only the days (partitions) that meet it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from asmm.core.errors import DataError
 from asmm.data.files import (
     GAPS_COLUMNS,
     PRICES_COLUMNS,
+    TEXT_COLUMNS,
     TRADES_COLUMNS,
     DataFile,
     available_days,
@@ -291,6 +293,17 @@ def read_orderbooks(folder: str | Path, coin: str, start: float | None = None,
     _log_quality("orderbooks", coin, quality)
     return OrderBooks(arr["exchange_timestamp"], arr["timestamp"], arr["bid_px"], arr["bid_sz"],
                       arr["ask_px"], arr["ask_sz"], quality)
+
+
+def read_table(path: Path, kind: str, quality: Quality) -> pa.Table:
+    """One file of ``kind`` with exactly its collector columns, rows as the typed readers
+    take them (bad rows dropped and counted in ``quality``, :mod:`asmm.data.rows`): numbers
+    as float64 (integers too, so a missing one is NaN, not a lost file), text as string."""
+    if kind == "orderbooks":
+        return _read_orderbook_file(path, quality)[1]
+    cols = {"prices": PRICES_COLUMNS, "trades": TRADES_COLUMNS, "gaps": GAPS_COLUMNS}[kind]
+    types = {c: pa.string() if c in TEXT_COLUMNS else pa.float64() for c in cols}
+    return read_rows(path, cols, types, quality)
 
 
 def _read_orderbook_file(path: Path, quality: Quality) -> tuple[int, pa.Table]:

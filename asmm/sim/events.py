@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from asmm.core.errors import DataError
-from asmm.data.files import day_bounds, list_files
+from asmm.data.files import day_bounds, expected_names, list_files
 from asmm.data.readers import read_bbo, read_gaps, read_orderbooks, read_trades
 from asmm.data.rows import Quality
 
@@ -167,7 +167,7 @@ def _files_cover(data_dir, kind: str, coin: str, start: float | None,
             return True
     if not list_files(data_dir, kind, coin):
         raise DataError(f"no {kind} files for {coin} in {data_dir} "
-                        f"(expected {kind}_{coin}_YYYY-MM-DD.csv or {kind}_{coin}.csv)")
+                        f"(expected {expected_names(kind, coin)})")
     return False
 
 
