@@ -13,8 +13,8 @@ import logging
 import sys
 
 # One line per command; the module names its own options.
-COMMANDS = ["synth", "paper2008", "paper", "demo", "collect", "calibrate", "replay", "backtest",
-            "ftdata", "pnl"]
+COMMANDS = ["synth", "paper2008", "paper", "demo", "collect", "dataset", "calibrate", "replay",
+            "backtest", "ftdata", "pnl"]
 
 
 def build_parser() -> argparse.ArgumentParser:
