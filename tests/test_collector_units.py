@@ -113,16 +113,22 @@ def test_utc_day_rollover_opens_new_files_and_never_goes_back(tmp_path):
     assert w.files_closed == [tmp_path / "prices_BTC_2025-09-01.csv"]
 
 
-def test_parquet_conversion_of_a_finished_day(tmp_path):
-    w = DayWriter(tmp_path, COLUMNS, parquet=True)
+# Where PARQUET puts a finished day, by PARQUET_LAYOUT (hive: the dataset's partition).
+FINISHED = {"hive": "kind=prices/coin=BTC/date={day}/part-0.parquet",
+            "flat": "prices_BTC_{day}.parquet"}
+
+
+@pytest.mark.parametrize("layout", ["hive", "flat"])
+def test_parquet_conversion_of_a_finished_day(tmp_path, layout):
+    w = DayWriter(tmp_path, COLUMNS, parquet=True, parquet_layout=layout)
     for t in (MIDNIGHT - 2, MIDNIGHT - 1, MIDNIGHT + 1):
         for line in _bbo_lines(t, int(t * 1000), 100.0, 101.0):
             w.write("prices", "BTC", t, line)
     w.close()  # waits for the conversion
     assert not (tmp_path / "prices_BTC_2025-09-01.csv").exists()
-    assert (tmp_path / "prices_BTC_2025-09-01.parquet").exists()
+    assert (tmp_path / FINISHED[layout].format(day="2025-09-01")).exists()
     assert (tmp_path / "prices_BTC_2025-09-02.csv").exists()  # current day stays CSV
-    bbo = read_bbo(tmp_path, "BTC")
+    bbo = read_bbo(tmp_path, "BTC")  # the finished day and the current one, merged
     assert len(bbo) == 3 and bbo.t[0] == int((MIDNIGHT - 2) * 1000)
 
 
@@ -246,6 +252,8 @@ def test_config_from_env_and_overrides():
     assert cfg.flush_seconds == 2.0  # the flag wins
     assert cfg.api_url == "https://api.hyperliquid.xyz"
     assert cfg.heartbeat_path == Path("HL_data/.heartbeat.json")
+    assert cfg.parquet_layout == "hive"  # the dataset layout unless PARQUET_LAYOUT=flat
+    assert from_env({"PARQUET_LAYOUT": "flat"}).parquet_layout == "flat"
 
 
 @pytest.mark.parametrize("env,match", [
@@ -257,6 +265,7 @@ def test_config_from_env_and_overrides():
     ({"STALE_SECONDS": "0"}, "STALE_SECONDS"),
     ({"ON_FULL": "ignore"}, "ON_FULL"),
     ({"PARQUET": "maybe"}, "PARQUET"),
+    ({"PARQUET_LAYOUT": "nested"}, "PARQUET_LAYOUT"),
 ])
 def test_config_rejects_bad_values_with_the_variable_name(env, match):
     with pytest.raises(ConfigError, match=match):
@@ -430,17 +439,19 @@ def test_header_mismatch_stops_the_collector_with_the_reason(tmp_path):
     assert existing.read_text() == ",".join(orderbook_columns(5)) + "\n"
 
 
-def test_parquet_converts_days_an_earlier_run_left_as_csv(tmp_path):
+@pytest.mark.parametrize("layout", ["hive", "flat"])
+def test_parquet_converts_days_an_earlier_run_left_as_csv(tmp_path, layout):
     w = DayWriter(tmp_path, COLUMNS)  # an earlier run without rotation: day 1 stays CSV
     for t in (MIDNIGHT - 2, MIDNIGHT + 1):
         for line in _bbo_lines(t, int(t * 1000), 100.0, 101.0):
             w.write("prices", "BTC", t, line)
     w.close()
     (tmp_path / "prices_BTC_2025-09-02.csv").rename(tmp_path / "prices_BTC_2025-08-31.csv")
-    w2 = DayWriter(tmp_path, COLUMNS, parquet=True)
+    w2 = DayWriter(tmp_path, COLUMNS, parquet=True, parquet_layout=layout)
     # Today is 2025-09-02: the two earlier days are converted, no file of today exists.
     assert w2.convert_earlier_days(int(MIDNIGHT // 86400), [("prices", "BTC")]) == 2
     w2.close()
-    assert sorted(p.name for p in tmp_path.glob("prices_*")) == [
-        "prices_BTC_2025-08-31.parquet", "prices_BTC_2025-09-01.parquet"]
+    assert not list(tmp_path.glob("prices_*.csv"))
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.parquet")) == [
+        FINISHED[layout].format(day=d) for d in ("2025-08-31", "2025-09-01")]
     assert len(read_bbo(tmp_path, "BTC")) == 2

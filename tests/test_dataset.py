@@ -322,3 +322,30 @@ def test_the_replay_loads_the_same_market_from_the_dataset(small_dataset):
             np.testing.assert_array_equal(x, y, err_msg=f.name)
         else:
             assert x == y, f.name
+
+
+def test_the_collectors_parquet_mode_writes_the_dataset_layout(collector_folder, tmp_path):
+    """PARQUET=true: finished days land in the tree, in the dataset's columns and types;
+    the day being written stays a CSV beside it and the readers merge both."""
+    from asmm.venues.hyperliquid.collector.writer import DayWriter
+
+    out = tmp_path / "HL_data"
+    w = DayWriter(out, {"trades": TRADES_COLUMNS}, parquet=True)
+    src = pacsv.read_csv(collector_folder / "trades_BTC_2025-09-01.csv").to_pylist() + \
+        pacsv.read_csv(collector_folder / "trades_BTC_2025-09-02.csv").to_pylist()
+    for row in src:
+        w.write("trades", "BTC", row["timestamp"],
+                ",".join(str(row[c]) for c in TRADES_COLUMNS) + "\n")
+    w.close()
+    assert (out / "trades_BTC_2025-09-02.csv").exists()  # today: still being written
+    assert not (out / "trades_BTC_2025-09-01.csv").exists()
+    part = partition_path(out, "trades", "BTC", DAY1)
+    ds = tmp_path / "DS"
+    build_dataset(collector_folder, ds, ["BTC"])
+    assert pq.read_schema(part) == pq.read_schema(partition_path(ds, "trades", "BTC", DAY1))
+    n = duckdb.sql(f"SELECT count(*) FROM read_parquet('{out}/kind=trades/**/*.parquet', "
+                   "hive_partitioning = true) WHERE date = DATE '2025-09-01'").fetchall()[0][0]
+    assert n == _source_rows(collector_folder)[("trades", "BTC", DAY1)][0]
+    a, b = read_trades(collector_folder, "BTC"), read_trades(out, "BTC")
+    np.testing.assert_array_equal(a.t, b.t)
+    np.testing.assert_array_equal(a.trade_id, b.trade_id)

@@ -31,6 +31,7 @@ class CollectorConfig:
     flush_seconds: float = 5.0
     stale_seconds: float = 30.0
     parquet: bool = False
+    parquet_layout: str = "hive"
     queue_size: int = 10_000  # ~50 s of Hyperliquid's BTC feed; tens of MB at most
     on_full: str = "block"
     status_seconds: float = 60.0
@@ -66,6 +67,9 @@ class CollectorConfig:
             raise ConfigError(f"QUEUE_SIZE must be >= 1, got {self.queue_size}")
         if self.ws_client not in ("sdk", "aiohttp"):
             raise ConfigError(f"WS_CLIENT must be 'sdk' or 'aiohttp', got {self.ws_client!r}")
+        if self.parquet_layout not in ("hive", "flat"):
+            raise ConfigError(f"PARQUET_LAYOUT must be 'hive' or 'flat', got "
+                              f"{self.parquet_layout!r}")
         if self.on_full not in ("block", "drop"):
             raise ConfigError(f"ON_FULL must be 'block' or 'drop', got {self.on_full!r}")
         return self
@@ -97,6 +101,9 @@ SETTINGS: list[tuple[str, str, object, str]] = [
      "this long (seconds)"),
     ("parquet", "PARQUET", _bool, "also convert each finished UTC day to Parquet (same "
      "columns; the day's CSV is removed after a successful conversion)"),
+    ("parquet_layout", "PARQUET_LAYOUT", str, "where PARQUET puts finished days: 'hive' "
+     "(OUTPUT_DIR/kind=K/coin=C/date=YYYY-MM-DD/part-0.parquet, the dataset layout DuckDB, "
+     "Polars, Dask and Spark read) or 'flat' (OUTPUT_DIR/K_C_YYYY-MM-DD.parquet, as before)"),
     ("queue_size", "QUEUE_SIZE", int, "messages buffered between the websocket and the writer"),
     ("on_full", "ON_FULL", str, "when the queue is full: 'block' the websocket reader "
      "(back-pressure) or 'drop' the message, counting and logging every drop and recording "

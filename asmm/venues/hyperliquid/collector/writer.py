@@ -1,5 +1,11 @@
 """Row files of the collector: one CSV per kind, coin and UTC day, written line-atomically.
 
+With Parquet on, each finished day is converted (atomically) and its CSV removed: by default
+into the hive-partitioned dataset layout, ``kind=<kind>/coin=<COIN>/date=<day>/part-0.parquet``
+under the output folder (:mod:`asmm.data.dataset`; DuckDB, Polars, Dask and Spark read it as
+it is), or, with the ``flat`` layout, beside the CSVs as ``<kind>_<COIN>_<day>.parquet``. The
+day being written stays a CSV in the output folder either way; the readers merge the two.
+
 Rows are buffered in memory and handed to the OS only as whole lines (one ``os.write`` of
 complete lines per flush), so after a ``kill -9`` every file ends on a line boundary and
 parses; what is lost is at most the rows buffered since the last flush. A write that fails
@@ -24,19 +30,22 @@ from datetime import date, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
-
 from asmm.core.errors import WriterError
-from asmm.core.io import atomic_path
-from asmm.data.files import GAPS_COLUMNS, day_path
+from asmm.data.files import (
+    GAPS_COLUMNS,
+    KINDS,
+    collector_types,
+    day_path,
+    partition_path,
+    write_table,
+)
+from asmm.data.readers import read_table
+from asmm.data.rows import Quality
 
 log = logging.getLogger(__name__)
 
 _EPOCH = date(1970, 1, 1)
-_INT_COLUMNS = {"exchange_timestamp", "trade_id", "sequence"}
-_STR_COLUMNS = {"side", "reason"}
+PARQUET_LAYOUTS = ("hive", "flat")
 
 
 def utc_day(t: float) -> int:
@@ -94,6 +103,7 @@ class _DayFile:
     buf: list[str] = field(default_factory=list)
     nbytes: int = 0
     rows: int = 0
+    parquet: Path | None = None  # where the finished day goes with Parquet on
 
     def flush(self) -> None:
         if self.buf:
@@ -160,22 +170,24 @@ def _prepare(fd: int, path: Path, header: str) -> None:
                     path, tail[keep - tail_start:][:200].decode(errors="replace"))
 
 
-def csv_to_parquet(path: Path) -> Path:
+def csv_to_parquet(path: Path, out: Path | None = None) -> Path:
     """Convert a finished day CSV to Parquet with the same columns, atomically; remove the CSV.
 
-    The Parquet file appears only complete (temp + rename); the CSV is removed only after
-    that, so an interruption leaves the CSV, never a lost day.
+    ``out`` defaults to the CSV's name with ``.parquet``. The rows are those the readers take
+    (a truncated last line or a malformed row dropped, :mod:`asmm.data.rows`) in the
+    collector's column types (:func:`asmm.data.files.collector_types`), as ``asmm dataset``
+    writes them. The Parquet file appears only complete (temp + rename); the CSV is removed
+    only after that, so an interruption leaves the CSV, never a lost day.
     """
-    with path.open() as fh:
-        names = fh.readline().strip().split(",")
-    types = {c: (pa.int64() if c in _INT_COLUMNS else pa.string() if c in _STR_COLUMNS
-                 else pa.float64()) for c in names}
-    table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(
-        invalid_row_handler=lambda row: "skip"),
-        convert_options=pacsv.ConvertOptions(column_types=types))
-    out = path.with_suffix(".parquet")
-    with atomic_path(out) as tmp:
-        pq.write_table(table, tmp)
+    kind = path.name.split("_", 1)[0]
+    if kind not in KINDS:
+        raise ValueError(f"{path.name} is not a collector file (<kind>_<COIN>_<day>.csv)")
+    quality = Quality()
+    table = collector_types(read_table(path, kind, quality))
+    out = out or path.with_suffix(".parquet")
+    write_table(table, out, durable=True)
+    if quality.dropped:
+        log.warning("%s: dropped %s converting to Parquet", path.name, quality.dropped)
     path.unlink()
     return out
 
@@ -186,14 +198,20 @@ class DayWriter:
     ``columns`` maps kind -> column names. A file's buffer goes to the OS when it holds
     ``flush_bytes`` or on :meth:`flush` (the collector calls it every FLUSH_SECONDS). When a
     stream moves to a new UTC day its previous file is closed (fsync'd) and, with
-    ``parquet``, converted to Parquet in a background thread.
+    ``parquet``, converted to Parquet in a background thread, to the ``parquet_layout``
+    (module docstring: ``hive`` or ``flat``).
     """
 
     def __init__(self, folder: str | Path, columns: dict[str, list[str]], *,
-                 parquet: bool = False, flush_bytes: int = 1 << 20):
+                 parquet: bool = False, parquet_layout: str = "hive",
+                 flush_bytes: int = 1 << 20):
+        if parquet_layout not in PARQUET_LAYOUTS:
+            raise ValueError(f"parquet_layout must be one of {PARQUET_LAYOUTS}, got "
+                             f"{parquet_layout!r}")
         self.folder = Path(folder)
         self.columns = columns
         self.parquet = parquet
+        self.parquet_layout = parquet_layout
         self.flush_bytes = flush_bytes
         self._open: dict[tuple[str, str], _DayFile] = {}
         self._day: dict[tuple[str, str], int] = {}  # newest UTC day of each stream
@@ -216,6 +234,7 @@ class DayWriter:
             self._day[key] = day
             f = _open_day_file(day_path(self.folder, kind, coin, day_date(day)),
                                self.columns[kind])
+            f.parquet = self.parquet_path(kind, coin, day_date(day))
             self._open[key] = f
         f.buf.append(line)
         f.nbytes += len(line)
@@ -223,6 +242,12 @@ class DayWriter:
         self.rows_written[kind] += 1
         if f.nbytes >= self.flush_bytes:
             f.flush()
+
+    def parquet_path(self, kind: str, coin: str, day: date) -> Path:
+        """Where a finished day of ``kind`` and ``coin`` goes with Parquet on."""
+        if self.parquet_layout == "hive":
+            return partition_path(self.folder, kind, coin, day)
+        return day_path(self.folder, kind, coin, day, "parquet")
 
     def flush(self) -> None:
         for f in self._open.values():
@@ -268,8 +293,9 @@ class DayWriter:
                     day = date.fromisoformat(path.stem.rsplit("_", 1)[1])
                 except ValueError:
                     continue
-                if (day - _EPOCH).days < today and not path.with_suffix(".parquet").exists():
-                    self._convert_in_background(path)
+                out = self.parquet_path(kind, coin, day)
+                if (day - _EPOCH).days < today and not out.exists():
+                    self._convert_in_background(path, out)
                     n += 1
         return n
 
@@ -278,19 +304,18 @@ class DayWriter:
         self.files_closed.append(f.path)
         log.info("closed %s (%d rows this run)", f.path.name, f.rows)
         if self.parquet:
-            self._convert_in_background(f.path)
+            self._convert_in_background(f.path, f.parquet)
 
-    def _convert_in_background(self, path: Path) -> None:
-        t = threading.Thread(target=self._convert, args=(path,), daemon=True,
+    def _convert_in_background(self, path: Path, out: Path) -> None:
+        t = threading.Thread(target=self._convert, args=(path, out), daemon=True,
                              name=f"parquet-{path.stem}")
         t.start()
         self._converters = [c for c in self._converters if c.is_alive()] + [t]
 
-    @staticmethod
-    def _convert(path: Path) -> None:
+    def _convert(self, path: Path, out: Path) -> None:
         try:
-            out = csv_to_parquet(path)
-            log.info("converted %s -> %s", path.name, out.name)
+            csv_to_parquet(path, out)
+            log.info("converted %s -> %s", path.name, out.relative_to(self.folder))
         except Exception:
             log.exception("Parquet conversion of %s failed; the CSV is kept", path)
 

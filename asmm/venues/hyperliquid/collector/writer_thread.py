@@ -83,7 +83,8 @@ class WriterThread:
         self.queue: queue.Queue = queue.Queue(maxsize=config.queue_size)
         self.writer = DayWriter(config.output_dir, {
             "prices": PRICES_COLUMNS, "trades": TRADES_COLUMNS,
-            "orderbooks": orderbook_columns(config.orderbook_depth)}, parquet=config.parquet)
+            "orderbooks": orderbook_columns(config.orderbook_depth)}, parquet=config.parquet,
+            parquet_layout=config.parquet_layout)
         self.gaps = GapLog(config.output_dir)
         self.connected = threading.Event()
         self._stop = threading.Event()
