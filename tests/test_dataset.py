@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from asmm.cli import main
-from asmm.data.dataset import LOCK, MANIFEST, build_dataset
+from asmm.data.dataset import LOCK, build_dataset, manifest_path
 from asmm.data.files import (
     GAPS_COLUMNS,
     PRICES_COLUMNS,
@@ -189,7 +189,7 @@ def test_a_second_run_writes_nothing_and_a_changed_day_only_it(collector_folder,
     # change; the manifest records what made each one.
     (ds / "kind=prices/coin=ETH/date=2025-09-01/part-0.parquet").unlink()
     assert build_dataset(src, ds).written["prices"] == 1
-    manifest = json.loads((ds / MANIFEST).read_text())
+    manifest = json.loads(manifest_path(ds, "BTC").read_text())
     entry = manifest["units"]["trades/BTC/2025-09-02"]
     assert entry["sources"][0][0] == "trades_BTC_2025-09-02.csv"
     assert entry["rows"] == _source_rows(src)[("trades", "BTC", DAY2)][0]
@@ -254,7 +254,7 @@ def test_bad_invocations_exit_2(collector_folder, tmp_path, capsys):
     assert "DOGE" in capsys.readouterr().err
     assert _dataset(collector_folder, collector_folder) == 2
     # One writer at a time.
-    (tmp_path / "DS").mkdir()
+    (tmp_path / "DS" / LOCK).parent.mkdir(parents=True)
     fd = os.open(tmp_path / "DS" / LOCK, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -12,7 +12,7 @@ def register(sub) -> None:
                     "types, which DuckDB, Polars, Dask and Spark read with hive partitioning "
                     "and every asmm command takes as --data-dir. Incremental: only days whose "
                     "source files changed (path, size, mtime, recorded in "
-                    "OUT/_asmm_dataset.json) are written again, each atomically. "
+                    "OUT/_asmm_dataset/<COIN>.json) are written again, each atomically. "
                     "docs/dataset.md.")
     p.add_argument("--data-dir", help="collector data folder (default: $HL_DATA_LOC, else "
                                       "HL_data_collector/HL_data)")

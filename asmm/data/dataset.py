@@ -5,7 +5,8 @@ Layout (docs/dataset.md)::
 
     DS/kind=<prices|trades|orderbooks>/coin=<COIN>/date=<YYYY-MM-DD>/part-0.parquet
     DS/kind=gaps/coin=<COIN>/part-0.parquet        a coin's gaps, one file
-    DS/_asmm_dataset.json                          the manifest (what made each partition)
+    DS/_asmm_dataset/<COIN>.json                   the manifest of a coin (what made each
+                                                   of its partitions); ``lock``: one writer
 
 - **Columns** are exactly the collector's, in its types (int64 ``exchange_timestamp``,
   ``trade_id``, ``sequence``, a missing value null; string ``side``, ``reason``; float64
@@ -28,7 +29,8 @@ Layout (docs/dataset.md)::
   its partitions. A crash leaves whole files only; a partition the manifest does not
   record yet is simply written again. A unit whose source cannot be read writes nothing
   (its previous partitions stay) and is reported; the others go on. One writer at a time
-  (a lock file, ``_asmm_dataset.lock``).
+  (a lock file). One manifest per coin: a save rewrites one coin's entries, however many
+  coins the dataset holds.
 """
 
 from __future__ import annotations
@@ -64,10 +66,10 @@ from asmm.data.rows import Quality, first_line
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "_asmm_dataset.json"
-LOCK = "_asmm_dataset.lock"
+META = "_asmm_dataset"  # the manifests' folder (hidden from hive readers by its "_")
+LOCK = f"{META}/lock"
 FORMAT = 1  # of the partitions and the manifest; another one is rewritten whole
-_SAVE_EVERY_S = 5.0  # the manifest is saved this often during a run, and at its end
+_SAVE_EVERY_S = 5.0  # a coin's manifest is saved this often during a run, and at its end
 _EPOCH = date(1970, 1, 1)
 
 
@@ -141,12 +143,15 @@ def build_dataset(data_dir: str | Path, out: str | Path, coins: list[str] | None
                         f"(coins there: {', '.join(have)})")
     units = plan(data_dir, coins)
     summary = Summary()
-    out.mkdir(parents=True, exist_ok=True)
+    (out / META).mkdir(parents=True, exist_ok=True)
     with _locked(out):
-        manifest = load_manifest(out)
-        saved = time.monotonic()
+        manifest, saved = None, time.monotonic()
         try:
-            for i, unit in enumerate(units):
+            for i, unit in enumerate(units):  # coin by coin
+                if manifest is None or manifest["coin"] != unit.coin:
+                    if manifest is not None:
+                        _save_manifest(out, manifest, data_dir)
+                    manifest = load_manifest(out, unit.coin)
                 _do_unit(unit, data_dir, out, manifest, summary)
                 if progress is not None:
                     progress(i + 1, len(units))
@@ -154,7 +159,8 @@ def build_dataset(data_dir: str | Path, out: str | Path, coins: list[str] | None
                     _save_manifest(out, manifest, data_dir)
                     saved = time.monotonic()
         finally:
-            _save_manifest(out, manifest, data_dir)
+            if manifest is not None:
+                _save_manifest(out, manifest, data_dir)
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -280,11 +286,15 @@ def _split_by_day(table: pa.Table, ex_ms: np.ndarray,
         yield _EPOCH + timedelta(days=int(d)), table.filter(pa.array(ok & (day == d)))
 
 
-def load_manifest(out: str | Path) -> dict:
-    """The manifest of the dataset ``out``; an empty one when there is none, or it cannot
-    be read or is of another format (then every unit is written again)."""
-    path = Path(out) / MANIFEST
-    empty = {"format": FORMAT, "units": {}}
+def manifest_path(out: str | Path, coin: str) -> Path:
+    return Path(out) / META / f"{coin}.json"
+
+
+def load_manifest(out: str | Path, coin: str) -> dict:
+    """The manifest of ``coin`` in the dataset ``out``; an empty one when there is none, or
+    it cannot be read or is of another format (then all its units are written again)."""
+    path = manifest_path(out, coin)
+    empty = {"format": FORMAT, "coin": coin, "units": {}}
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
@@ -294,7 +304,7 @@ def load_manifest(out: str | Path) -> dict:
                     first_line(e))
         return empty
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or \
-            not isinstance(doc.get("units"), dict):
+            doc.get("coin") != coin or not isinstance(doc.get("units"), dict):
         log.warning("%s is of another format; every partition is written again", path)
         return empty
     return doc
@@ -303,7 +313,7 @@ def load_manifest(out: str | Path) -> dict:
 def _save_manifest(out: Path, manifest: dict, data_dir: Path) -> None:
     manifest["format"] = FORMAT
     manifest["last_source"] = str(data_dir.resolve())
-    atomic_write_json(out / MANIFEST, manifest)
+    atomic_write_json(manifest_path(out, manifest["coin"]), manifest)
 
 
 @contextlib.contextmanager
