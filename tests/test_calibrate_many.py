@@ -121,8 +121,10 @@ def _check_files(out_dir: Path, outcomes: dict) -> None:
 def test_three_coins_on_a_real_scheduler_use_both_workers(coins_data, dask_cluster,
                                                           tmp_path):
     proc = _run("--coins", ",".join(GOOD), "--data-dir", str(coins_data), "--output-dir",
-                str(tmp_path), "--scheduler", dask_cluster, "--json", *FAST)
+                str(tmp_path), "--scheduler", dask_cluster, "--json", *FAST,
+                env=_env(TTY_COMPATIBLE="1"))
     assert proc.returncode == 0, proc.stderr
+    assert "coins (last: " in proc.stderr  # the progress bar, on a terminal
     doc = json.loads(proc.stdout)
     outcomes = {o["coin"]: o for o in doc["coins"]}
     assert list(outcomes) == list(GOOD) and doc["failed"] == 0
@@ -151,6 +153,24 @@ def test_a_coin_with_broken_data_fails_alone(coins_data, dask_cluster, tmp_path)
     assert (tmp_path / "avellaneda_parameters_BAD.json").read_bytes() == before
     for coin in GOOD:
         load_params(tmp_path / f"avellaneda_parameters_{coin}.json")
+
+
+def test_all_coins_of_a_hive_dataset(coins_data, dask_cluster, tmp_path):
+    """The same coins as a hive-partitioned dataset (`asmm dataset`, docs/dataset.md): each
+    task reads its own coin's partitions; the broken coin still fails alone."""
+    ds = tmp_path / "DS"
+    conv = subprocess.run([ASMM, "dataset", "--data-dir", str(coins_data), "--out", str(ds)],
+                          capture_output=True, text=True, env=_env(), timeout=300)
+    assert conv.returncode == 0, conv.stderr
+    assert not list(ds.glob("*.csv"))  # the tree only
+    out = tmp_path / "out"
+    proc = _run("--coins", "all", "--data-dir", str(ds), "--output-dir", str(out),
+                "--scheduler", dask_cluster, "--json", *FAST)
+    assert proc.returncode == 1, proc.stderr
+    outcomes = {o["coin"]: o for o in json.loads(proc.stdout)["coins"]}
+    assert sorted(outcomes) == ["BAD", *sorted(GOOD)]
+    assert not outcomes["BAD"]["ok"] and "usable sweeps" in outcomes["BAD"]["error"]
+    _check_files(out, outcomes)
 
 
 def test_local_cluster_of_two_workers(coins_data, tmp_path, capsys, monkeypatch):
@@ -189,20 +209,25 @@ def test_sidecar_over_many_coins_until_stopped(coins_data, dask_cluster, tmp_pat
 def test_coins_are_listed_from_either_layout(tmp_path):
     for name in ("prices_BTC_2025-09-01.csv", "trades_BTC_2025-09-01.csv",
                  "prices_kPEPE.csv", "trades_kPEPE.parquet",
-                 "prices_ETH_2025-09-01.csv",  # no trades: not calibratable
-                 "orderbooks_SOL_2025-09-01.csv", "notes.txt"):
-        (tmp_path / name).touch()
+                 "prices_ETH_2025-09-01.csv",  # no trades: listed, and fails saying so
+                 "orderbooks_SOL_2025-09-01.csv", "gaps_XRP.csv", "notes.txt"):
+        (tmp_path / name).write_text("x")
     for kind in ("prices", "trades"):
-        (tmp_path / f"kind={kind}" / "coin=HYPE" / "date=2025-09-01").mkdir(parents=True)
-    (tmp_path / "kind=trades" / "coin=DOGE").mkdir()
-    assert list_coins(tmp_path) == ["BTC", "HYPE", "kPEPE"]
-    assert parse_coins("all", tmp_path) == ["BTC", "HYPE", "kPEPE"]
+        part = tmp_path / f"kind={kind}" / "coin=HYPE" / "date=2025-09-01" / "part-0.parquet"
+        part.parent.mkdir(parents=True)
+        part.write_text("x")
+    want = ["BTC", "ETH", "HYPE", "kPEPE"]
+    assert list_coins(tmp_path) == want
+    assert parse_coins("all", tmp_path) == want
     assert parse_coins(" SOL, BTC,SOL ,", tmp_path) == ["SOL", "BTC"]
     for bad in (",", " "):
         with pytest.raises(ConfigError, match="commas"):
             parse_coins(bad, tmp_path)
-    with pytest.raises(ConfigError, match="no coin has both"):
-        parse_coins("all", tmp_path / "kind=prices")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no coin has prices or trades"):
+        parse_coins("all", tmp_path / "empty")
+    with pytest.raises(ConfigError, match="does not exist"):
+        parse_coins("all", tmp_path / "missing")
 
 
 def test_the_config_travels_to_the_workers_intact():

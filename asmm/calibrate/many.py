@@ -28,7 +28,6 @@ import contextlib
 import logging
 import math
 import os
-import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -37,15 +36,11 @@ from datetime import datetime
 from pathlib import Path
 
 from asmm.calibrate.config import CalibrationConfig
-from asmm.core.errors import AsmmError, ConfigError
+from asmm.core.errors import AsmmError, ConfigError, DataError
 from asmm.core.params import default_path
-from asmm.data.files import list_files
+from asmm.data import files
 
 log = logging.getLogger(__name__)
-
-# A flat layout's file name: <kind>_<COIN>[_<YYYY-MM-DD>].<ext> (asmm.data.files); coins are
-# confirmed through list_files, so this only proposes names.
-_FLAT = re.compile(r"^(?:prices|trades)_(?P<coin>.+?)(?:_\d{4}-\d{2}-\d{2})?\.(?:csv|parquet)$")
 
 
 @dataclass
@@ -84,27 +79,15 @@ class CoinOutcome:
 
 
 def list_coins(data_dir: str | Path) -> list[str]:
-    """Coins with both prices and trades data in ``data_dir``, sorted: the flat layouts
-    (daily or single files) and a hive dataset's ``kind=<kind>/coin=<COIN>`` folders."""
-    folder = Path(data_dir)
-    if not folder.is_dir():
-        raise ConfigError(f"data folder {folder} does not exist")
-    seen: dict[str, set[str]] = {}
-    for p in folder.iterdir():
-        if m := _FLAT.match(p.name):
-            seen.setdefault(m["coin"], set()).add(p.name.split("_", 1)[0])
-    for kind in ("prices", "trades"):
-        for p in folder.glob(f"kind={kind}/coin=*"):
-            if p.is_dir():
-                seen.setdefault(p.name.removeprefix("coin="), set()).add(kind + "/hive")
-    coins = []
-    for coin, kinds in seen.items():
-        if {k.split("/")[0] for k in kinds} != {"prices", "trades"}:
-            continue
-        hive = any(k.endswith("/hive") for k in kinds)
-        if hive or (list_files(folder, "prices", coin) and list_files(folder, "trades", coin)):
-            coins.append(coin)
-    return sorted(coins)
+    """Coins with prices or trades data in ``data_dir`` (flat files or the hive dataset),
+    sorted. A coin with one of the two only is listed: its calibration then fails saying
+    which is missing, rather than the coin being left out unseen."""
+    try:
+        return [c for c in files.list_coins(data_dir)
+                if files.list_files(data_dir, "prices", c)
+                or files.list_files(data_dir, "trades", c)]
+    except DataError as e:
+        raise ConfigError(str(e)) from None
 
 
 def parse_coins(text: str, data_dir: str | Path) -> list[str]:
@@ -113,7 +96,7 @@ def parse_coins(text: str, data_dir: str | Path) -> list[str]:
     if text.strip().lower() == "all":
         coins = list_coins(data_dir)
         if not coins:
-            raise ConfigError(f"--coins all: no coin has both prices and trades files in "
+            raise ConfigError(f"--coins all: no coin has prices or trades files in "
                               f"{data_dir}")
         return coins
     coins = list(dict.fromkeys(c.strip() for c in text.split(",") if c.strip()))
