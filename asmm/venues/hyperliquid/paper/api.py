@@ -68,8 +68,10 @@ class PaperApi:
         self.engine = engine
         self.now = now
         self.new_signer = SIGNING_CHAINS.index(signing_chain)
-        # (account, builder) -> the largest builder fee approved, as a fraction of notional.
-        self.builders: dict[tuple[str, str], float] = {}
+        # (account, builder) -> the largest builder fee approved, as a fraction of notional;
+        # kept in the ledger, as Hyperliquid keeps it: a client approves once (ccxt then
+        # remembers it has, and would not approve again after an exchange restart).
+        self.builders: dict[tuple[str, str], float] = engine.ledger.builders()
 
     # ------------------------------------------------------------------ POST /exchange
 
@@ -210,7 +212,10 @@ class PaperApi:
     def _approveBuilderFee(self, account: str, action: dict, now: int) -> dict:
         text = str(action["maxFeeRate"]).strip()
         rate = float(text.rstrip("%")) / 100 if text.endswith("%") else float(text)
-        self.builders[(account, str(action["builder"]).lower())] = rate
+        builder = str(action["builder"]).lower()
+        with self.engine.ledger.tx():
+            self.builders[(account, builder)] = rate
+            self.engine.ledger.save_builder(account, builder, rate)
         return ok()
 
     # ------------------------------------------------------------------ POST /info (user)

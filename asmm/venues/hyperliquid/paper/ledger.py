@@ -1,4 +1,5 @@
-"""The paper exchange's ledger: accounts, agents, positions, orders and fills in SQLite.
+"""The paper exchange's ledger: accounts, agents, builder-fee approvals, positions, orders
+and fills in SQLite.
 
 The engine (:mod:`asmm.venues.hyperliquid.paper.engine`) keeps the live state in memory and
 writes every change through to the ledger inside one transaction per request or market
@@ -24,6 +25,9 @@ CREATE TABLE IF NOT EXISTS accounts (
     address TEXT PRIMARY KEY, balance REAL NOT NULL, created_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS agents (
     agent TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS builders (
+    address TEXT NOT NULL, builder TEXT NOT NULL, max_rate REAL NOT NULL,
+    PRIMARY KEY (address, builder));
 CREATE TABLE IF NOT EXISTS positions (
     address TEXT NOT NULL, coin TEXT NOT NULL, szi REAL NOT NULL, entry_px REAL NOT NULL,
     leverage INTEGER NOT NULL, cross INTEGER NOT NULL, isolated_margin REAL NOT NULL,
@@ -151,6 +155,10 @@ class Ledger:
     def save_agent(self, agent: str, owner: str, name: str) -> None:
         self.db.execute("INSERT OR REPLACE INTO agents VALUES (?, ?, ?)", (agent, owner, name))
 
+    def save_builder(self, address: str, builder: str, max_rate: float) -> None:
+        self.db.execute("INSERT OR REPLACE INTO builders VALUES (?, ?, ?)",
+                        (address, builder, max_rate))
+
     def save_position(self, address: str, coin: str, p: Position) -> None:
         self.db.execute("INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         (address, coin, p.szi, p.entry_px, p.leverage, int(p.cross),
@@ -183,6 +191,10 @@ class Ledger:
 
     def agents(self) -> dict[str, tuple[str, str]]:
         return {a: (o, n) for a, o, n in self.db.execute("SELECT * FROM agents")}
+
+    def builders(self) -> dict[tuple[str, str], float]:
+        """(account, builder) -> the builder fee the account approved (fraction)."""
+        return {(a, b): r for a, b, r in self.db.execute("SELECT * FROM builders")}
 
     def positions(self) -> dict[tuple[str, str], Position]:
         return {(r[0], r[1]): Position(r[2], r[3], int(r[4]), bool(r[5]), r[6], r[7])
