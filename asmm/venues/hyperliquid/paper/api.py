@@ -279,13 +279,16 @@ class PaperApi:
                 mark = mark if mark == mark else p.entry_px
                 ntl += abs(p.szi) * mark
                 upnl = p.szi * (mark - p.entry_px)
-                margin = abs(p.szi) * mark / p.leverage
+                # Isolated: the position's own money (its entry margin, margin added and
+                # its PnL), and rawUsd that less the position's value, as Hyperliquid shows.
+                margin = abs(p.szi) * mark / p.leverage if p.cross else \
+                    abs(p.szi) * p.entry_px / p.leverage + p.isolated_margin + upnl
                 liq = e.liquidation_px(user, coin)
                 positions.append({"type": "oneWay", "position": {
                     "coin": coin, "szi": _num(p.szi),
                     "leverage": {"type": "cross" if p.cross else "isolated",
                                  "value": p.leverage,
-                                 **({} if p.cross else {"rawUsd": _num(p.isolated_margin)})},
+                                 **({} if p.cross else {"rawUsd": _num(margin - p.szi * mark)})},
                     "entryPx": _num(p.entry_px), "positionValue": _num(abs(p.szi) * mark),
                     "unrealizedPnl": _num(upnl),
                     "returnOnEquity": _num(upnl / margin if margin else 0.0),

@@ -178,13 +178,17 @@ class PaperEngine:
 
     def liquidation_px(self, address: str, coin: str) -> float | None:
         """The mark at which the account value meets the maintenance margin, the other
-        positions held still (None: flat, or no such price)."""
+        positions held still; for an isolated position, at which its own margin (entry
+        notional over the leverage, plus margin added) does (None: flat, or no such price)."""
         p = self.position(address, coin)
         if not p.szi:
             return None
         rate = 1.0 / (2 * self.coins[coin].max_leverage)
-        rest = self.account_value(address) - p.szi * (self.mark(coin) - p.entry_px)
-        rest_mm = self.maintenance(address) - abs(p.szi) * self._mark_or_entry(coin, p) * rate
+        if p.cross:
+            rest = self.account_value(address) - p.szi * (self.mark(coin) - p.entry_px)
+            rest_mm = self.maintenance(address) - abs(p.szi) * self._mark_or_entry(coin, p) * rate
+        else:
+            rest, rest_mm = abs(p.szi) * p.entry_px / p.leverage + p.isolated_margin, 0.0
         denom = p.szi - abs(p.szi) * rate
         if denom == 0:
             return None
@@ -422,6 +426,11 @@ class PaperEngine:
                 self._save_position(a, c, p)
 
     def _liquidate(self, now_ms: int) -> None:
+        for (a, c), p in list(self.positions.items()):
+            liq = None if p.cross else self.liquidation_px(a, c)
+            if liq is not None and (self.mark(c) - liq) * p.szi <= 0:
+                log.warning("paper: %s's isolated %s position liquidated", a, c)
+                self._close_out(a, c, p, now_ms)
         for a in {a for (a, _), p in self.positions.items() if p.szi}:
             if self.account_value(a) >= self.maintenance(a):
                 continue
@@ -431,9 +440,12 @@ class PaperEngine:
                 self._close(o, "canceled", now_ms)
             for (acct, c), p in list(self.positions.items()):
                 if acct == a and p.szi and self.mark(c) == self.mark(c):
-                    o = Order(self._new_oid(), a, c, -1 if p.szi > 0 else 1, self.mark(c),
-                              abs(p.szi), abs(p.szi), "Ioc", True, None, now_ms)
-                    self._fill(o, o.remaining, self.mark(c), now_ms, "liquidation", taker=True)
+                    self._close_out(a, c, p, now_ms)
+
+    def _close_out(self, a: str, c: str, p: Position, now_ms: int) -> None:  # at the mid
+        o = Order(self._new_oid(), a, c, -1 if p.szi > 0 else 1, self.mark(c), abs(p.szi),
+                  abs(p.szi), "Ioc", True, None, now_ms)
+        self._fill(o, o.remaining, self.mark(c), now_ms, "liquidation", taker=True)
 
     def _tell(self, address: str, kind: str, data: dict) -> None:
         for listener in self.listeners:
