@@ -202,6 +202,18 @@ def test_choose_exit_price_by_situation():
     assert quotes.choose_exit_price(None, True, kill="market", near_liquidation=False,
                                 best_bid=math.nan, best_ask=math.nan, fallback=99_000.0)[0] \
         == 99_000.0
+    # Live, a market exit goes 1 % of the mid through the touch, in whole ticks: the book it
+    # read is a loop old when the order arrives, and the exchange fills at the book's prices.
+    through = quotes.market_through(100_000.5, 1.0, live=True)
+    assert through == 1_000.0 and quotes.market_through(100_000.5, 1.0, live=False) == 0.0
+    assert quotes.market_through(math.nan, 1.0, live=True) == 0.0
+    assert quotes.choose_exit_price(quote, False, kill="market", near_liquidation=False,
+                                    through=through, **kw)[0] == 99_000.0
+    assert quotes.choose_exit_price(quote, True, kill="off", near_liquidation=True,
+                                    through=through, **kw)[0] == 101_001.0
+    # The model's own exits are never pushed through.
+    assert quotes.choose_exit_price(quote, False, kill="work", near_liquidation=False,
+                                    through=through, **kw)[0] == quote.ask
 
 
 def test_tick_from_precision():

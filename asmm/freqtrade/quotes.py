@@ -132,16 +132,35 @@ def exit_price(quote: Quote, is_short: bool) -> float:
     return quote.bid if is_short else quote.ask
 
 
-def market_exit_price(is_short: bool, best_bid: float, best_ask: float) -> float:
-    """A marketable limit at the opposite touch: fills now, and Freqtrade's dry-run fills it
-    at this price (a limit crossing by > 1 % would become a market order)."""
-    return best_ask if is_short else best_bid
+# Live, a market exit goes this fraction of the mid (in whole ticks) through the touch the
+# loop read. The book is read once a loop, so by the time the order reaches the exchange the
+# touch has often moved on, and a limit at it exactly would rest instead of crossing (on the
+# paper exchange, a kill-switch exit did). The exchange fills at the book's prices, as it
+# fills ccxt's market orders (an IOC at +-5 %); 1 % stays inside Freqtrade's 2 % clamp on
+# custom prices.
+LIVE_MARKET_BAND = 0.01
+
+
+def market_through(mid: float, tick: float, live: bool) -> float:
+    """How far a market exit crosses the touch (price units, whole ticks): live
+    :data:`LIVE_MARKET_BAND` of the mid; 0 in dry-run, where Freqtrade fills a limit at its
+    own price."""
+    return round(LIVE_MARKET_BAND * mid / tick) * tick if live and math.isfinite(mid) else 0.0
+
+
+def market_exit_price(is_short: bool, best_bid: float, best_ask: float,
+                      through: float = 0.0) -> float:
+    """A marketable limit at the opposite touch, ``through`` beyond it: fills now, and
+    Freqtrade's dry-run (``through`` 0) fills it at this price (a limit crossing by > 1 %
+    would become a market order)."""
+    return best_ask + through if is_short else best_bid - through
 
 
 def choose_exit_price(quote: Quote | None, is_short: bool, *, kill: str, near_liquidation: bool,
-                      best_bid: float, best_ask: float, fallback: float
+                      best_bid: float, best_ask: float, fallback: float, through: float = 0.0
                       ) -> tuple[float, Quote | None, str]:
-    """Exit price and why: ``liquidation``/``market`` (marketable, at the opposite touch),
+    """Exit price and why: ``liquidation``/``market`` (marketable: the opposite touch, live
+    ``through`` beyond it, :func:`market_through`),
     ``model`` (the model's reducing-side quote), or ``passive`` (no usable parameters: rest at
     our own touch so the position still gets worked down).
 
@@ -151,9 +170,10 @@ def choose_exit_price(quote: Quote | None, is_short: bool, *, kill: str, near_li
         return x if math.isfinite(x) else fallback
 
     if near_liquidation:
-        return pick(market_exit_price(is_short, best_bid, best_ask)), quote, "liquidation"
+        return pick(market_exit_price(is_short, best_bid, best_ask, through)), quote, \
+            "liquidation"
     if kill == "market":
-        return pick(market_exit_price(is_short, best_bid, best_ask)), quote, "market"
+        return pick(market_exit_price(is_short, best_bid, best_ask, through)), quote, "market"
     if quote is not None:
         price = exit_price(quote, is_short)
         if math.isfinite(price):

@@ -321,9 +321,12 @@ class Avellaneda(IStrategy):
                                       self.mm.liquidation_buffer)
         phase = guards.kill_phase(self.kill_since, now, self.mm.kill_timeout_seconds)
         quote = self._quote(pair, now, proposed_rate, entry=False)
+        # An unknown dry_run counts as live.
+        through = quotes.market_through(mid, self._market(pair)[0],
+                                        not self.config.get("dry_run", False))
         return quotes.choose_exit_price(quote, trade.is_short, kill=phase, near_liquidation=liq,
                                         best_bid=best_bid, best_ask=best_ask,
-                                        fallback=proposed_rate)
+                                        fallback=proposed_rate, through=through)
 
     # An exit keeps being worked: a failure still asks for the exit at custom_exit_price.
     @fail_closed(ExitReason.QUOTE)
