@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 
@@ -55,3 +58,49 @@ def replay_exchange(tmp_path_factory):
     yield start
     for rp in started:
         rp.stop()
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A `dask scheduler` on a free port of 127.0.0.1 and two `dask worker` processes
+    (w1, w2; one thread each), as a user starts them; the scheduler's address once both
+    workers have joined. Stopped at teardown (SIGTERM, workers first). One per test module
+    that asks for it (tests/test_calibrate_many.py, tests/test_backtest_sweep.py)."""
+    from distributed import Client
+
+    tmp = tmp_path_factory.mktemp("dask")
+    sched_file = tmp / "scheduler.json"
+    procs, logs = [], []
+
+    dask = str(Path(sys.executable).parent / "dask")
+
+    def start(*args, log):
+        logs.append((tmp / log).open("wb"))
+        procs.append(subprocess.Popen([dask, *args], cwd=tmp, stdout=subprocess.DEVNULL,
+                                      stderr=logs[-1]))
+
+    start("scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+          "--scheduler-file", str(sched_file), log="scheduler.log")
+    for name in ("w1", "w2"):
+        start("worker", "--scheduler-file", str(sched_file), "--nthreads", "1",
+              "--nworkers", "1", "--name", name, "--no-dashboard", "--local-directory",
+              str(tmp / name), log=f"{name}.log")
+    try:
+        # The client waits for the scheduler file, then for both workers to register.
+        with Client(scheduler_file=str(sched_file), timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            names = sorted(str(w["name"]) for w in
+                           client.scheduler_info(n_workers=-1)["workers"].values())
+            assert names == ["w1", "w2"]
+            address = client.scheduler.address
+        yield address
+    finally:
+        for p in reversed(procs):  # workers, then the scheduler
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        for f in logs:
+            f.close()

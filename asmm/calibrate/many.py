@@ -14,9 +14,9 @@
 - **Which worker ran it** is in the outcome (``worker``: the address, ``worker_name``),
   taken on the worker itself, with the task's wall time there.
 - **The cluster** is the caller's (:func:`calibrate_many` takes a ``distributed.Client``);
-  :func:`open_client` makes one: a ``LocalCluster`` of worker *processes* with one thread
-  each (the numba backtests hold the GIL: threads would queue behind each other), or the
-  scheduler at an address.
+  :func:`asmm.core.cluster.open_client` makes one: a ``LocalCluster`` of worker *processes*
+  with one thread each (the numba backtests hold the GIL: threads would queue behind each
+  other), or the scheduler at an address.
 
 Dask is imported where it is used, so the rest of the calibrator runs without it (the
 ``scale`` extra).
@@ -24,21 +24,23 @@ Dask is imported where it is used, so the rest of the calibrator runs without it
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from asmm.calibrate.config import CalibrationConfig
-from asmm.core.errors import AsmmError, ConfigError, DataError
+
+# open_client and the coin list are shared with `asmm backtest --sweep`; imported from
+# here too (asmm.calibrate.many.open_client, .parse_coins) as before they moved.
+from asmm.core.cluster import default_workers, open_client, this_worker  # noqa: F401
+from asmm.core.errors import AsmmError
 from asmm.core.params import default_path
-from asmm.data import files
+from asmm.data.selection import list_coins, parse_coins  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -78,47 +80,6 @@ class CoinOutcome:
         return d
 
 
-def list_coins(data_dir: str | Path) -> list[str]:
-    """Coins with prices or trades data in ``data_dir`` (flat files or the hive dataset),
-    sorted. A coin with one of the two only is listed: its calibration then fails saying
-    which is missing, rather than the coin being left out unseen."""
-    try:
-        return [c for c in files.list_coins(data_dir)
-                if files.list_files(data_dir, "prices", c)
-                or files.list_files(data_dir, "trades", c)]
-    except DataError as e:
-        raise ConfigError(str(e)) from None
-
-
-def parse_coins(text: str, data_dir: str | Path) -> list[str]:
-    """``"BTC,ETH,SOL"`` (order kept, repeats dropped) or ``"all"``: every coin with data in
-    ``data_dir`` (:func:`list_coins`). Raises :class:`ConfigError` when that is none."""
-    if text.strip().lower() == "all":
-        coins = list_coins(data_dir)
-        if not coins:
-            raise ConfigError(f"--coins all: no coin has prices or trades files in "
-                              f"{data_dir}")
-        return coins
-    coins = list(dict.fromkeys(c.strip() for c in text.split(",") if c.strip()))
-    if not coins:
-        raise ConfigError(f"--coins {text!r}: name coins separated by commas (BTC,ETH) or "
-                          "'all'")
-    return coins
-
-
-def _this_worker() -> tuple[str, str]:
-    """(address, name) of the Dask worker running the caller; outside one, this process."""
-    try:
-        from distributed import get_worker
-
-        w = get_worker()
-    except (ImportError, ValueError):
-        here = f"pid {os.getpid()}"
-        return here, here
-    name = str(w.name) if w.name is not None else w.address
-    return w.address, name
-
-
 def calibrate_one(coin: str, data_dir: str, output_dir: str, cfg: CalibrationConfig,
                   now: datetime | None = None) -> CoinOutcome:
     """The task: calibrate ``coin`` from ``data_dir`` and write its file into ``output_dir``.
@@ -128,7 +89,7 @@ def calibrate_one(coin: str, data_dir: str, output_dir: str, cfg: CalibrationCon
     """
     from asmm.calibrate.run import calibrate, write_result
 
-    worker, name = _this_worker()
+    worker, name = this_worker()
     out = CoinOutcome(coin, worker=worker, worker_name=name)
     path = default_path(coin, output_dir)
     t0 = time.perf_counter()
@@ -191,55 +152,3 @@ def calibrate_many(coins: list[str], data_dir: str | Path, output_dir: str | Pat
         # Interrupted: no task left behind on a shared cluster.
         client.cancel([f for f in futures if not f.done()])
     return [done[c] for c in coins]
-
-
-def default_workers() -> int:
-    """Cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _set_log_level(name: str, level: int) -> None:
-    logging.getLogger(name).setLevel(level)
-
-
-@contextlib.contextmanager
-def open_client(scheduler: str | None = None, workers: int | None = None, *,
-                connect: float = 20.0, wait: float = 60.0,
-                worker_log_level: int | None = None) -> Iterator:
-    """A ``distributed.Client``, closed on exit.
-
-    - ``scheduler`` given (``tcp://HOST:8786``): that cluster's, once it has a worker;
-      :class:`ConfigError` when it cannot be reached in ``connect`` seconds or has no worker
-      after ``wait`` more. The cluster keeps running afterwards.
-    - Else a ``LocalCluster`` of ``workers`` processes (default: the cores), one thread
-      each, its HTTP endpoint on a free port (not 8787, which another cluster may hold);
-      ``worker_log_level``, if given, for asmm's loggers in its workers (whose log is this
-      terminal). Closed with the client.
-    """
-    from distributed import Client, LocalCluster
-
-    if scheduler is not None:
-        try:
-            client = Client(scheduler, timeout=connect)
-        except (OSError, TimeoutError) as e:
-            raise ConfigError(f"--scheduler {scheduler}: cannot connect ({e})") from None
-        with client:
-            try:
-                client.wait_for_workers(1, timeout=wait)
-            except TimeoutError:
-                raise ConfigError(f"--scheduler {scheduler}: no worker joined it in "
-                                  f"{wait:.0f} s (start some: dask worker {scheduler})"
-                                  ) from None
-            yield client
-        return
-    n = workers or default_workers()
-    if n < 1:
-        raise ConfigError(f"--workers {n}: at least 1")
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
-        if worker_log_level is not None:
-            client.run(_set_log_level, "asmm", worker_log_level)
-        yield client
