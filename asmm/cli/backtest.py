@@ -32,10 +32,13 @@ def register(sub) -> None:
         description="Replay recorded (or synthetic) BBO, trades and L2 snapshots and simulate "
                     "the quotes of asmm.core.model with latency, queue position and fees. Prints "
                     "PnL, Sharpe, drawdown, fills and inventory for the chosen execution mode "
-                    "and, for comparison, the other two modes on the same data.")
+                    "and, for comparison, the other two modes on the same data. With --sweep: "
+                    "a grid of them over coins x days on Dask, results as Parquet "
+                    "(docs/backtester.md, Sweeps).")
     p.add_argument("--data-dir", required=True, help="collector data folder")
-    p.add_argument("--coin", default="BTC", help="coin to backtest (default: %(default)s)")
-    src = p.add_mutually_exclusive_group(required=True)
+    p.add_argument("--coin", help="coin to backtest (default: BTC)")
+    # One of the two is required without --sweep (run() says so, as argparse would).
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--params", help="parameter file (scripts/avellaneda_parameters_<COIN>"
                                       ".json) whose model, sigma, gamma, A, k are quoted; "
                                       "its valid_until is not checked (old periods are the "
@@ -65,7 +68,10 @@ def register(sub) -> None:
                    help="print one flat JSON object instead of tables")
     p.add_argument("--plot", metavar="OUT.png", help="write a PNG: mid, quotes, fills, "
                                                      "inventory and equity")
-    p.set_defaults(func=run)
+    from asmm.cli import backtest_sweep
+
+    backtest_sweep.add_arguments(p)
+    p.set_defaults(func=run, backtest_parser=p)
 
 
 def _fees(args) -> dict[str, float]:
@@ -136,6 +142,20 @@ def _fill_rows(sums: list[dict]) -> list[tuple]:
 
 
 def run(args) -> int:
+    from asmm.cli import backtest_sweep
+
+    if args.sweep:
+        return backtest_sweep.run(args)
+    if why := backtest_sweep.check(args):
+        args.backtest_parser.error(why)
+    if args.params is None and args.fixed_depth is None:
+        args.backtest_parser.error("one of the arguments --params --fixed-depth is required")
+    if args.coin is None:
+        args.coin = "BTC"
+    return _run_one(args)
+
+
+def _run_one(args) -> int:
     import json
     import math
 
