@@ -90,6 +90,14 @@ def register(sub) -> None:
     p.add_argument("--malformed-every", type=_count, default=0,
                    help="fault: after every N data messages send one malformed message "
                         "(0 = never)")
+    p.add_argument("--silence-coin", default="", metavar="COIN",
+                   help="fault: one coin goes quiet (with --silence-after) while the others "
+                        "stream")
+    p.add_argument("--silence-after", type=_count, default=0, metavar="N",
+                   help="fault: after a WebSocket's N-th data message of --silence-coin it "
+                        "gets none of that coin's messages for --silence-seconds")
+    p.add_argument("--silence-seconds", type=float, default=0.0,
+                   help="fault: how long --silence-coin stays quiet, seconds (0 = for good)")
     p.set_defaults(func=run)
 
 
@@ -124,7 +132,9 @@ def run(args) -> int:
                            funding_rate=args.funding_rate, account_value=args.account_value,
                            history_s=args.history)
         faults = Faults(drop_after=args.drop_after, stall_every=args.stall_every,
-                        stall_seconds=args.stall_seconds, malformed_every=args.malformed_every)
+                        stall_seconds=args.stall_seconds, malformed_every=args.malformed_every,
+                        silence_coin=args.silence_coin, silence_after=args.silence_after,
+                        silence_seconds=args.silence_seconds)
     except ValueError as e:
         err.print(f"[red]error:[/red] {e}")
         return 2
@@ -132,6 +142,10 @@ def run(args) -> int:
         err.print(f"[red]error:[/red] record file {args.record} exists; not overwriting it")
         return 2
     coins = [c.strip() for c in args.coin.split(",") if c.strip()]
+    if faults.silence_coin and faults.silence_coin not in coins:
+        err.print(f"[red]error:[/red] --silence-coin {escape(faults.silence_coin)} is not "
+                  f"served (--coin {escape(args.coin)})")
+        return 2
     try:
         markets = [load_market(args.data_dir, coin) for coin in coins]
     except DataError as e:

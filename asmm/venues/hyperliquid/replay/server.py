@@ -35,7 +35,7 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 from asmm.venues.hyperliquid import protocol as hp
-from asmm.venues.hyperliquid.replay.faults import Faults, corrupt
+from asmm.venues.hyperliquid.replay.faults import CoinSilence, Faults, corrupt
 from asmm.venues.hyperliquid.replay.feed import Exchange, InfoError, Replay
 from asmm.venues.hyperliquid.replay.market import CHANNEL
 
@@ -91,6 +91,7 @@ class ReplayServer:
         if paper is not None:
             paper.engine.listeners.append(self._on_user_event)
         self.faults = faults or Faults()
+        self._silence = CoinSilence(self.faults)
         self.wait_subscriptions = int(wait_subscriptions)
         self.host, self.port = host, int(port)
         self.conns: dict[int, Connection] = {}
@@ -190,18 +191,21 @@ class ReplayServer:
             self.paper.on_event(r, pos)
         coin = r.market.coin
         kind_channel = f"{CHANNEL[int(r.market.ev_kind[pos])]}:{coin}"
-        targets = [c for c in list(self.conns.values()) if c.wants(kind_channel)]
+        targets = [c for c in list(self.conns.values())
+                   if c.wants(kind_channel) and self._silence.lets(c.id, coin)]
         if targets:  # build the message only when someone gets it (unpaced speed)
             channel, text, n_fills = r.event_text(pos)
             for c in targets:
                 await self._send_data(c, channel, text, n_fills)
+                self._silence.sent(c.id, coin)
         if r.is_trades(pos):
             prefix = f"candle:{coin}:"
             keys = {k for c in self.conns.values() for k in c.subs if k.startswith(prefix)}
             for key in sorted(keys):
                 cmsg = r.candle_message(pos, key[len(prefix):])
                 text = hp.dumps(cmsg)
-                for c in [c for c in list(self.conns.values()) if c.wants(key)]:
+                for c in [c for c in list(self.conns.values())
+                          if c.wants(key) and self._silence.lets(c.id, coin)]:
                     await self._send_data(c, "candle", text, 0)
 
     async def _send_data(self, c: Connection, channel: str, text: str, n_fills: int) -> None:
