@@ -70,7 +70,8 @@ def test_failure_after_start_stops_the_replay(tmp_path):
         r = _demo(tmp_path, "--days", "1", "--steps", "synthesize,replay,dry-run",
                   "--synth-args", SMALL, "--api-port", str(port))
     assert r.returncode == 1
-    assert f"step 5 (dry-run) failed: port {port} on 127.0.0.1 is taken" in r.stdout
+    # "dry-run" is the trading step's old name, still accepted.
+    assert f"step 5 (trade) failed: port {port} on 127.0.0.1 is taken" in r.stdout
     pids = _stopped_pids(r.stdout)
     assert set(pids) == {"replay"}
     assert not _alive(pids["replay"])
@@ -91,6 +92,16 @@ def test_freqtrade_config_points_everything_at_this_run(tmp_path):
     assert cfg["dry_run"] is True
     # The template is left as it was.
     assert base == userdir.replay_config()
+    # Live on the paper exchange: no builder fee, no verdict holding entries back, and no
+    # wallet or key in the file (they come from the environment).
+    live = freqtrade_config(base, replay_url="http://127.0.0.1:5555", api_port=6666,
+                            user="u", password="p" * 12, db=tmp_path / "t.sqlite",
+                            params_file=None, dry_run=False)
+    assert live["dry_run"] is False
+    assert live["exchange"]["ccxt_config"]["options"]["builderFee"] is False
+    assert live["exchange"]["ccxt_async_config"]["options"]["builderFee"] is False
+    assert live["asmm"]["require_profitable"] is False
+    assert "private_key" not in live["exchange"] and "wallet_address" not in live["exchange"]
 
 
 @pytest.mark.parametrize("name", [userdir.STRATEGY_FILE, userdir.REPLAY_CONFIG])
@@ -140,7 +151,7 @@ def _free_port() -> int:
 def test_ctrl_c_while_the_bot_runs_stops_everything(tmp_path):
     proc = subprocess.Popen(
         [ASMM, "demo", "--workdir", str(tmp_path / "demo"), "--days", "2",
-         "--steps", "synthesize,calibrate,replay,dry-run", "--synth-args", SMALL,
+         "--steps", "synthesize,calibrate,replay,trade", "--synth-args", SMALL,
          "--dry-run-minutes", "10", "--api-port", str(_free_port())],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
         env={**os.environ, "COLUMNS": "200"})
@@ -161,7 +172,7 @@ def test_ctrl_c_while_the_bot_runs_stops_everything(tmp_path):
             proc.kill()
     out = "".join(lines) + rest
     assert proc.returncode == 130, out
-    assert "interrupted during step 5 (dry-run)" in out
+    assert "interrupted during step 5 (trade)" in out
     pids = _stopped_pids(out)
     assert set(pids) == {"replay", "freqtrade"}, out
     assert not any(_alive(p) for p in pids.values())
@@ -169,19 +180,22 @@ def test_ctrl_c_while_the_bot_runs_stops_everything(tmp_path):
 
 @pytest.mark.slow
 def test_shortened_demo_end_to_end(tmp_path):
-    """The whole pipeline on the default (full-size) market with a short dry-run that goes on
-    (up to 10 min) until the bot has closed a round trip, so there is a report to check."""
+    """The whole pipeline on the default (full-size) market, the bot live on the paper
+    exchange for a short while that goes on (up to 10 min) until it has closed a round trip,
+    so there is a report to check — against the backtester's exchange rule."""
     r = _demo(tmp_path, "--dry-run-minutes", "1", "--max-dry-run-minutes", "10",
               "--api-port", str(_free_port()))
     out = r.stdout
     assert r.returncode == 0, out + r.stderr
     for i, step in enumerate(["Synthesize", "Calibrate", "Tick-level backtest",
-                              "Start the replay exchange", "Freqtrade dry-run",
+                              "Start the replay exchange", "Freqtrade trades the strategy",
                               "The PnL report"], 1):
         assert f"{i}. {step}" in out
     assert "Not shown in this run" not in out  # no step was skipped
     assert "Calibrated parameters" in out and "round trips long / short" in out
     assert "Does paper trading match the backtest?" in out
+    assert "paper exchange account 0x" in out
+    assert "fill rule 'exchange'" in out  # a live bot: the backtester's exchange rule
     assert re.search(r"fill \d\d:\d\d:\d\d (BUY|SELL) ", out)  # the bot was seen trading
     png = tmp_path / "demo" / "pnl.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

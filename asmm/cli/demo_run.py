@@ -1,8 +1,9 @@
 """The offline demo behind ``make demo``: from a synthetic market to a PnL report.
 
 Steps, each a subprocess of the component's own CLI with its output in ``<workdir>/logs``:
-synthesize -> calibrate -> tick-level backtest -> replay exchange (background) -> Freqtrade
-dry-run with the strategy (background, FreqUI/REST on 127.0.0.1) -> PnL report -> shutdown.
+synthesize -> calibrate -> tick-level backtest -> replay exchange with its paper exchange
+(background) -> Freqtrade trading the strategy on it (background, FreqUI/REST on 127.0.0.1)
+-> PnL report -> shutdown.
 Every step says what it does; a failing step stops the demo naming itself and its log; a
 component that is not installed is skipped with a note. Everything started is stopped on
 the way out, also on Ctrl-C. The demo holds no formulas: it only runs and shows.
@@ -26,7 +27,9 @@ def run_demo(args) -> int:
     console = Console()
     work = Path(args.workdir).resolve()
     d = Demo(args, console, work)
-    only = set(args.steps.split(",")) if args.steps else None
+    # "dry-run": the trading step's name before it traded on the paper exchange.
+    only = ({"trade" if s == "dry-run" else s for s in args.steps.split(",")}
+            if args.steps else None)
     unknown = (only or set()) - {n for n, _, _ in STEPS}
     if unknown:
         console.print(f"[red]error:[/red] unknown step(s) {', '.join(sorted(unknown))}; "

@@ -1,6 +1,6 @@
 """The demo's steps, in order (``STEPS``): each runs one component's own CLI and shows
 what came out. The strategy and its replay config come from the package
-(:mod:`asmm.freqtrade.userdir`), so the steps up to the dry-run need no checkout.
+(:mod:`asmm.freqtrade.userdir`), so the steps up to the trading need no checkout.
 """
 
 from __future__ import annotations
@@ -106,19 +106,30 @@ def step_replay(d: Demo) -> None:
         raise StepSkipped("the replay exchange (`asmm replay`) is not installed")
     port = d.args.replay_port or free_port()
     url = f"http://127.0.0.1:{port}"
+    paper = []
+    if d.args.trade_on == "paper":
+        ledger = d.work / "paper.sqlite"
+        for f in (ledger, ledger.with_name(ledger.name + "-wal"),
+                  ledger.with_name(ledger.name + "-shm")):
+            f.unlink(missing_ok=True)  # a fresh account every run
+        paper = ["--ledger", str(ledger)]
     p = d.start("replay", [console_script("asmm"), "replay", "--data-dir", str(d.data), "--coin",
-                           d.args.coin, "--port", str(port), *d.args.replay_args])
+                           d.args.coin, "--port", str(port), *paper, *d.args.replay_args])
     d.wait_until("replay exchange", answers(lambda: post_json(url + "/info",
                                                                 {"type": "meta"})),
                  p, d.logs / "replay.log", 60.0)
     d.replay_url = url
     d.console.print(f"replay exchange serving the synthetic {d.args.coin} market on {url} "
-                    f"(Hyperliquid's POST /info and WebSocket /ws)")
+                    f"(Hyperliquid's POST /info and WebSocket /ws"
+                    + (", and POST /exchange: the paper exchange)" if paper else ")"))
 
 
 def freqtrade_config(base: dict, *, replay_url: str, api_port: int, user: str, password: str,
-                     db: Path, params_file: Path | None) -> dict:
-    """The strategy's replay config with this run's ports, database and credentials."""
+                     db: Path, params_file: Path | None, dry_run: bool = True) -> dict:
+    """The strategy's replay config with this run's ports, database and credentials; live
+    (``dry_run`` False) against the paper exchange: no builder fee, and the verdict does
+    not hold entries back (paper money, as in a dry-run). The wallet and key come from the
+    environment (``FREQTRADE__EXCHANGE__…``), never from the file."""
     cfg = json.loads(json.dumps(base))
     ex = cfg.setdefault("exchange", {})
     for key in ("ccxt_config", "ccxt_async_config"):
@@ -127,7 +138,11 @@ def freqtrade_config(base: dict, *, replay_url: str, api_port: int, user: str, p
         urls["private"] = replay_url
         if "ws" in urls:
             urls["ws"] = {"public": replay_url.replace("http", "ws") + "/ws"}
-    cfg["dry_run"] = True
+    cfg["dry_run"] = dry_run
+    if not dry_run:
+        for key in ("ccxt_config", "ccxt_async_config"):
+            ex[key].setdefault("options", {})["builderFee"] = False
+        cfg.setdefault("asmm", {})["require_profitable"] = False
     cfg["db_url"] = f"sqlite:///{db}"
     cfg["api_server"] = {
         "enabled": True, "listen_ip_address": "127.0.0.1", "listen_port": api_port,
@@ -146,7 +161,7 @@ def _ui_installed() -> bool:
     return (Path(api.__file__).parent / "ui" / "installed" / "index.html").is_file()
 
 
-def step_dry_run(d: Demo) -> None:
+def step_trade(d: Demo) -> None:
     if d.replay_url is None:
         raise StepSkipped("no replay exchange to trade against")
     if importlib.util.find_spec("freqtrade") is None:
@@ -158,8 +173,20 @@ def step_dry_run(d: Demo) -> None:
     user, password = "demo", secrets.token_urlsafe(12)
     db = d.work / "tradesv3.demo.sqlite"
     db.unlink(missing_ok=True)
+    paper = d.args.trade_on == "paper"
     cfg = freqtrade_config(userdir.replay_config(), replay_url=d.replay_url, api_port=port,
-                           user=user, password=password, db=db, params_file=d.params_file)
+                           user=user, password=password, db=db, params_file=d.params_file,
+                           dry_run=not paper)
+    env = None
+    if paper:
+        from eth_account import Account
+
+        # A throw-away account on the paper exchange, handed to Freqtrade through its
+        # environment: the key is never written to a file.
+        key = Account.create()
+        env = {"FREQTRADE__EXCHANGE__WALLET_ADDRESS": key.address,
+               "FREQTRADE__EXCHANGE__PRIVATE_KEY": key.key.hex()}
+        d.console.print(f"paper exchange account {key.address} (10,000 USDC, throw-away key)")
     cfg_path = d.work / "config.demo.json"
     # The file holds this run's throw-away API password: readable by the user only.
     cfg_path.write_text(json.dumps(cfg, indent=1))
@@ -173,7 +200,7 @@ def step_dry_run(d: Demo) -> None:
     p = d.start("freqtrade", [sys.executable, "-m", "freqtrade", "trade", "--config",
                               str(cfg_path), "--strategy", userdir.STRATEGY, "--userdir",
                               str(ft_userdir), "--strategy-path", str(strategies),
-                              "--logfile", str(d.logs / "freqtrade.log")])
+                              "--logfile", str(d.logs / "freqtrade.log")], env=env)
     d.api_url = f"http://127.0.0.1:{port}"
     d.api_auth = (user, password)
     d.wait_until("Freqtrade REST API", answers(lambda: _get(d, "ping")), p,
@@ -209,7 +236,7 @@ def _watch_bot(d: Demo, p: subprocess.Popen, seconds: float, max_seconds: float)
     extended = False
     with Progress(TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn(),
                   console=d.console, disable=not d.console.is_terminal) as bar:
-        task = bar.add_task("dry-run", total=seconds)
+        task = bar.add_task("trading", total=seconds)
         last = ""
         while True:
             elapsed = time.monotonic() - t0
@@ -232,7 +259,7 @@ def _watch_bot(d: Demo, p: subprocess.Popen, seconds: float, max_seconds: float)
                     d.console.print(line)
             except (OSError, ValueError, KeyError, TypeError):
                 last = "API busy"
-            bar.update(task, completed=elapsed, description=f"dry-run: {last}")
+            bar.update(task, completed=elapsed, description=f"trading: {last}")
             if not d.console.is_terminal and elapsed >= next_line:
                 d.console.print(f"  {elapsed:5.0f} s: {last}")
                 next_line += 30.0
@@ -293,7 +320,7 @@ STEPS: list[tuple[str, str, Callable[[Demo], None]]] = [
      step_calibrate),
     ("backtest", "Tick-level backtest of the calibrated parameters", step_backtest),
     ("replay", "Start the replay exchange (Hyperliquid's API on 127.0.0.1)", step_replay),
-    ("dry-run", "Freqtrade dry-run with the strategy against the replay exchange",
-     step_dry_run),
+    ("trade", "Freqtrade trades the strategy on the replay's paper exchange (live mode; "
+              "--trade-on dry-run: Freqtrade's dry-run)", step_trade),
     ("report", "The PnL report (asmm pnl over the bot's REST API)", step_report),
 ]
