@@ -21,7 +21,7 @@ yaml = pytest.importorskip("yaml")
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-FREQTRADE_SERVICES = ["freqtrade", "freqtrade-long", "freqtrade-short"]
+FREQTRADE_SERVICES = ["freqtrade", "freqtrade-long", "freqtrade-short", "freqtrade-paper"]
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(:?-[^}]*)?\}")
 SECRET_KEYS = {"username", "password", "jwt_secret_key", "ws_token", "private_key", "secret",
                "wallet_address", "apiKey", "key"}
@@ -272,3 +272,22 @@ def test_paper_config_is_the_replay_config_trading_live(monkeypatch):
     validate_config_schema(merged)
     assert merged["exchange"]["wallet_address"] == "0x" + "1" * 40
     MMConfig.from_dict(paper["asmm"])
+
+
+def test_paper_profile_runs_the_paper_exchange_and_a_bot_pointed_at_it():
+    from asmm.cli import build_parser
+
+    ex, bot = SERVICES["paper-exchange"], SERVICES["freqtrade-paper"]
+    assert ex["profiles"] == bot["profiles"] == ["paper"]
+    env = env_example()
+    args = build_parser().parse_args([interpolate(str(a), env) for a in ex["command"]])
+    assert args.command == "paper" and args.upstream == "https://api.hyperliquid.xyz"
+    # The ledger is in a volume, so accounts outlive the container.
+    ledger_dir = args.ledger.rsplit("/", 1)[0]
+    assert any(v.split(":")[1] == ledger_dir for v in ex["volumes"])
+    [published] = ex["ports"]
+    assert interpolate(published, env).split(":")[-1] == str(args.port)
+    urls = {k: v for k, v in bot["environment"].items() if "CCXT_CONFIG__URLS" in k}
+    assert set(urls.values()) == {f"http://paper-exchange:{args.port}"}
+    assert "PAPER_PRIVATE_KEY" in bot["environment"]["FREQTRADE__EXCHANGE__PRIVATE_KEY"]
+    assert bot["depends_on"] == ["paper-exchange"]
