@@ -324,11 +324,20 @@ def test_restart_gap_starts_where_the_files_were_complete(tmp_path, caplog):
     # perhaps only in the killed process's memory).
     write_heartbeat(tmp_path / ".heartbeat.json",
                     {"time": 1000.0, "last_data": 999.0, "complete_until": 997.5})
-    gap = _collector(tmp_path)._restart_gap()
-    assert gap.start == 997.5 and gap.reason == "collector restart"
+    gap, = _collector(tmp_path)._restart_gap()
+    assert gap.start == 997.5 and gap.reason == "collector restart" and gap.coins == ["BTC"]
+    # A coin that was quiet has its own, earlier complete_until; the others do not wait for
+    # it. A coin the previous run did not collect starts at the common one.
+    write_heartbeat(tmp_path / ".heartbeat.json", {
+        "time": 1000.0, "last_data": 999.0, "complete_until": 900.0,
+        "coins": {"BTC": {"complete_until": 997.5}, "ETH": {"complete_until": 900.0},
+                  "SOL": {"complete_until": 997.5}}})
+    gaps = _collector(tmp_path, symbols=("BTC", "ETH", "SOL", "NEW"))._restart_gap()
+    assert sorted((g.start, tuple(g.coins)) for g in gaps) == [
+        (900.0, ("ETH", "NEW")), (997.5, ("BTC", "SOL"))]
     # A heartbeat that is not one: said in one line, and the collector starts anyway.
     (tmp_path / ".heartbeat.json").write_bytes(b"[]")
-    assert _collector(tmp_path)._restart_gap() is None
+    assert _collector(tmp_path)._restart_gap() == []
     assert any("not an object" in m and "cannot be recorded as a gap" in m
                for m in caplog.messages)
 

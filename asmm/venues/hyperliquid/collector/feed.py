@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +38,12 @@ from asmm.venues.hyperliquid import protocol as hlproto
 log = logging.getLogger(__name__)
 
 COLLECTED_CHANNELS = ("bbo", "trades", "l2Book")
+# The channels a coin's staleness is judged on and that a stale coin is resubscribed to:
+# Hyperliquid pushes them as the book changes, so a live market never leaves them quiet for
+# long, and each message is a whole state, so a repeat after resubscribing is a valid row.
+# (Trades are neither: an illiquid perp trades rarely, and a trades subscription may start
+# with recent trades, which would be written twice.)
+BOOK_CHANNELS = ("bbo", "l2Book")
 PING_SECONDS = 50.0  # as the SDK: Hyperliquid closes connections silent for 60 s
 _CONNECTED = (hlproto.CONNECTED_TEXT, hlproto.CONNECTED_TEXT.encode())
 # How Hyperliquid (and the replay exchange) start a data message. Matching frames go to the
@@ -44,6 +51,22 @@ _CONNECTED = (hlproto.CONNECTED_TEXT, hlproto.CONNECTED_TEXT.encode())
 # its decoded objects (~14 KB), which is most of the collector's memory under load.
 _DATA_PREFIXES = [(f'{{"channel":"{ch}"', f'{{"channel":"{ch}"'.encode(), ch)
                   for ch in COLLECTED_CHANNELS]
+
+
+# The coin of a bbo or l2Book frame without decoding it: the value of its "coin" key, which
+# Hyperliquid (and the replay exchange) put first in ``data``, so the search stops early.
+_COIN_STR = re.compile(r'"coin"\s*:\s*"([^"\\]*)"')
+_COIN_BYTES = re.compile(rb'"coin"\s*:\s*"([^"\\]*)"')
+
+
+def frame_coin(text: str | bytes) -> str | None:
+    """The coin a bbo or l2Book frame is about, or None when it has none (the writer then
+    reports the frame as malformed)."""
+    if isinstance(text, bytes):
+        m = _COIN_BYTES.search(text)
+        return m.group(1).decode("utf-8", "replace") if m else None
+    m = _COIN_STR.search(text)
+    return m.group(1) if m else None
 
 
 def subscriptions(symbols) -> list[dict]:
@@ -79,7 +102,19 @@ class _BaseSession:
         self._confirmed: set[tuple[str, str]] = set()
         self._all_confirmed = threading.Event()
         self.confirmed_at: float | None = None
+        self.confirmed_mono: float | None = None
         self.last_data_mono = time.monotonic()
+        # Per coin, written by the socket's thread and read by the supervisor (single dict
+        # and set operations, atomic under the GIL): the newest bbo/l2Book message
+        # (monotonic and receive time), the coins the supervisor judged quiet and the
+        # receive time of the first bbo/l2Book message that ended that, and confirmed
+        # resubscriptions ((receive time, monotonic) of their last subscriptionResponse).
+        self.book_mono: dict[str, float] = {}
+        self.book_t: dict[str, float] = {}
+        self.quiet: set[str] = set()
+        self.resumed: dict[str, float] = {}
+        self.resub_confirmed: dict[str, tuple[float, float]] = {}
+        self._resub: dict[str, set[tuple[str, str]]] = {}
 
     def start(self) -> None:
         raise NotImplementedError
@@ -115,11 +150,32 @@ class _BaseSession:
                         self._send({"method": "subscribe", "subscription": sub})
         return True
 
+    def resubscribe(self, coin: str) -> None:
+        """Unsubscribe and subscribe again ``coin``'s bbo and l2Book on this connection; its
+        confirmation appears in :attr:`resub_confirmed` (the supervisor waits for it)."""
+        subs = [{"type": ch, "coin": coin} for ch in BOOK_CHANNELS]
+        self.resub_confirmed.pop(coin, None)
+        self._resub[coin] = {_key(s) for s in subs}
+        for method in ("unsubscribe", "subscribe"):
+            for sub in subs:
+                self._send({"method": method, "subscription": sub})
+
+    def _on_book(self, coin: str | None, t: float, mono: float) -> None:
+        if coin is None:
+            return
+        self.book_mono[coin] = mono
+        self.book_t[coin] = t
+        if coin in self.quiet:
+            self.quiet.discard(coin)
+            self.resumed.setdefault(coin, t)
+
     def _on_frame(self, text: str | bytes) -> None:
         t = self.clock()
         for as_str, as_bytes, channel in _DATA_PREFIXES:
             if text.startswith(as_str if isinstance(text, str) else as_bytes):
-                self.last_data_mono = time.monotonic()
+                self.last_data_mono = mono = time.monotonic()
+                if channel != "trades":
+                    self._on_book(frame_coin(text), t, mono)
                 self.on_data(channel, t, text)
                 return
         if text in _CONNECTED:
@@ -131,7 +187,11 @@ class _BaseSession:
             return
         channel = msg["channel"]
         if channel in COLLECTED_CHANNELS:  # a data message spelt differently: passed decoded
-            self.last_data_mono = time.monotonic()
+            self.last_data_mono = mono = time.monotonic()
+            if channel != "trades":
+                data = msg.get("data")
+                coin = data.get("coin") if isinstance(data, dict) else None
+                self._on_book(coin if isinstance(coin, str) else None, t, mono)
             self.on_data(channel, t, msg)
         elif channel == "subscriptionResponse":
             self._on_confirmation(msg, t)
@@ -144,10 +204,17 @@ class _BaseSession:
         sub = data.get("subscription") if isinstance(data, dict) else None
         if not isinstance(sub, dict) or data.get("method") != "subscribe":
             return
-        self._confirmed.add(_key(sub))
+        key = _key(sub)
+        self._confirmed.add(key)
+        pending = self._resub.get(key[1])
+        if pending is not None and key in pending:
+            pending.discard(key)
+            if not pending:
+                del self._resub[key[1]]
+                self.resub_confirmed[key[1]] = (t, time.monotonic())
         if self._wanted <= self._confirmed and not self._all_confirmed.is_set():
             self.confirmed_at = t
-            self.last_data_mono = time.monotonic()
+            self.confirmed_mono = self.last_data_mono = time.monotonic()
             self._all_confirmed.set()
 
 

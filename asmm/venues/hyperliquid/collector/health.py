@@ -26,6 +26,13 @@ class Stats:
     reconnects: int = 0
     gaps: int = 0
     last_data: float | None = None  # receive time (s) of the newest data message
+    # Per coin, written by the supervisor: times the coin went quiet (no bbo/l2Book while
+    # the connection streamed), resubscriptions sent for it, the coins quiet now, and the
+    # receive time of each coin's newest bbo/l2Book message (as of the last check).
+    stale: dict[str, int] = field(default_factory=dict)
+    resubscriptions: dict[str, int] = field(default_factory=dict)
+    quiet: tuple[str, ...] = ()
+    last_book: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def count_message(self, channel: str, t: float) -> None:
@@ -40,7 +47,18 @@ class Stats:
     def snapshot(self) -> dict:
         return {"messages": dict(self.messages), "malformed": self.malformed,
                 "dropped": self.dropped, "reconnects": self.reconnects, "gaps": self.gaps,
-                "last_data": self.last_data}
+                "last_data": self.last_data, "stale": dict(self.stale),
+                "quiet": list(self.quiet)}
+
+    def coins(self, symbols, complete_until: dict[str, float]) -> dict[str, dict]:
+        """The heartbeat's per-coin part: newest bbo/l2Book receive time, whether the coin
+        is quiet now, how often it went quiet and was resubscribed, and the time before
+        which its rows are all in the files or in its gaps (where a restart's gap starts)."""
+        last, quiet = dict(self.last_book), set(self.quiet)
+        return {c: {"last_book": last.get(c), "quiet": c in quiet,
+                    "stale": self.stale.get(c, 0),
+                    "resubscriptions": self.resubscriptions.get(c, 0),
+                    "complete_until": complete_until.get(c)} for c in symbols}
 
 
 def status_line(prev: dict, cur: dict, seconds: float, queue_depth: int,
@@ -50,9 +68,15 @@ def status_line(prev: dict, cur: dict, seconds: float, queue_depth: int,
         f"{ch} {(n - prev['messages'].get(ch, 0)) / seconds:.1f}/s"
         for ch, n in sorted(cur["messages"].items())) or "no messages"
     rows_txt = ", ".join(f"{k} {n:,}" for k, n in rows.items())
-    return (f"{rates} | queue {queue_depth} | rows {rows_txt} | gaps {cur['gaps']} | "
+    line = (f"{rates} | queue {queue_depth} | rows {rows_txt} | gaps {cur['gaps']} | "
             f"reconnects {cur['reconnects']} | malformed {cur['malformed']} | "
             f"dropped {cur['dropped']}")
+    if cur.get("stale"):
+        line += " | went quiet " + ", ".join(f"{c} {n}" for c, n in sorted(
+            cur["stale"].items()))
+    if cur.get("quiet"):
+        line += " | quiet now " + ", ".join(cur["quiet"])
+    return line
 
 
 def write_heartbeat(path: Path, payload: dict) -> None:
@@ -117,4 +141,21 @@ def check_heartbeat(path: Path, now: float, max_age: float) -> tuple[bool, str]:
     if last is None or now - last > max_age:
         since = "ever" if last is None else f"{now - last:.0f} s"
         return False, f"no market data for {since}"
-    return True, f"ok: heartbeat {age:.0f} s old, last data {now - last:.1f} s ago"
+    # A coin quiet while the others stream is being resubscribed and has its own gap; a
+    # restart would not help it and would cost every other coin a gap: healthy, but said.
+    coins = hb.get("coins")
+    quiet = sorted(c for c, v in coins.items() if isinstance(v, dict) and v.get("quiet")) \
+        if isinstance(coins, dict) else []
+    note = f"; quiet (resubscribing): {', '.join(quiet)}" if quiet else ""
+    return True, f"ok: heartbeat {age:.0f} s old, last data {now - last:.1f} s ago{note}"
+
+
+def coin_complete_until(hb: dict, coin: str) -> float | None:
+    """The heartbeat's ``complete_until`` of ``coin`` (heartbeats before per-coin gaps have
+    none, nor does a coin the previous run did not collect): None then."""
+    coins = hb.get("coins")
+    entry = coins.get(coin) if isinstance(coins, dict) else None
+    v = entry.get("complete_until") if isinstance(entry, dict) else None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        return None
+    return float(v)

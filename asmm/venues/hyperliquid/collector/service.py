@@ -4,7 +4,9 @@ Threads::
 
     websocket thread  --(channel, t_recv, frame)-->  queue (bounded)  -->  writer thread
     supervisor (caller of run()): connects, confirms subscriptions, watches for a dead feed,
-                                  reconnects with backoff + jitter, hands gaps to the writer
+                                  reconnects with backoff + jitter, hands gaps to the writer;
+                                  judges each coin too (a coin quiet while the others
+                                  stream is resubscribed, with a gap of its own: .quiet)
 
 Nothing is lost silently: a full queue blocks the websocket reader (``on_full="block"``,
 back-pressure) or drops the message, counting and logging every drop and recording the
@@ -29,7 +31,12 @@ from collections.abc import Callable
 
 from asmm.venues.hyperliquid.collector.config import CollectorConfig
 from asmm.venues.hyperliquid.collector.feed import TRANSPORTS, UnknownCoinError
-from asmm.venues.hyperliquid.collector.health import HeartbeatError, read_heartbeat
+from asmm.venues.hyperliquid.collector.health import (
+    HeartbeatError,
+    coin_complete_until,
+    read_heartbeat,
+)
+from asmm.venues.hyperliquid.collector.quiet import CoinWatch
 from asmm.venues.hyperliquid.collector.writer import utc_day
 from asmm.venues.hyperliquid.collector.writer_thread import (
     STOP,
@@ -57,6 +64,7 @@ class Collector(WriterThread):
         self.connect_failures = 0  # attempts that ended before confirmed subscriptions
         self._session = None
         self._dropping: Gap | None = None  # websocket thread: messages dropped since start
+        self.coins = CoinWatch(config, self.stats, self.rng, self._open_gap, self._put)
 
     # ----------------------------------------------------------------- public
 
@@ -88,6 +96,7 @@ class Collector(WriterThread):
         finally:
             if self._session is not None:
                 self._session.close()
+            self.coins.close(self.clock())
             self._put(STOP)
             writer.join()
         if self._fatal:
@@ -101,26 +110,33 @@ class Collector(WriterThread):
         log.info("collector stopped; all received rows written")
         return 0
 
-    def _restart_gap(self) -> Gap | None:
-        """The gap since the previous run's last row known to be on disk, open until this
-        run has subscribed; None on a first run.
+    def _restart_gap(self) -> list[Gap]:
+        """The gaps since the previous run's last rows known to be on disk, open until this
+        run has subscribed; none on a first run.
 
         That point is the previous heartbeat's ``complete_until``, kept by the writer (see
         :meth:`_flush`), rather than the last rows of the day files: the files of different
         kinds are flushed separately (a full buffer goes out at once), so the newest book on
         disk says nothing about prices, and a quiet kind's newest row can be hours old; and
         a row being on disk does not mean the rows before it are. Heartbeats of earlier
-        versions have only ``last_data``, the best that is known then.
+        versions have only ``last_data``, the best that is known then. A coin that was quiet
+        (:mod:`.quiet`) has its own, earlier ``complete_until``; the others do not wait for it.
         """
         try:
             previous = read_heartbeat(self.cfg.heartbeat_path)
         except HeartbeatError as e:
             log.warning("%s; the time before this run cannot be recorded as a gap", e)
-            return None
+            return []
         if previous is None:
-            return None
+            return []
         start = previous.get("complete_until", previous.get("last_data"))
-        return None if start is None else self._open_gap(start, "collector restart")
+        if start is None:
+            return []
+        by_start: dict[float, list[str]] = {}
+        for coin in self.cfg.symbols:
+            s = coin_complete_until(previous, coin)
+            by_start.setdefault(start if s is None else s, []).append(coin)
+        return [self._open_gap(s, "collector restart", coins) for s, coins in by_start.items()]
 
     # ----------------------------------------------------------------- websocket side
 
@@ -158,9 +174,9 @@ class Collector(WriterThread):
         return self.session_factory(self.cfg.api_url, self.cfg.symbols, self._on_data,
                                     self._on_malformed, clock=self.clock)
 
-    def _supervise(self, gap: Gap | None) -> None:
-        # ``gap``: the period without data, handed to the writer once subscriptions are
-        # confirmed again. A restart opens with one: the time the collector was down.
+    def _supervise(self, gaps: list[Gap]) -> None:
+        # ``gaps``: the period without data, handed to the writer once subscriptions are
+        # confirmed again. A restart opens with them: the time the collector was down.
         attempt = 0
         while not self._stop.is_set():
             session, failure = self._connect()
@@ -168,14 +184,15 @@ class Collector(WriterThread):
                 if self._stop.is_set():
                     break
                 self.connect_failures += 1
-                gap = gap or self._open_gap(self.stats.last_data or self.clock(), failure)
+                gaps = gaps or [self._open_gap(self.stats.last_data or self.clock(), failure)]
                 self._pause(attempt)
                 attempt += 1
                 continue
-            if gap is not None:
+            for gap in gaps:
                 gap.end = session.confirmed_at
                 self._put(gap)
-                gap = None
+            gaps = []
+            self.coins.attach(session)
             log.info("subscribed to %s on %s", ", ".join(self.cfg.symbols), self.cfg.api_url)
             self.connected.set()
             began = time.monotonic()
@@ -183,7 +200,7 @@ class Collector(WriterThread):
             self.connected.clear()
             if reason is None:  # stopping
                 break
-            gap = self._open_gap(self.stats.last_data or session.confirmed_at, reason)
+            gaps = self._lost_connection_gaps(session, reason)
             self.stats.reconnects += 1
             log.warning("feed lost (%s); reconnecting", reason)
             session.close()
@@ -192,6 +209,18 @@ class Collector(WriterThread):
                 attempt = 0  # it was a working connection, not a flapping server
             self._pause(attempt)
             attempt += 1
+
+    def _lost_connection_gaps(self, session, reason: str) -> list[Gap]:
+        """The gaps of a lost connection, one per coin, each from the coin's newest bbo/l2Book
+        message (or the subscriptions' confirmation when none came): a coin that was going
+        quiet is not judged by the others' newest message. A quiet coin's own gap is
+        already open and covers it until its data comes back."""
+        gaps = []
+        for coin in self.cfg.symbols:
+            if coin not in self.coins.quiet:
+                start = max(session.book_t.get(coin, 0.0), session.confirmed_at)
+                gaps.append(self._open_gap(start, reason, [coin]))
+        return gaps
 
     def _connect(self):
         """A session with every subscription confirmed, or (None, why it failed)."""
@@ -229,6 +258,9 @@ class Collector(WriterThread):
             silent = time.monotonic() - session.last_data_mono
             if silent > self.cfg.stale_seconds:
                 return f"no data for {silent:.1f} s"
+            reason = self.coins.check(session)  # one coin quiet while the others stream
+            if reason is not None:
+                return reason
         return None
 
     def _put(self, item) -> None:

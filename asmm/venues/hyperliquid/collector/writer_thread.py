@@ -103,8 +103,9 @@ class WriterThread:
         self._gap_retry: tuple[int, float] | None = None  # (attempt, monotonic) after a failure
         self._heartbeat_error: str | None = None
 
-    def _open_gap(self, start: float, reason: str) -> Gap:
-        gap = Gap(start, reason, list(self.cfg.symbols))
+    def _open_gap(self, start: float, reason: str, coins=None) -> Gap:
+        """A gap of ``coins`` (default: every coin) from ``start``; its end is set later."""
+        gap = Gap(start, reason, list(self.cfg.symbols if coins is None else coins))
         with self._gaps_lock:
             self._gaps.append(gap)
         return gap
@@ -113,6 +114,14 @@ class WriterThread:
         """Receive time (s) before which every row is in the files or a recorded gap."""
         with self._gaps_lock:
             return min([self._on_disk] + [g.start for g in self._gaps])
+
+    def _complete_until_by_coin(self) -> dict[str, float]:
+        """:meth:`_complete_until` of each coin: a gap of one coin (it went quiet) holds back
+        only that coin's."""
+        with self._gaps_lock:
+            gaps = [(g.start, set(g.coins)) for g in self._gaps]
+        return {c: min([self._on_disk] + [s for s, coins in gaps if c in coins])
+                for c in self.cfg.symbols}
 
     def _on_malformed(self, reason: str) -> None:
         n = self.stats.count_malformed()
@@ -298,10 +307,12 @@ class WriterThread:
 
     def _heartbeat(self, raise_errors: bool = False) -> None:
         snap = self.stats.snapshot()
+        until = self._complete_until_by_coin()
         snap.update(time=self.clock(), connected=self.connected.is_set(),
                     queue=self.queue.qsize(), rows=dict(self.writer.rows_written),
                     symbols=list(self.cfg.symbols), complete_until=self._complete_until(),
-                    write_error=self._outage.error if self._outage else None)
+                    write_error=self._outage.error if self._outage else None,
+                    coins=self.stats.coins(self.cfg.symbols, until))
         try:
             write_heartbeat(self.cfg.heartbeat_path, snap)
         except OSError as e:
