@@ -188,6 +188,9 @@ class TaskOutcome:
     worker: str = ""             # address of the worker that ran the task ("" if unknown)
     worker_name: str = ""        # its name (dask worker --name), else its address
     seconds: float = math.nan    # wall time of the task on the worker (read + simulate)
+    # CPU time of the worker process during the task (its reader threads included; a
+    # worker of one thread runs one task at a time). Well below ``seconds``: it waited.
+    cpu_seconds: float = math.nan
     events: int = 0
 
     @property
@@ -225,7 +228,7 @@ def sweep_task(coin: str, day: date, data_dir: str, spec: SweepSpec) -> TaskOutc
 
     worker, name = this_worker()
     out = TaskOutcome(coin, day, worker=worker, worker_name=name)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     try:
         params = None
         if spec.needs_params:
@@ -246,8 +249,10 @@ def sweep_task(coin: str, day: date, data_dir: str, spec: SweepSpec) -> TaskOutc
         out.events = len(events)
         out.rows = [_row(coin, day, p, r) for p, r in zip(spec.points, results, strict=True)]
     out.seconds = time.perf_counter() - t0
+    out.cpu_seconds = time.process_time() - c0
     for row in out.rows:
-        row.update(seconds=out.seconds, worker=worker, worker_name=name)
+        row.update(seconds=out.seconds, cpu_seconds=out.cpu_seconds, worker=worker,
+                   worker_name=name)
     return out
 
 
