@@ -174,6 +174,93 @@ def test_a_whole_feed_stalling_is_the_connections_fault_not_each_coins(
         assert start == pytest.approx(max(t for t in book if t < end), abs=1e-6)
 
 
+@pytest.fixture
+def deaf_exchange():
+    """An exchange that streams BTC and ETH bbo every 10 ms, stops ETH after 20 messages on
+    its first connection and never confirms a subscription after the first six of a
+    connection: a resubscription goes unanswered, as on a broken connection."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+
+    ready, state = threading.Event(), {"connections": 0}
+
+    async def info(request):
+        body = await request.json()
+        if body["type"] == "spotMeta":
+            return web.json_response(hlproto.spot_meta())
+        return web.json_response(hlproto.meta([("BTC", 5, 40), ("ETH", 4, 25)]))
+
+    async def stream(ws, first: bool):
+        n = 0
+        while not ws.closed:
+            n += 1
+            t = int(time.time() * 1000)
+            for coin in ("BTC", "ETH") if not first or n <= 20 else ("BTC",):
+                await ws.send_str(hlproto.bbo_text(coin, t, (100.0 + n, 1.0, 1),
+                                                   (101.0 + n, 1.0, 1)))
+            await asyncio.sleep(0.01)  # the feed's pace
+
+    async def ws_handler(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        state["connections"] += 1
+        first, confirmed, task = state["connections"] == 1, 0, None
+        async for frame in ws:
+            req = frame.json()
+            if req.get("method") != "subscribe" or confirmed == 6:
+                continue  # unsubscribes, and every subscribe after the first six: no answer
+            await ws.send_str(hlproto.dumps(hlproto.subscription_response(req["subscription"])))
+            confirmed += 1
+            if confirmed == 6:
+                task = asyncio.create_task(stream(ws, first))
+        if task is not None:
+            task.cancel()
+        return ws
+
+    async def main():
+        app = web.Application()
+        app.add_routes([web.post("/info", info), web.get("/ws", ws_handler)])
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        state["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        state["stop"] = asyncio.Event()
+        ready.set()
+        await state["stop"].wait()
+        await runner.cleanup()
+
+    loop = asyncio.new_event_loop()
+    t = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    t.start()
+    assert ready.wait(10)
+    yield state
+    loop.call_soon_threadsafe(state["stop"].set)
+    t.join(10)
+
+
+def test_an_unconfirmed_resubscription_means_a_broken_connection(deaf_exchange, tmp_path):
+    out = tmp_path / "out"
+    cfg = config(out, deaf_exchange["url"], symbols=("BTC", "ETH"), stale_seconds=0.5,
+                 subscribe_timeout=0.5)
+    with running(cfg) as c:
+        wait_until(lambda: c.stats.reconnects == 1 and c.stats.quiet == () and
+                   c.stats.gaps == 2, 30, "a reconnect, ETH back and both gaps recorded")
+    assert deaf_exchange["connections"] == 2 and c.stats.resubscriptions == {"ETH": 1}
+    (b_start, b_end), = read_gaps(out, "BTC")
+    assert "resubscription of ETH not confirmed within 0.5 s" in (
+        out / "gaps_BTC.csv").read_text()
+    # ETH's own gap covers it all, from its last row on the first connection to its first on
+    # the second: no second, overlapping gap for it.
+    (e_start, e_end), = read_gaps(out, "ETH")
+    assert "no bbo/l2Book for ETH" in (out / "gaps_ETH.csv").read_text()
+    assert e_start < b_start and e_end >= b_end
+    eth = _on_disk(out, "prices", "ETH")[1]
+    assert max(t for t in eth if t <= e_start + 1e-6) == pytest.approx(e_start, abs=1e-6)
+    assert min(t for t in eth if t > e_start + 1e-6) == pytest.approx(e_end, abs=1e-6)
+
+
 def test_coin_silence_fault_counts_per_connection():
     s = CoinSilence(Faults(silence_coin="ETH", silence_after=2, silence_seconds=0))
     assert s.lets(1, "ETH")

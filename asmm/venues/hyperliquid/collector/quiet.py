@@ -73,11 +73,11 @@ class CoinWatch:
 
     def attach(self, session) -> None:
         """A new connection confirmed every subscription, the quiet coins' included: their
-        next judgement counts from now; their gaps stay open until their data comes."""
+        next judgement counts from now; their gaps stay open until their data comes (the
+        session was told which coins are quiet before it started)."""
         now = time.monotonic()
-        for coin, q in self.quiet.items():
+        for q in self.quiet.values():
             q.pending, q.since = None, now
-            session.quiet.add(coin)
 
     def check(self, session) -> str | None:
         """Judge every coin now; the reason the connection must be replaced, or None."""

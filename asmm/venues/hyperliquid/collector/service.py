@@ -171,8 +171,11 @@ class Collector(WriterThread):
     # ----------------------------------------------------------------- supervisor
 
     def _new_session(self):
-        return self.session_factory(self.cfg.api_url, self.cfg.symbols, self._on_data,
-                                    self._on_malformed, clock=self.clock)
+        session = self.session_factory(self.cfg.api_url, self.cfg.symbols, self._on_data,
+                                       self._on_malformed, clock=self.clock)
+        # Before it starts: a quiet coin's first book message on it ends the coin's gap.
+        session.quiet.update(self.coins.quiet)
+        return session
 
     def _supervise(self, gaps: list[Gap]) -> None:
         # ``gaps``: the period without data, handed to the writer once subscriptions are
