@@ -55,11 +55,13 @@ OUTAGE = re.compile(r"(Cannot connect|Connect call failed|Connection refused|"
 
 
 class LiveBot:
-    """One `freqtrade trade` in live mode (config.paper.json plus an overlay of ports, files
-    and the exchange's URL) with a fresh throw-away key, its log and its REST client.
-    ``exchange()`` gives the paper exchange it trades on (replaced when restarted)."""
+    """One `freqtrade trade` in live mode (``config``, by default config.paper.json, plus an
+    overlay of ports, files and the exchange's URL) with a fresh throw-away key, its log and
+    its REST client. ``exchange()`` gives the paper exchange it trades on (replaced when
+    restarted)."""
 
-    def __init__(self, work: Path, name: str, exchange, params_file: Path, **asmm):
+    def __init__(self, work: Path, name: str, exchange, params_file: Path,
+                 config: Path = CONFIG, **asmm):
         from freqtrade_client import FtRestClient
 
         self.work, self.name, self.exchange = work, name, exchange
@@ -73,7 +75,7 @@ class LiveBot:
         env["FREQTRADE__EXCHANGE__WALLET_ADDRESS"] = key.address
         env["FREQTRADE__EXCHANGE__PRIVATE_KEY"] = key.key.hex()
         self.log, self.db = work / f"{name}.log", work / f"{name}.sqlite"
-        cmd = freqtrade_cmd("trade", "-c", str(CONFIG), "-c", str(ov), "--userdir",
+        cmd = freqtrade_cmd("trade", "-c", str(config), "-c", str(ov), "--userdir",
                             str(work / "user_data"), "--strategy-path", str(STRATEGIES),
                             "--logfile", str(self.log))
         with open(work / f"{name}.console", "wb") as f:
