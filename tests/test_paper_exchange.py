@@ -149,3 +149,24 @@ def test_user_channels_push_order_updates_and_fills(lively, replay_exchange):
     rp.wait_for(lambda _: "filled" in [u["status"] for m in got["orderUpdates"]
                                        for u in m["data"]], timeout=10)
     info.disconnect_websocket()
+
+
+def test_kill_9_loses_nothing_the_exchange_answered(lively, replay_exchange, tmp_path):
+    """Every answered request is a committed transaction (WAL): SIGKILL right after the
+    answers, and a restart on the same ledger has every order, cancel and account."""
+    ledger = tmp_path / "paper.sqlite"
+    rp = replay_exchange(lively, "--ledger", str(ledger))
+    key = Account.create()
+    ex = client(rp.url, key)
+    ex.load_markets()
+    bid = touch(ex)[0]
+    kept = [ex.create_order(SYMBOL, "limit", "buy", 0.001, bid - 500 - i,
+                            params={"postOnly": True})["id"] for i in range(3)]
+    cancelled = kept.pop()
+    ex.cancel_order(cancelled, SYMBOL)
+    rp.proc.kill()  # SIGKILL: no shutdown, no flush
+    rp.proc.wait()
+    rp2 = replay_exchange(lively, "--ledger", str(ledger))
+    ex2 = client(rp2.url, key)
+    assert sorted(o["id"] for o in ex2.fetch_open_orders(SYMBOL)) == sorted(kept)
+    assert ex2.fetch_order(cancelled, SYMBOL)["status"] == "canceled"
