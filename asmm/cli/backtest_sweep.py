@@ -138,12 +138,11 @@ def _tasks(args, data_dir) -> tuple[list, list]:
 
 
 def run(args) -> int:
-    import logging
     from pathlib import Path
 
     from rich.console import Console
 
-    from asmm.core.cluster import open_client
+    from asmm.core.cluster import cli_client
     from asmm.core.errors import ConfigError
 
     err = Console(stderr=True)
@@ -161,15 +160,8 @@ def run(args) -> int:
     except (ConfigError, ValueError) as e:
         err.print(f"[red]error:[/red] {' '.join(str(e).split())}", soft_wrap=True)
         return 2
-    # Dask's own log follows -v (its INFO lines would otherwise fill the terminal).
-    import distributed  # noqa: F401
-
-    level = logging.getLogger().getEffectiveLevel()
-    logging.getLogger("distributed").setLevel(level)
     try:
-        with open_client(args.scheduler, args.workers,
-                         worker_log_level=None if level <= logging.INFO else logging.ERROR
-                         ) as client:
+        with cli_client(args.scheduler, args.workers) as client:
             return _run(args, spec, tasks, no_days, data_dir, client, err)
     except ConfigError as e:
         err.print(f"[red]error:[/red] {' '.join(str(e).split())}", soft_wrap=True)

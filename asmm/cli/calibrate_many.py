@@ -33,11 +33,11 @@ def check(args) -> str | None:
 
 def run(args, cfg, data_dir, err) -> int:
     """Calibrate ``--coins`` once, or every ``--every`` seconds until stopped."""
-    import logging
     from pathlib import Path
 
-    from asmm.calibrate.many import open_client, parse_coins
+    from asmm.calibrate.many import parse_coins
     from asmm.cli.calibrate import _one_line
+    from asmm.core.cluster import cli_client
     from asmm.core.errors import ConfigError
 
     # Handed to the workers: absolute, so a worker started elsewhere does not read it from
@@ -50,17 +50,9 @@ def run(args, cfg, data_dir, err) -> int:
     except (ConfigError, OSError) as e:
         err.print(f"[red]error:[/red] {_one_line(e)}", soft_wrap=True)
         return 2
-    # Dask's own log follows -v (its INFO lines would otherwise fill the terminal): set after
-    # importing it, which sets its level from Dask's config. The local workers' warnings are
-    # in each file (diagnostics.warnings), printed with -v.
-    import distributed  # noqa: F401
-
-    level = logging.getLogger().getEffectiveLevel()
-    logging.getLogger("distributed").setLevel(level)
+    # The local workers' warnings are in each file (diagnostics.warnings), printed with -v.
     try:
-        with open_client(args.scheduler, args.workers,
-                         worker_log_level=None if level <= logging.INFO else logging.ERROR
-                         ) as client:
+        with cli_client(args.scheduler, args.workers) as client:
             return _run(args, cfg, coins, data_dir, output_dir, client, err)
     except ConfigError as e:
         err.print(f"[red]error:[/red] {_one_line(e)}", soft_wrap=True)

@@ -92,3 +92,19 @@ def describe(client, scheduler: str | None = None) -> str:
     if scheduler is not None:
         return f"{scheduler} ({n} workers)"
     return f"a local cluster of {n} worker processes"
+
+
+@contextlib.contextmanager
+def cli_client(scheduler: str | None = None, workers: int | None = None) -> Iterator:
+    """:func:`open_client` for a command line: Dask's own log follows the command's
+    verbosity (its INFO lines would otherwise fill the terminal) — set after importing it,
+    which sets its level from Dask's config — and the local workers print asmm's warnings
+    only with -v."""
+    import distributed  # noqa: F401
+
+    level = logging.getLogger().getEffectiveLevel()
+    logging.getLogger("distributed").setLevel(level)
+    with open_client(scheduler, workers,
+                     worker_log_level=None if level <= logging.INFO else logging.ERROR
+                     ) as client:
+        yield client
