@@ -5,7 +5,7 @@ their inventory through asmm's state files. Checked from the exchange's own ledg
 (`/info openOrders`, `frontendOpenOrders`, `clearinghouseState`, `userFills` of each
 wallet), not from Freqtrade: both sides rest at once when flat — a bid from the long bot's
 account, an ask from the short bot's — and the net inventory the bots share is what the two
-accounts' positions add up to. About 2.5 minutes.
+accounts' positions add up to. About 1 to 2.5 minutes.
 
 Nothing here reaches beyond 127.0.0.1 (the overlay points ccxt at the replay, WebSockets
 off, as tests/test_paper_freqtrade.py does).
