@@ -85,6 +85,31 @@ def first_quote(log: Path) -> float | None:
     return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if m else None
 
 
+def launch_bot(work: Path, env: dict | None = None) -> subprocess.Popen:
+    """Freqtrade trading ``work/config.json`` (the strategy written into ``work``), its log
+    in ``work/freqtrade.log``; ``env`` the whole environment if given."""
+    strategies = userdir.write_strategy(work / "user_data")
+    with open(work / "freqtrade.out", "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "freqtrade", "trade", "--config", str(work / "config.json"),
+             "--userdir", str(work / "user_data"), "--strategy-path", str(strategies),
+             "--logfile", str(work / "freqtrade.log")], stdout=out, stderr=subprocess.STDOUT,
+            cwd=work, env=env)
+
+
+def wait_quoting(bot: subprocess.Popen, url: str, log: Path) -> float:
+    """Wait for the bot's REST API at ``url``, then for its first quote; its epoch s."""
+    def pong() -> bool:
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/ping", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    wait_for("the REST API", pong, 180, bot)
+    return wait_for("the bot's first quote", lambda: first_quote(log), 180, bot)
+
+
 def ratios(bot: tuple[int, int], sim: tuple[int, int]) -> str:
     return ", ".join(f"{a / b:.2f}" if b else "inf" for a, b in zip(bot, sim, strict=True))
 
@@ -118,24 +143,10 @@ def main() -> None:
     cfg["internals"] = {"process_throttle_secs": args.loop_seconds}
     cfg["asmm"].update(maker_fee=0.0, kill_switch_file=str(work / "KILL"))
     (work / "config.json").write_text(json.dumps(cfg, indent=1))
-    log = work / "freqtrade.log"
-    strategies = userdir.write_strategy(work / "user_data")
-    with open(work / "freqtrade.out", "wb") as out:
-        bot = subprocess.Popen(
-            [sys.executable, "-m", "freqtrade", "trade", "--config", str(work / "config.json"),
-             "--userdir", str(work / "user_data"), "--strategy-path", str(strategies),
-             "--logfile", str(log)], stdout=out, stderr=subprocess.STDOUT, cwd=work)
+    bot = launch_bot(work)
     url = f"http://127.0.0.1:{port}"
     try:
-        def pong() -> bool:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v1/ping", timeout=2) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-
-        wait_for("the REST API", pong, 180, bot)
-        t0 = wait_for("the bot's first quote", lambda: first_quote(log), 180, bot)
+        t0 = wait_quoting(bot, url, work / "freqtrade.log")
         end = t0 + args.minutes * 60.0
         print(f"bot quoting since {datetime.fromtimestamp(t0, UTC):%H:%M:%S} UTC; "
               f"reading its fills at {datetime.fromtimestamp(end, UTC):%H:%M:%S}", flush=True)

@@ -45,19 +45,24 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-from bench_dryrun_agreement import GAMMA, first_quote, free_port, ratios, wait_for
+from bench_dryrun_agreement import (
+    GAMMA,
+    free_port,
+    launch_bot,
+    ratios,
+    wait_for,
+    wait_quoting,
+)
 from eth_account import Account
 
 from asmm.core.enums import FillRule
 from asmm.core.params import Params, SideIntensity, load_params, write_params
 from asmm.data.synth import SynthConfig, generate
-from asmm.freqtrade import userdir
 from asmm.freqtrade.config import MMConfig
 from asmm.report.comparison import fill_rule_for
 from asmm.report.ledger import summarize
@@ -125,24 +130,11 @@ def run(args, work: Path) -> dict:
     env["FREQTRADE__EXCHANGE__WALLET_ADDRESS"] = wallet
     env["FREQTRADE__EXCHANGE__PRIVATE_KEY"] = key.key.hex()
     log = work / "freqtrade.log"
-    strategies = userdir.write_strategy(work / "user_data")
-    with open(work / "freqtrade.out", "wb") as out:
-        bot = subprocess.Popen(
-            [sys.executable, "-m", "freqtrade", "trade", "--config", str(work / "config.json"),
-             "--userdir", str(work / "user_data"), "--strategy-path", str(strategies),
-             "--logfile", str(log)], stdout=out, stderr=subprocess.STDOUT, cwd=work, env=env)
+    bot = launch_bot(work, env)
     del env, key
     url = f"http://127.0.0.1:{port}"
     try:
-        def pong() -> bool:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v1/ping", timeout=2) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-
-        wait_for("the REST API", pong, 180, bot)
-        t0 = wait_for("the bot's first quote", lambda: first_quote(log), 180, bot)
+        t0 = wait_quoting(bot, url, log)
         end = t0 + args.minutes * 60.0
         print(f"bot quoting since {datetime.fromtimestamp(t0, UTC):%H:%M:%S} UTC; "
               f"reading its fills at {datetime.fromtimestamp(end, UTC):%H:%M:%S}; load "
