@@ -25,6 +25,8 @@ def _count(text: str) -> int:
 
 
 def register(sub) -> None:
+    from asmm.cli.paper import add_account_options
+
     p = sub.add_parser(
         "replay", help="serve collector data as an offline Hyperliquid (HTTP /info + WS /ws)",
         description="Replay a recorded or synthetic market over the part of Hyperliquid's API "
@@ -62,22 +64,7 @@ def register(sub) -> None:
                    help="hourly funding rate served by fundingHistory/metaAndAssetCtxs")
     p.add_argument("--account-value", type=float, default=10_000.0,
                    help="USDC value of the (empty) account in clearinghouseState")
-    p.add_argument("--ledger", metavar="PATH",
-                   help="paper exchange: the SQLite ledger of accounts, orders and fills, kept "
-                        "across restarts (default: in memory, lost at exit)")
-    p.add_argument("--starting-balance", type=float, default=10_000.0,
-                   help="paper exchange: USDC of an account created by its first signed "
-                        "request")
-    p.add_argument("--fee-tier", default="hyperliquid:0",
-                   help="paper exchange: the fee tier accounts pay (asmm/core/fees.py)")
-    p.add_argument("--signing-chain", choices=["mainnet", "testnet"], default="mainnet",
-                   help="paper exchange: the network a new account's first request is signed "
-                        "for (ccxt and Freqtrade sign mainnet whatever their URL; the "
-                        "Hyperliquid SDK signs testnet for any URL but mainnet's)")
-    p.add_argument("--accounts", metavar="ADDR,...",
-                   help="paper exchange: only these addresses get an account (and agents they "
-                        "approve); others are refused as an unknown signer (default: any "
-                        "signer)")
+    add_account_options(p)
     p.add_argument("--record", help="write every WebSocket message sent as a JSON line to this "
                                     "new file (refuses to overwrite)")
     p.add_argument("--drop-after", type=_count, default=0,
@@ -160,9 +147,7 @@ def run(args) -> int:
         wait = 1 if cfg.speed == 0 else 0
     try:
         exchange = Exchange(markets, cfg, time.time())
-        accounts = (None if args.accounts is None else
-                    {a.strip().lower() for a in args.accounts.split(",") if a.strip()})
-        paper = Paper(exchange, args.ledger, args.fee_tier, args.starting_balance, accounts,
+        paper = Paper(exchange, args.ledger, args.fee_tier, args.starting_balance, args.accounts,
                       args.signing_chain)
     except (ValueError, ConfigError, sqlite3.Error) as e:
         err.print(f"[red]error:[/red] {escape(str(e))}")
