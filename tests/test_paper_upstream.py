@@ -85,12 +85,14 @@ def test_the_live_market_is_relayed_and_orders_stay_here(lively, replay_exchange
     ex.load_markets()  # meta and asset contexts: passed through to the upstream
     book = ex.fetch_order_book(SYMBOL, 1)
     bid = book["bids"][0][0]
-    # Three ticks under the bid: the market moves on while the order travels, and a
-    # post-only order the ask reached by then would be refused.
-    order = ex.create_order(SYMBOL, "limit", "buy", 0.001, bid - 3, params={"postOnly": True})
+    # Twenty ticks under the bid: the book fetched through the relay is the upstream's now,
+    # while the relay's engine hears it over its own feed, which under load can be seconds
+    # behind — a post-only order its (older) ask already reached would be refused.
+    order = ex.create_order(SYMBOL, "limit", "buy", 0.001, bid - 20,
+                            params={"postOnly": True})
     # The relay's own feed (bbo, trades, l2Book from the upstream) fills it.
     relay.wait_for(lambda _: ex.fetch_order(order["id"], SYMBOL)["status"] == "closed",
-                   timeout=60)
+                   timeout=180)
     (pos,) = ex.fetch_positions([SYMBOL])
     assert pos["contracts"] == pytest.approx(0.001)
     # Never forwarded: the upstream has no fill, no order, no account for this wallet.
