@@ -3,11 +3,6 @@ forwarded. A replay exchange stands in for api.hyperliquid.xyz."""
 
 from __future__ import annotations
 
-import queue
-import subprocess
-import sys
-import threading
-import time
 from datetime import date
 
 import ccxt
@@ -15,11 +10,9 @@ import pytest
 from eth_account import Account
 
 from asmm.data.synth import SynthConfig, generate
-from asmm.venues.hyperliquid.replay.process import ReplayProcess
+from asmm.venues.hyperliquid.replay.process import ReplayProcess, start_paper
 
 SYMBOL = "BTC/USDC:USDC"
-READY = "paper exchange listening on "
-MAIN = "import sys; from asmm.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
 @pytest.fixture(scope="module")
@@ -37,29 +30,9 @@ def paper_relay(tmp_path):
     started = []
 
     def start(upstream: str, *args: str, timeout: float = 60.0) -> ReplayProcess:
-        err_path = tmp_path / f"paper-{len(started)}.log"
-        with open(err_path, "wb") as err:
-            proc = subprocess.Popen([sys.executable, "-c", MAIN, "-v", "paper",
-                                     "--upstream", upstream, "--port", "0", *args],
-                                    stdout=subprocess.PIPE, stderr=err, text=True)
-        lines: queue.Queue = queue.Queue()
-
-        def pump():
-            # Keeps reading, so the child never blocks on a full pipe.
-            for line in proc.stdout:
-                lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=pump, daemon=True).start()
-        deadline = time.monotonic() + timeout
-        while True:
-            line = lines.get(timeout=max(deadline - time.monotonic(), 0.001))
-            if line is None:
-                raise RuntimeError(f"asmm paper exited: {err_path.read_text()[-3000:]}")
-            if line.startswith(READY):
-                rp = ReplayProcess(proc, line[len(READY):].strip(), err_path)
-                started.append(rp)
-                return rp
+        rp = start_paper(upstream, *args, log_dir=tmp_path, timeout=timeout)
+        started.append(rp)
+        return rp
 
     yield start
     for rp in started:

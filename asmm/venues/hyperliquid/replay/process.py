@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 READY_PREFIX = "replay exchange listening on "
+PAPER_READY_PREFIX = "paper exchange listening on "
 # The console script's entry point, run by this interpreter (whatever is on PATH).
 _MAIN = "import sys; from asmm.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -99,11 +100,25 @@ def start_replay(data_dir: str | Path, *args: str, coin: str = "BTC", speed: str
     ``"--drop-after", "100"``; ``port`` 0 picks a free one (a fixed one: restart an exchange
     where its clients expect it). Raises RuntimeError with the server's log if it exits or does
     not come up within ``timeout`` seconds."""
+    return _start("replay", ["--data-dir", str(data_dir), "--coin", coin, "--speed", str(speed),
+                             "--port", str(int(port)), *args], READY_PREFIX, log_dir, timeout)
+
+
+def start_paper(upstream: str, *args: str, log_dir: str | Path | None = None,
+                timeout: float = 60.0) -> ReplayProcess:
+    """Start ``asmm paper --upstream UPSTREAM --port 0 ARGS...`` and return once it listens
+    (it prints ``paper exchange listening on URL``); as :func:`start_replay` otherwise."""
+    return _start("paper", ["--upstream", upstream, "--port", "0", *args], PAPER_READY_PREFIX,
+                  log_dir, timeout)
+
+
+def _start(command: str, cli: list[str], ready: str, log_dir: str | Path | None,
+           timeout: float) -> ReplayProcess:
+    """Run ``asmm -v COMMAND CLI...`` and wait for the stdout line starting ``ready``."""
     log_dir = Path(log_dir) if log_dir else Path(os.environ.get("TMPDIR", "/tmp"))
     log_dir.mkdir(parents=True, exist_ok=True)
-    stderr_path = log_dir / f"replay-{os.getpid()}-{time.monotonic_ns()}.log"
-    cmd = [sys.executable, "-c", _MAIN, "-v", "replay", "--data-dir", str(data_dir),
-           "--coin", coin, "--speed", str(speed), "--port", str(int(port)), *args]
+    stderr_path = log_dir / f"{command}-{os.getpid()}-{time.monotonic_ns()}.log"
+    cmd = [sys.executable, "-c", _MAIN, "-v", command, *cli]
     with open(stderr_path, "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
     lines: queue.Queue[str | None] = queue.Queue()
@@ -121,11 +136,11 @@ def start_replay(data_dir: str | Path, *args: str, coin: str = "BTC", speed: str
             line = lines.get(timeout=max(deadline - time.monotonic(), 0.001))
         except queue.Empty:
             proc.kill()
-            raise RuntimeError(f"replay did not start within {timeout} s: "
+            raise RuntimeError(f"{command} did not start within {timeout} s: "
                                f"{stderr_path.read_text(errors='replace')[-4000:]}") from None
         if line is None:
             proc.wait()
-            raise RuntimeError(f"replay exited with {proc.returncode}: "
+            raise RuntimeError(f"{command} exited with {proc.returncode}: "
                                f"{stderr_path.read_text(errors='replace')[-4000:]}")
-        if line.startswith(READY_PREFIX):
-            return ReplayProcess(proc, line[len(READY_PREFIX):].strip(), stderr_path)
+        if line.startswith(ready):
+            return ReplayProcess(proc, line[len(ready):].strip(), stderr_path)
