@@ -48,6 +48,9 @@ class MMConfig:
                                             # profitable; None: yes unless dry_run
     max_data_age_seconds: float = 129600.0  # file's data window ended longer ago: no entries
                                             # (36 h, the calibrator's default validity)
+    post_only: bool = True                  # live: entries and model-priced exits post-only
+                                            # (a market or liquidation exit never); ignored
+                                            # in dry-run, which knows no post-only
 
     @classmethod
     def from_dict(cls, doc: dict | None) -> MMConfig:
@@ -105,5 +108,7 @@ class MMConfig:
                 fee_tier(self.fee_tier)
             except ConfigError as e:
                 raise ConfigError(f"asmm.fee_tier: {e}") from None
+        if not isinstance(self.post_only, bool):
+            raise ConfigError(f"asmm.post_only = {self.post_only!r} must be true or false")
         if self.adx_period < 2:
             raise ConfigError(f"asmm.adx_period = {self.adx_period} must be >= 2")

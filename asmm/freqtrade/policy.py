@@ -107,6 +107,26 @@ def pricing_q(mode: str, own_q: float, net_q: float, is_entry: bool) -> float:
                               bool(is_entry))
 
 
+# Freqtrade passes its time in force to ccxt as ``timeInForce``. ccxt's unified name for
+# post-only is "PO" (Bybit, Binance, ...), but its Hyperliquid client capitalises the word it
+# is given into Hyperliquid's own, which for post-only is "Alo" (add liquidity only).
+POST_ONLY_TIME_IN_FORCE = {"hyperliquid": "ALO"}
+
+
+def time_in_force(exchange: str, post_only: bool) -> str:
+    """The time in force (Freqtrade's ``order_time_in_force`` value) of an order that must
+    only rest: the exchange's post-only name, or ``GTC`` when ``post_only`` is off.
+
+    Post-only matters because an order is priced from a book that has aged by the time the
+    order arrives: a GTC order whose price the touch has meanwhile crossed fills at once as a
+    taker, paying the taker fee, on the side the market just moved against. Post-only, the
+    exchange refuses it instead and the next loop re-prices.
+    """
+    if not post_only:
+        return "GTC"
+    return POST_ONLY_TIME_IN_FORCE.get(exchange.lower(), "PO")
+
+
 def needs_requote(current: float, new: float, tick: float, threshold_ticks: float) -> bool:
     """Re-quote only when the price moved by at least ``threshold_ticks`` ticks.
 

@@ -156,6 +156,10 @@ def market_exit_price(is_short: bool, best_bid: float, best_ask: float,
     return best_ask + through if is_short else best_bid - through
 
 
+# The exits choose_exit_price makes marketable: sent to cross the book, never post-only.
+CROSSING_EXITS = ("liquidation", "market")
+
+
 def choose_exit_price(quote: Quote | None, is_short: bool, *, kill: str, near_liquidation: bool,
                       best_bid: float, best_ask: float, fallback: float, through: float = 0.0
                       ) -> tuple[float, Quote | None, str]:

@@ -106,9 +106,15 @@ class Avellaneda(IStrategy):
         self.net_q_others = 0.0
         self.loop = 0
         self._book: tuple[int, tuple[float, float, float]] | None = None
-        logger.info("asmm: mode=%s flat_side_rule=%s params=%s lot=%g",
+        # Live, orders rest post-only; Freqtrade reads the time in force when it sends each
+        # order, after custom_exit_price, which sets the exit's (a market exit must cross).
+        live = self.dp.runmode == RunMode.LIVE and not self.config.get("dry_run", True)
+        self.resting_tif = policy.time_in_force(self.config["exchange"].get("name", ""),
+                                                self.mm.post_only and live)
+        self.order_time_in_force = {"entry": self.resting_tif, "exit": self.resting_tif}
+        logger.info("asmm: mode=%s flat_side_rule=%s params=%s lot=%g time_in_force=%s",
                     self.mm.mode, self.mm.flat_side_rule, self.mm.params_file,
-                    self.mm.lot_size)
+                    self.mm.lot_size, self.resting_tif)
         fee, source = quotes.maker_fee(self.mm, (self.dp.market(pair) or {}).get("maker"))
         logger.info("asmm: quoting with maker fee %.4g bp (%s)", fee * 1e4, source)
 
@@ -165,19 +171,24 @@ class Avellaneda(IStrategy):
     def _net_q(self, pair: str) -> float:
         return self._own_q(pair) + (self.net_q_others if self.mm.mode != "pingpong" else 0.0)
 
-    def _touch(self, pair: str, proposed_rate: float) -> tuple[float, float, float]:
-        """(mid, best_bid, best_ask): the order book live, the candle in backtesting."""
+    def _touch(self, pair: str, proposed_rate: float, fresh: bool = False
+               ) -> tuple[float, float, float]:
+        """(mid, best_bid, best_ask): the order book live (``fresh``: read now), the candle
+        in backtesting."""
         if not self._live():
             return proposed_rate, math.nan, math.nan
-        return self._order_book(pair)[0]
+        return self._order_book(pair, fresh)[0]
 
     def _touch_sizes(self, pair: str) -> tuple[float, float]:
         """Sizes at the best bid and ask (coin); NaN in backtesting (no book)."""
         return self._order_book(pair)[1] if self._live() else (math.nan, math.nan)
 
-    def _order_book(self, pair: str):
-        # One order-book request per loop, whatever asks for the touch.
-        if self._book is None or self._book[0] != self.loop:
+    def _order_book(self, pair: str, fresh: bool = False):
+        # The guards read the loop's book; an order is priced from a book read for it
+        # (fresh), which then stands as the loop's. The loop's first book is seconds old by
+        # the time an order goes out (ccxt paces every request of the loop to the exchange's
+        # rate limit), and an order priced from it often crossed the touch on arrival.
+        if fresh or self._book is None or self._book[0] != self.loop:
             ob = self.dp.orderbook(pair, 1)
             self._book = (self.loop, (quotes.touch(ob["bids"], ob["asks"]),
                                       quotes.touch_sizes(ob["bids"], ob["asks"])))
@@ -188,9 +199,9 @@ class Avellaneda(IStrategy):
         tick = quotes.tick_from_precision(market.get("precision", {}).get("price"), self.mm.tick)
         return tick, quotes.maker_fee(self.mm, market.get("maker"))[0]
 
-    def _quote(self, pair: str, now: datetime, proposed_rate: float, *, entry: bool
-               ) -> quotes.Quote | None:
-        mid, best_bid, best_ask = self._touch(pair, proposed_rate)
+    def _quote(self, pair: str, now: datetime, proposed_rate: float, *, entry: bool,
+               fresh: bool = False) -> quotes.Quote | None:
+        mid, best_bid, best_ask = self._touch(pair, proposed_rate, fresh)
         try:
             params = quotes.usable_params(self.params_cache, self.mm, pair=pair, mid=mid, now=now)
         except ParamsError:
@@ -304,7 +315,7 @@ class Avellaneda(IStrategy):
     def custom_entry_price(self, pair: str, trade: Trade | None, current_time: datetime,
                            proposed_rate: float, entry_tag: str | None, side: str,
                            **kwargs) -> float:
-        quote = self._quote(pair, current_time, proposed_rate, entry=True)
+        quote = self._quote(pair, current_time, proposed_rate, entry=True, fresh=True)
         price = quotes.entry_price(quote, side) if quote else math.nan
         if not math.isfinite(price):
             # confirm_trade_entry refuses this entry; the proposed rate is never sent.
@@ -314,9 +325,9 @@ class Avellaneda(IStrategy):
 
     # ------------------------------------------------------------------ exits
 
-    def _exit_target(self, pair: str, trade: Trade, now: datetime, proposed_rate: float
-                     ) -> tuple[float, quotes.Quote | None, str]:
-        mid, best_bid, best_ask = self._touch(pair, proposed_rate)
+    def _exit_target(self, pair: str, trade: Trade, now: datetime, proposed_rate: float,
+                     fresh: bool = False) -> tuple[float, quotes.Quote | None, str]:
+        mid, best_bid, best_ask = self._touch(pair, proposed_rate, fresh)
         liq = guards.near_liquidation(mid, trade.liquidation_price, trade.is_short,
                                       self.mm.liquidation_buffer)
         phase = guards.kill_phase(self.kill_since, now, self.mm.kill_timeout_seconds)
@@ -345,7 +356,11 @@ class Avellaneda(IStrategy):
     def custom_exit_price(self, pair: str, trade: Trade, current_time: datetime,
                           proposed_rate: float, current_profit: float, exit_tag: str | None,
                           **kwargs) -> float:
-        price, quote, why = self._exit_target(pair, trade, current_time, proposed_rate)
+        price, quote, why = self._exit_target(pair, trade, current_time, proposed_rate,
+                                              fresh=True)
+        self.order_time_in_force = {
+            "entry": self.resting_tif,
+            "exit": "GTC" if why in quotes.CROSSING_EXITS else self.resting_tif}
         self._log_quote(pair, "exit", "short" if trade.is_short else "long", price, quote, why)
         return price
 
@@ -356,42 +371,65 @@ class Avellaneda(IStrategy):
                            current_time: datetime, proposed_rate: float,
                            current_order_rate: float, entry_tag: str | None, side: str,
                            is_entry: bool, **kwargs) -> float | None:
-        tick, _ = self._market(pair)
         if is_entry:
             if self._entry_blocked(pair, current_time):
                 return None
-            quote = self._quote(pair, current_time, proposed_rate, entry=True)
-            new = quotes.entry_price(quote, side) if quote else math.nan
-            if not policy.needs_requote(current_order_rate, new, tick, self.requote_ticks.value):
-                return current_order_rate
             # Cancel rather than replace: Freqtrade replaces an entry with the old order's
             # stake at the new price, truncated to the amount step, so the lot would shrink a
             # step on every upward re-quote. The same loop then opens a fresh entry, a full
             # lot at the model's price (custom_stake_amount, custom_entry_price).
-            logger.info("asmm requote pair=%s kind=entry side=%s from=%.10g to=%.10g", pair,
-                        side, current_order_rate, new)
+            return None if self._entry_requoted(pair, current_time, current_order_rate, side) \
+                else current_order_rate
+        new = self._exit_requote(pair, trade, current_time, current_order_rate)
+        return current_order_rate if new is None else new
+
+    def _entry_requoted(self, pair: str, now: datetime, rate: float, side: str) -> bool:
+        """Whether the model's entry price (from a book read now) has moved from the resting
+        entry's ``rate`` far enough to re-quote; logged when it has."""
+        quote = self._quote(pair, now, rate, entry=True, fresh=True)
+        new = quotes.entry_price(quote, side) if quote else math.nan
+        if not policy.needs_requote(rate, new, self._market(pair)[0], self.requote_ticks.value):
+            return False
+        logger.info("asmm requote pair=%s kind=entry side=%s from=%.10g to=%.10g", pair,
+                    side, rate, new)
+        return True
+
+    def _exit_requote(self, pair: str, trade: Trade, now: datetime, rate: float
+                      ) -> float | None:
+        """The exit's new price when the resting one at ``rate`` must change (it must now
+        cross, or the model's price moved far enough), else None; logged when it must."""
+        new, quote, why = self._exit_target(pair, trade, now, rate, fresh=True)
+        if why in quotes.CROSSING_EXITS:
+            if new == rate:
+                return None
+        elif not policy.needs_requote(rate, new, self._market(pair)[0],
+                                      self.requote_ticks.value):
             return None
-        new, quote, why = self._exit_target(pair, trade, current_time, proposed_rate)
-        if why in ("market", "liquidation") or \
-                policy.needs_requote(current_order_rate, new, tick, self.requote_ticks.value):
-            self._log_quote(pair, "exit", side, new, quote, why)
-            return new
-        return current_order_rate
+        self._log_quote(pair, "exit", "short" if trade.is_short else "long", new, quote, why)
+        return new
 
     # Freqtrade calls these every loop; adjust_order_price only once it holds a candle newer
     # than the order, which at a minute boundary can be a minute away. A tripped guard must
     # not wait for that: a resting entry is cancelled, and an exit that must go at market is
-    # cancelled so the same loop places it again at custom_exit_price's market price.
+    # cancelled so the same loop places it again at custom_exit_price's market price. Live,
+    # the same is how the bot re-prices every loop, as the backtester's bot does: an order
+    # whose model price moved is cancelled here and placed again at the new price by the
+    # same loop (Freqtrade manages open orders before it exits and enters).
     @fail_closed(True)
     def check_entry_timeout(self, pair: str, trade: Trade, order: Order,
                             current_time: datetime, **kwargs) -> bool:
-        return self._entry_blocked(pair, current_time)
+        if self._entry_blocked(pair, current_time):
+            return True
+        return self._live() and self._entry_requoted(
+            pair, current_time, order.safe_price, "short" if trade.is_short else "long")
 
     @fail_closed(False)
     def check_exit_timeout(self, pair: str, trade: Trade, order: Order,
                            current_time: datetime, **kwargs) -> bool:
-        price, _, why = self._exit_target(pair, trade, current_time, order.safe_price)
-        return why in ("market", "liquidation") and price != order.safe_price
+        if not self._live():
+            price, _, why = self._exit_target(pair, trade, current_time, order.safe_price)
+            return why in quotes.CROSSING_EXITS and price != order.safe_price
+        return self._exit_requote(pair, trade, current_time, order.safe_price) is not None
 
     @fail_closed(None)
     def order_filled(self, pair: str, trade: Trade, order: Order, current_time: datetime,
