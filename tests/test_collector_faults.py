@@ -172,7 +172,7 @@ def test_disk_full_drops_rows_retries_with_backoff_and_records_the_gap(tmp_path,
                                                                        caplog):
     # We cannot fill a disk in a test: the writer's low-level write fails as a full disk
     # does (a short write, then ENOSPC) for as long as ``full`` is set.
-    caplog.set_level("INFO", logger="asmm.venues.hyperliquid.collector")
+    caplog.set_level("INFO", logger="asmm.venues")
     full = [False]
     real_write_all = writer._write_all
 
@@ -243,7 +243,7 @@ def test_disk_full_drops_rows_retries_with_backoff_and_records_the_gap(tmp_path,
 
 def test_unwritable_folder_is_retried_and_its_rows_recorded_as_a_gap(replay, tmp_path,  # noqa: F811
                                                                     caplog):
-    caplog.set_level("INFO", logger="asmm.venues.hyperliquid.collector")
+    caplog.set_level("INFO", logger="asmm.venues")
     r = replay(PACE, "--wait-subscriptions", "3")
     out, aside = tmp_path / "out", tmp_path / "out.aside"
     offset = [0.0]

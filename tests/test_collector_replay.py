@@ -231,7 +231,7 @@ def test_stalled_feed_is_stale_and_replaced(replay, tmp_path, transport):
 
 def test_malformed_messages_are_counted_skipped_and_survived(replay, tmp_path, transport,
                                                              caplog):
-    caplog.set_level("INFO", logger="asmm.venues.hyperliquid.collector")
+    caplog.set_level("INFO", logger="asmm.venues")
     r = replay("max", "--wait-subscriptions", "3", "--malformed-every", "400")
     out = tmp_path / "out"
     with running(config(out, r.url, ws_client=transport, status_seconds=0.5)) as c:

@@ -86,7 +86,7 @@ def _received_everything(rp, c) -> bool:
 
 def test_one_quiet_coin_gets_its_own_gap_and_no_reconnect(three_coins, tmp_path,
                                                           replay_exchange, caplog):
-    caplog.set_level("INFO", logger="asmm.venues.hyperliquid.collector")
+    caplog.set_level("INFO", logger="asmm.venues")
     # ETH's stream stops for 4 s after its 1,500th message (~1.4 s in); BTC and SOL go on.
     rp, record = _start(replay_exchange, three_coins, tmp_path, "--silence-coin", "ETH",
                         "--silence-after", "1500", "--silence-seconds", "4")

@@ -1,4 +1,5 @@
-"""`asmm collect`: record Hyperliquid bbo, trades and l2Book into day files."""
+"""`asmm collect`: record a venue's market data into day files — Hyperliquid's bbo, trades and
+l2Book, or (``--venue bybit``) Bybit's orderbook.1, orderbook.50 and publicTrade."""
 
 from __future__ import annotations
 
@@ -6,20 +7,29 @@ import argparse
 
 
 def register(sub) -> None:
-    from asmm.venues.hyperliquid.collector.config import SETTINGS, CollectorConfig
+    from asmm.venues.collector_common.config import SETTINGS, CollectorConfig
 
     defaults = CollectorConfig()
     p = sub.add_parser(
-        "collect", help="record Hyperliquid market data (bbo, trades, l2Book) to day files",
-        description="Subscribe to bbo, trades and l2Book for each coin and write one CSV "
-                    "per kind, coin and UTC day, reconnecting on its own and recording gaps. "
-                    "Every option can also be set by the environment variable named in its "
-                    "help; a flag wins over the variable.")
+        "collect", help="record market data (Hyperliquid bbo, trades, l2Book; or Bybit "
+                        "orderbook.1, orderbook.50, publicTrade) to day files",
+        description="Subscribe to each coin's book and trades and write one CSV per kind "
+                    "(prices, trades, orderbooks), coin and UTC day, reconnecting on its own "
+                    "and recording gaps. --venue hyperliquid (default): bbo, trades, l2Book "
+                    "from HL_API_URL. --venue bybit: USDT perpetuals (coin BTC = BTCUSDT) "
+                    "from BYBIT_WS_URL, the book kept from orderbook.50 snapshots and deltas "
+                    "(a sequence gap resubscribes and records a gap), the BBO from "
+                    "orderbook.1, trades from publicTrade; the files are the same. Every "
+                    "option can also be set by the environment variable named in its help; a "
+                    "flag wins over the variable.")
     for name, var, parse, text in SETTINGS:
         flag = "--" + name.replace("_", "-")
         if name == "parquet":
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
                            help=f"{text} [env {var}, default off]")
+        elif name == "venue":
+            p.add_argument(flag, choices=("hyperliquid", "bybit"), default=None,
+                           help=f"{text} [env {var}, default {defaults.venue}]")
         else:
             shown = getattr(defaults, name)
             shown = ",".join(shown) if isinstance(shown, tuple) else shown
@@ -42,8 +52,8 @@ def run(args) -> int:
     import sys
     import time
 
-    from asmm.venues.hyperliquid.collector.config import SETTINGS, ConfigError, from_env
-    from asmm.venues.hyperliquid.collector.health import check_heartbeat
+    from asmm.venues.collector_common.config import SETTINGS, ConfigError, from_env
+    from asmm.venues.collector_common.health import check_heartbeat
 
     try:
         cfg = from_env(os.environ, **{name: getattr(args, name) for name, *_ in SETTINGS})
@@ -54,15 +64,19 @@ def run(args) -> int:
         ok, why = check_heartbeat(cfg.heartbeat_path, time.time(), args.max_age)
         print(why)
         return 0 if ok else 1
-    # A service's status lines are its output: shown even without -v.
-    logging.getLogger("asmm.venues.hyperliquid.collector").setLevel(
+    # A service's status lines are its output: shown even without -v (the shared collector
+    # code logs under asmm.venues.collector_common, the venue's under asmm.venues.<venue>).
+    logging.getLogger("asmm.venues").setLevel(
         min(logging.INFO, logging.getLogger().getEffectiveLevel()))
-    from asmm.venues.hyperliquid.collector.service import Collector
+    if cfg.venue == "bybit":
+        from asmm.venues.bybit.collector.service import BybitCollector as Collector
+    else:
+        from asmm.venues.hyperliquid.collector.service import Collector
 
     collector = Collector(cfg)
 
     def on_signal(signum, _frame):
-        logging.getLogger("asmm.venues.hyperliquid.collector").info(
+        logging.getLogger("asmm.venues").info(
             "%s: writing buffered rows and stopping", signal.Signals(signum).name)
         collector.stop()
 

@@ -1,13 +1,11 @@
 """The Hyperliquid data collector: websocket -> bounded queue -> one writer -> day files.
 
-- :mod:`.config`  settings from environment variables and flags (stdlib only: cheap to import)
-- :mod:`.feed`    one SDK websocket session with confirmed subscriptions
-- :mod:`.service` :class:`~.service.Collector`: supervisor (connect, reconnect, backoff,
-  gaps) and the websocket side
-- :mod:`.quiet`   staleness per coin: a coin quiet while the others stream is resubscribed
-  and gets a gap of its own
-- :mod:`.writer_thread` the one thread that writes: queue -> files, gaps recorded, write
-  failures retried, heartbeat
-- :mod:`.writer`  line-atomic day files, UTC-day rotation, Parquet, gaps file
-- :mod:`.health`  counters, status line, heartbeat
+- :mod:`.feed`    one websocket session with confirmed subscriptions (SDK or aiohttp)
+- :mod:`.decode`  bbo, trades, l2Book messages -> rows of the collector files
+- :mod:`.service` :class:`~.service.Collector`: the shared supervisor with the two above
+
+The venue-independent parts (settings, supervisor, per-coin staleness, writer thread, day
+files, health) are :mod:`asmm.venues.collector_common`; ``.config``, ``.quiet``,
+``.writer_thread``, ``.writer`` and ``.health`` here are those same modules under their old
+names.
 """

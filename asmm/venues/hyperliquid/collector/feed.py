@@ -16,7 +16,7 @@ and parses frames in Python. It handles about 1.5x the messages per CPU-second
 Both hand data to ``on_data(channel, t_recv, frame)`` (the frame's text, or the decoded
 message when it does not start the usual way; the writer decodes) and bad frames to
 ``on_malformed(reason)`` on their own thread, one frame at a time; the supervisor in
-:mod:`asmm.venues.hyperliquid.collector.service` builds a new session after each drop.
+:mod:`asmm.venues.collector_common.supervisor` builds a new session after each drop.
 """
 
 from __future__ import annotations
