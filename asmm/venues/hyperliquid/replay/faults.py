@@ -20,38 +20,10 @@ Counted per WebSocket connection, in *data* messages (bbo, trades, l2Book, candl
 from __future__ import annotations
 
 import copy
-import math
-import time
-from dataclasses import dataclass
 
+from asmm.venues.replay_common.faults import CoinSilence, Faults
 
-@dataclass(frozen=True)
-class Faults:
-    drop_after: int = 0
-    stall_every: int = 0
-    stall_seconds: float = 0.0
-    malformed_every: int = 0
-    silence_coin: str = ""
-    silence_after: int = 0
-    silence_seconds: float = 0.0
-
-    def __post_init__(self):
-        for name in ("drop_after", "stall_every", "malformed_every", "silence_after"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0 (0 = off), got {getattr(self, name)}")
-        if self.stall_seconds < 0:
-            raise ValueError(f"stall_seconds must be >= 0, got {self.stall_seconds}")
-        if self.stall_every and not self.stall_seconds:
-            raise ValueError("stall_every needs stall_seconds > 0")
-        if not (self.silence_seconds >= 0 and math.isfinite(self.silence_seconds)):
-            raise ValueError(f"silence_seconds must be >= 0, got {self.silence_seconds}")
-        if bool(self.silence_coin) != bool(self.silence_after):
-            raise ValueError("silence_coin and silence_after go together (a coin and N >= 1)")
-
-    @property
-    def any(self) -> bool:
-        return bool(self.drop_after or self.stall_every or self.malformed_every)
-
+__all__ = ["BAD_NUMBER", "CoinSilence", "Faults", "corrupt"]
 
 BAD_NUMBER = "not-a-number"
 
@@ -72,28 +44,3 @@ def corrupt(channel: str, msg: dict) -> dict:
     else:
         raise ValueError(f"no malformed form for channel {channel!r}")
     return bad
-
-
-class CoinSilence:
-    """The ``silence_*`` fault's state: data messages of the coin sent per connection, and
-    until when (monotonic) each connection gets none of them."""
-
-    def __init__(self, faults: Faults):
-        self.coin, self.after = faults.silence_coin, faults.silence_after
-        self.seconds = faults.silence_seconds or math.inf
-        self._sent: dict[int, int] = {}
-        self._until: dict[int, float] = {}
-
-    def lets(self, conn_id: int, coin: str) -> bool:
-        """Whether connection ``conn_id`` may get a message of ``coin`` now."""
-        if coin != self.coin:
-            return True
-        return time.monotonic() >= self._until.get(conn_id, -math.inf)
-
-    def sent(self, conn_id: int, coin: str) -> None:
-        """One data message of ``coin`` went to ``conn_id``: the N-th starts the silence."""
-        if coin != self.coin:
-            return
-        n = self._sent[conn_id] = self._sent.get(conn_id, 0) + 1
-        if n == self.after:
-            self._until[conn_id] = time.monotonic() + self.seconds

@@ -183,17 +183,23 @@ class Replay:
     def candle_message(self, pos: int, interval: str) -> dict:
         """The ``candle`` update after trades event ``pos``: the interval that contains it,
         from the trades of the current pass published so far."""
-        iv = hp.INTERVAL_MS[interval]
+        open_ms, o, h, lo, c, v, n = self.candle_at(pos, hp.INTERVAL_MS[interval])
+        return hp.candle_msg(hp.candle(self.market.coin, interval, open_ms, o, h, lo, c, v, n))
+
+    def candle_at(self, pos: int, interval_ms: int) -> tuple:
+        """``(open_ms, open, high, low, close, volume, n_trades)`` of the ``interval_ms``
+        candle that contains trades event ``pos`` (published time), from the trades of the
+        current pass published up to and including that event. Volume in coin, rounded
+        off its binary noise."""
         t = self.pub_time(pos)
-        open_ms = (t // iv) * iv
+        open_ms = (t // interval_ms) * interval_ms
         m = self.market
         off = self.offset_ms()
         hi = int(m.grp_hi[int(m.ev_idx[pos])])
         lo = int(np.searchsorted(m.tr_t[:hi], open_ms - off, side="left"))
         px, sz = m.tr_px[lo:hi], m.tr_sz[lo:hi]
-        c = hp.candle(m.coin, interval, open_ms, px[0], px.max(), px.min(), px[-1],
-                      round(float(sz.sum()), 10), hi - lo)
-        return hp.candle_msg(c)
+        return (open_ms, float(px[0]), float(px.max()), float(px.min()), float(px[-1]),
+                round(float(sz.sum()), 10), hi - lo)
 
     # ------------------------------------------------------------------ POST /info
 
@@ -267,13 +273,13 @@ class Replay:
         start = max(start, (end // iv - hp.MAX_CANDLES + 1) * iv, self.pub_first_ms())
         if start > end:
             return []
-        t, px, sz, prev = self._published_trades(start, end)
+        t, px, sz, prev = self.published_trades(start, end)
         rows = candles(t, px, sz, iv, start, end, prev)
         # Volumes are float sums: round off the binary noise (sizes have <= 8 decimals).
         return [hp.candle(self.market.coin, interval, t, o, h, lo, c, round(v, 10), n)
                 for t, o, h, lo, c, v, n in rows]
 
-    def _published_trades(self, start: int, end: int):
+    def published_trades(self, start: int, end: int):
         """Trades sent so far with published time in ``[start - interval, end]`` across
         loops, and the price before ``start`` (last earlier trade, else the first mid)."""
         m = self.market
