@@ -1,4 +1,5 @@
-"""`asmm replay`: serve recorded or synthetic collector data as an offline Hyperliquid."""
+"""`asmm replay`: serve recorded or synthetic collector data as an offline Hyperliquid (or,
+with ``--venue bybit``, an offline Bybit v5)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ def register(sub) -> None:
                     "backtester's fill rule. On start prints one line "
                     "'replay exchange listening on http://HOST:PORT' to stdout.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--venue", choices=["hyperliquid", "bybit"], default="hyperliquid",
+                   help="whose API to speak: Hyperliquid (POST /info, WS /ws, the paper "
+                        "exchange) or Bybit v5 public (GET /v5/market/..., WS "
+                        "/v5/public/linear; symbol COINUSDT, no paper exchange)")
     p.add_argument("--data-dir", required=True,
                    help="collector data folder (daily or single-file layout, CSV or Parquet)")
     p.add_argument("--coin", default="BTC",
@@ -59,7 +64,19 @@ def register(sub) -> None:
                         "(default: 1 when unpaced, else 0 = at once)")
     p.add_argument("--sz-decimals", type=_count, default=5,
                    help="size decimals in meta (ccxt amount step = 10^-N)")
-    p.add_argument("--max-leverage", type=int, default=40, help="maxLeverage in meta")
+    p.add_argument("--max-leverage", type=int, default=40,
+                   help="maximum leverage of the market (Hyperliquid meta's maxLeverage, "
+                        "Bybit's leverageFilter and risk limits)")
+    p.add_argument("--tick", type=float, default=0.1,
+                   help="Bybit: price tick in quote currency (priceFilter.tickSize)")
+    p.add_argument("--qty-step", type=float, default=0.001,
+                   help="Bybit: order size step in coin (lotSizeFilter.qtyStep)")
+    p.add_argument("--min-qty", type=float, default=0.0,
+                   help="Bybit: smallest order size in coin (lotSizeFilter.minOrderQty; "
+                        "0 = one --qty-step)")
+    p.add_argument("--funding-interval", type=int, default=480, metavar="MINUTES",
+                   help="Bybit: minutes between funding times (fundingInterval); each pays "
+                        "--funding-rate times the interval in hours")
     p.add_argument("--funding-rate", type=float, default=0.0,
                    help="hourly funding rate served by fundingHistory/metaAndAssetCtxs")
     p.add_argument("--account-value", type=float, default=10_000.0,
@@ -145,10 +162,18 @@ def run(args) -> int:
     wait = getattr(args, "wait_subscriptions", None)  # its default depends on --speed
     if wait is None:
         wait = 1 if cfg.speed == 0 else 0
+    paper = None
     try:
         exchange = Exchange(markets, cfg, time.time())
-        paper = Paper(exchange, args.ledger, args.fee_tier, args.starting_balance, args.accounts,
-                      args.signing_chain)
+        if args.venue == "bybit":
+            from asmm.venues.bybit.replay import BybitConfig, BybitFeed, BybitReplayServer
+
+            feed = BybitFeed(exchange, BybitConfig(
+                tick=args.tick, qty_step=args.qty_step, min_qty=args.min_qty,
+                max_leverage=args.max_leverage, funding_interval_min=args.funding_interval))
+        else:
+            paper = Paper(exchange, args.ledger, args.fee_tier, args.starting_balance,
+                          args.accounts, args.signing_chain)
     except (ValueError, ConfigError, sqlite3.Error) as e:
         err.print(f"[red]error:[/red] {escape(str(e))}")
         return 2
@@ -158,8 +183,11 @@ def run(args) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        server = ReplayServer(exchange, faults, args.record, wait, args.host, args.port,
-                              paper=paper)
+        if paper is None:
+            server = BybitReplayServer(feed, faults, args.record, wait, args.host, args.port)
+        else:
+            server = ReplayServer(exchange, faults, args.record, wait, args.host, args.port,
+                                  paper=paper)
 
         def ready(port: int) -> None:
             # The one stdout line: test fixtures in other processes read the port from it.
@@ -173,6 +201,7 @@ def run(args) -> int:
         err.print(f"[red]error:[/red] cannot serve on {args.host}:{args.port}: {e}")
         return 2
     finally:
-        paper.close()
+        if paper is not None:
+            paper.close()
     sys.stdout.flush()
     return 0

@@ -24,14 +24,20 @@ PAPER_READY_PREFIX = "paper exchange listening on "
 _MAIN = "import sys; from asmm.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
+# The WebSocket path of each venue ``asmm replay --venue`` speaks.
+WS_PATHS = {"hyperliquid": "/ws", "bybit": "/v5/public/linear"}
+
+
 class ReplayProcess:
     """A running ``asmm replay``: ``url`` (http://127.0.0.1:PORT), ``ws_url``
-    (ws://127.0.0.1:PORT/ws), ``port``, ``proc`` (the Popen), ``stderr_path`` (its log)."""
+    (ws://127.0.0.1:PORT/ws; for Bybit ws://127.0.0.1:PORT/v5/public/linear), ``port``,
+    ``proc`` (the Popen), ``stderr_path`` (its log)."""
 
-    def __init__(self, proc: subprocess.Popen, url: str, stderr_path: Path):
+    def __init__(self, proc: subprocess.Popen, url: str, stderr_path: Path,
+                 ws_path: str = "/ws"):
         self.proc, self.url, self.stderr_path = proc, url, stderr_path
         self.port = int(url.rsplit(":", 1)[1])
-        self.ws_url = "ws" + url[len("http"):] + "/ws"
+        self.ws_url = "ws" + url[len("http"):] + ws_path
 
     def _get(self, path: str, method: str = "GET") -> dict:
         body = b"" if method == "POST" else None
@@ -98,10 +104,23 @@ def start_replay(data_dir: str | Path, *args: str, coin: str = "BTC", speed: str
     """Start ``asmm replay --data-dir DATA_DIR --coin COIN --speed SPEED --port PORT ARGS...``
     and return once it listens. ``args`` are further CLI options as strings, e.g.
     ``"--drop-after", "100"``; ``port`` 0 picks a free one (a fixed one: restart an exchange
-    where its clients expect it). Raises RuntimeError with the server's log if it exits or does
+    where its clients expect it; ``"--venue", "bybit"`` among ``args`` serves Bybit, and
+    ``ws_url`` is then Bybit's). Raises RuntimeError with the server's log if it exits or does
     not come up within ``timeout`` seconds."""
+    venue = _option(args, "--venue") or "hyperliquid"
     return _start("replay", ["--data-dir", str(data_dir), "--coin", coin, "--speed", str(speed),
-                             "--port", str(int(port)), *args], READY_PREFIX, log_dir, timeout)
+                             "--port", str(int(port)), *args], READY_PREFIX, log_dir, timeout,
+                  WS_PATHS.get(venue, "/ws"))
+
+
+def _option(args: tuple[str, ...], name: str) -> str | None:
+    """The value of option ``name`` among CLI ``args`` (``--name V`` or ``--name=V``)."""
+    for i, a in enumerate(args):
+        if a == name and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(name + "="):
+            return a[len(name) + 1:]
+    return None
 
 
 def start_paper(upstream: str, *args: str, log_dir: str | Path | None = None,
@@ -113,7 +132,7 @@ def start_paper(upstream: str, *args: str, log_dir: str | Path | None = None,
 
 
 def _start(command: str, cli: list[str], ready: str, log_dir: str | Path | None,
-           timeout: float) -> ReplayProcess:
+           timeout: float, ws_path: str = "/ws") -> ReplayProcess:
     """Run ``asmm -v COMMAND CLI...`` and wait for the stdout line starting ``ready``."""
     log_dir = Path(log_dir) if log_dir else Path(os.environ.get("TMPDIR", "/tmp"))
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -143,4 +162,4 @@ def _start(command: str, cli: list[str], ready: str, log_dir: str | Path | None,
             raise RuntimeError(f"{command} exited with {proc.returncode}: "
                                f"{stderr_path.read_text(errors='replace')[-4000:]}")
         if line.startswith(ready):
-            return ReplayProcess(proc, line[len(ready):].strip(), stderr_path)
+            return ReplayProcess(proc, line[len(ready):].strip(), stderr_path, ws_path)
