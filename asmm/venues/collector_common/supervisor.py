@@ -41,7 +41,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from asmm.core.errors import UnknownCoinError
+from asmm.core.errors import DataError, UnknownCoinError
+from asmm.data.venue import claim_folder
 from asmm.venues.collector_common.config import CollectorConfig
 from asmm.venues.collector_common.health import (
     HeartbeatError,
@@ -94,6 +95,14 @@ class BaseCollector(WriterThread):
     def run(self) -> int:
         try:
             self.cfg.output_dir.mkdir(parents=True, exist_ok=True)
+            claim_folder(self.cfg.output_dir, self.cfg.venue, self.venue_details())
+        except DataError as e:
+            log.error("%s", e)
+            return 2
+        except OSError as e:
+            log.error("cannot write to %s: %s", self.cfg.output_dir, e)
+            return 2
+        try:
             restart = self._restart_gap()
             self._heartbeat(raise_errors=True)  # an unwritable folder fails now, not later
             self.writer.convert_earlier_days(
@@ -124,6 +133,11 @@ class BaseCollector(WriterThread):
             return 1
         log.info("collector stopped; all received rows written")
         return 0
+
+    def venue_details(self) -> dict:
+        """What ``venue.json`` records beside the venue (:mod:`asmm.data.venue`): the coins
+        and where the data comes from."""
+        return {"symbols": list(self.cfg.symbols), "source": self.endpoint}
 
     def _restart_gap(self) -> list[Gap]:
         """The gaps since the previous run's last rows known to be on disk, open until this

@@ -21,7 +21,6 @@ message when it does not start the usual way; the writer decodes) and bad frames
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -33,6 +32,7 @@ from hyperliquid.info import Info
 from hyperliquid.websocket_manager import WebsocketManager
 
 from asmm.core.errors import UnknownCoinError
+from asmm.venues.collector_common.ws import AiohttpTransport
 from asmm.venues.hyperliquid import protocol as hlproto
 
 log = logging.getLogger(__name__)
@@ -294,80 +294,20 @@ def _unused_callback(_msg) -> None:
 # --------------------------------------------------------------------------- aiohttp transport
 
 
-class AiohttpSession(_BaseSession):
-    """A session over aiohttp's websocket client, on its own thread and event loop."""
+class AiohttpSession(AiohttpTransport, _BaseSession):
+    """A session over aiohttp's websocket client, on its own thread and event loop
+    (:class:`~asmm.venues.collector_common.ws.AiohttpTransport`)."""
+
+    ping_text = '{"method":"ping"}'
+    ping_seconds = PING_SECONDS
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        self.ws_url = "ws" + self.api_url[len("http"):] + "/ws"
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ws = None
-        self._task: asyncio.Task | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True, name="collector-ws")
+        self._init_transport("ws" + self.api_url[len("http"):] + "/ws")
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def alive(self) -> bool:
-        return self._thread.is_alive()
-
-    def _ready(self) -> bool:
-        return self._ws is not None and not self._ws.closed
-
-    def close(self) -> None:
-        loop, task = self._loop, self._task
-        if loop is not None and task is not None and not loop.is_closed():
-            try:
-                loop.call_soon_threadsafe(task.cancel)
-            except RuntimeError:  # the loop finished meanwhile
-                pass
-        self._thread.join(timeout=3.0)
-
-    def _send(self, payload: dict) -> None:
-        if self._loop is None or self._ws is None:
-            return
-        fut = asyncio.run_coroutine_threadsafe(self._ws.send_str(json.dumps(payload)),
-                                               self._loop)
-        try:
-            fut.result(timeout=5.0)
-        except Exception as e:  # the socket died meanwhile; the supervisor will notice
-            log.info("send failed: %s", e)
-
-    def _run(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except Exception as e:  # any socket error ends the session; the supervisor reconnects
-            log.warning("websocket %s: %s", self.ws_url, e)
-
-    async def _main(self) -> None:
-        import aiohttp
-
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        try:
-            async with aiohttp.ClientSession() as http, http.ws_connect(
-                    self.ws_url, max_msg_size=0, autoping=True) as ws:
-                self._ws = ws
-                for sub in self.subs:
-                    await ws.send_str(json.dumps({"method": "subscribe", "subscription": sub}))
-                pinger = asyncio.create_task(self._ping(ws))
-                try:
-                    async for frame in ws:
-                        if frame.type == aiohttp.WSMsgType.TEXT:
-                            self._on_frame(frame.data)
-                        elif frame.type == aiohttp.WSMsgType.ERROR:
-                            raise frame.data
-                finally:
-                    pinger.cancel()
-                log.warning("websocket closed by the server (code %s)", ws.close_code)
-        except asyncio.CancelledError:
-            pass  # close() asked for it
-
-    @staticmethod
-    async def _ping(ws) -> None:
-        while True:
-            await asyncio.sleep(PING_SECONDS)  # the protocol's keep-alive period
-            await ws.send_str('{"method":"ping"}')
+    async def _on_open(self, ws) -> None:
+        for sub in self.subs:
+            await ws.send_str(json.dumps({"method": "subscribe", "subscription": sub}))
 
 
 TRANSPORTS = {"sdk": Session, "aiohttp": AiohttpSession}
