@@ -95,7 +95,9 @@ class CalibrationConfig:
     fee_tier: str = setting(DEFAULT_TIER,
                             help="the venue's fee tier the backtests and the verdict use: "
                                  "hyperliquid:0..6 (+mm1..3, +wood..diamond) or "
-                                 "bybit:vip0..vip5/supreme (asmm/core/fees.py)")
+                                 "bybit:vip0..vip5/supreme (asmm/core/fees.py); asmm "
+                                 "calibrate without it (None): the base tier of the data's "
+                                 "venue, bybit:vip0 for Bybit data (--venue)")
     maker_fee: float | None = setting(
         None, parse=float, help="maker fee as a fraction of notional (0.00015 = 1.5 bp; "
                                 "negative: a rebate), overriding the tier's")
@@ -137,6 +139,10 @@ class CalibrationConfig:
         "data", choices=("data", "now"),
         help="'now' counts the validity from computed_at instead of the data's end: for "
              "recorded days replayed as live (asmm replay --start-at now, the demo) only")
+
+    # The exchange the data came from (set by the CLI from --venue or the data folder's
+    # venue.json, asmm.data.venue): recorded in the file beside the fees it chose.
+    venue: str | None = None
 
     def __post_init__(self):
         tier = fee_tier(self.fee_tier)  # ConfigError naming the known tiers
@@ -187,6 +193,31 @@ class Progress:
 
     def advance(self, what: str, n: int = 1) -> None:
         """``n`` units of ``what`` are done."""
+
+
+# The fee tier a venue's data is calibrated at when no tier is named: each venue's base tier.
+VENUE_FEE_TIERS = {"hyperliquid": DEFAULT_TIER, "bybit": "bybit:vip0"}
+
+
+def data_venue_and_tier(data_dir: str | Path, venue: str | None = None) -> tuple[str, str]:
+    """``(venue, default fee tier)`` of the data in ``data_dir``: ``venue`` when given (a
+    ConfigError when the folder's ``venue.json`` names another), else the folder's venue
+    (:func:`asmm.data.venue.data_venue`: its ``venue.json``, Hyperliquid for older data),
+    else Hyperliquid; the tier is that venue's base tier (:data:`VENUE_FEE_TIERS`)."""
+    from asmm.core.errors import ConfigError, DataError
+    from asmm.data.venue import data_venue
+
+    try:
+        found = data_venue(data_dir) if Path(data_dir).is_dir() else None
+    except DataError as e:
+        raise ConfigError(str(e)) from None
+    if venue is not None and found is not None and venue != found:
+        raise ConfigError(f"--venue {venue}, but the data in {data_dir} was collected from "
+                          f"{found} (its venue.json)")
+    chosen = venue or found or "hyperliquid"
+    if chosen not in VENUE_FEE_TIERS:
+        raise ConfigError(f"unknown venue {chosen!r}: {', '.join(VENUE_FEE_TIERS)}")
+    return chosen, VENUE_FEE_TIERS[chosen]
 
 
 def resolve_data_dir(arg: str | None) -> Path:

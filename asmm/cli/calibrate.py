@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
-    from asmm.calibrate.config import CalibrationConfig, duration
+    from asmm.calibrate.config import VENUE_FEE_TIERS, CalibrationConfig, duration
     from asmm.cli.options import add_options
 
     p = sub.add_parser(
@@ -23,8 +23,15 @@ def register(sub) -> None:
                                       "HL_data_collector/HL_data)")
     p.add_argument("--output", help="parameter file to write (default: "
                                     "scripts/avellaneda_parameters_<COIN>.json)")
-    # No --execution default here: unset, it comes from --bot-config (run() says which).
-    add_options(p, CalibrationConfig, defaults={"execution": None})
+    # No --execution or --fee-tier default here: unset, they come from --bot-config, and the
+    # tier else from the venue of the data (_as_the_bot).
+    add_options(p, CalibrationConfig, defaults={"execution": None, "fee_tier": None})
+    p.add_argument("--venue", choices=sorted(VENUE_FEE_TIERS),
+                   help="the exchange the data came from; without --fee-tier (and a "
+                        "--bot-config naming one) the fees are its base tier: "
+                        + ", ".join(f"{v} {t}" for v, t in VENUE_FEE_TIERS.items())
+                        + " (default: the data folder's venue.json, which asmm collect "
+                          "writes, else hyperliquid)")
     p.add_argument("--bot-config", metavar="CONFIG.json",
                    help="the Freqtrade config of the bot the file is for: its asmm.mode sets "
                         "--execution when not given (pingpong: freqtrade; long/short: "
@@ -54,14 +61,16 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _as_the_bot(args) -> dict:
+def _as_the_bot(args, data_dir) -> dict:
     """What the bot's config decides for the calibration: the execution its mode trades
     with, its lot and its fees (``asmm.fee_tier``, ``asmm.maker_fee``), each unless the
     command line names one. Without ``--bot-config``, the bot's defaults (a ping-pong
-    bot)."""
+    bot). A fee tier named by neither is the base tier of the data's venue (``--venue``,
+    else the folder's ``venue.json``: Bybit data is calibrated at ``bybit:vip0``)."""
     import json
+    import logging
 
-    from asmm.calibrate.config import CalibrationConfig
+    from asmm.calibrate.config import CalibrationConfig, data_venue_and_tier
     from asmm.core.enums import execution_of_mode
     from asmm.core.errors import ConfigError
     from asmm.freqtrade.config import MMConfig
@@ -78,14 +87,21 @@ def _as_the_bot(args) -> dict:
             raise ConfigError(f"--bot-config {args.bot_config}: not a Freqtrade config")
         mm = MMConfig.from_dict(doc.get("asmm"))
     out = {"execution": args.execution or execution_of_mode(mm.mode)}
+    venue, tier = data_venue_and_tier(data_dir, args.venue)
+    out["venue"] = venue
+    out["fee_tier"] = args.fee_tier or tier
     if args.bot_config is not None:
         if args.order_size == CalibrationConfig.order_size:
             out["order_size"] = mm.lot_size
         # The fees the bot quotes with, unless the command line names others.
-        if args.fee_tier == CalibrationConfig.fee_tier and mm.fee_tier is not None:
+        if args.fee_tier is None and mm.fee_tier is not None:
             out["fee_tier"] = mm.fee_tier
         if args.maker_fee is None and mm.maker_fee is not None:
             out["maker_fee"] = mm.maker_fee
+    if not out["fee_tier"].lower().startswith(venue + ":"):
+        logging.getLogger(__name__).warning(
+            "the data is %s's, the fees %s's (%s): the verdict is for trading it there",
+            venue, out["fee_tier"].partition(":")[0], out["fee_tier"])
     return out
 
 
@@ -108,13 +124,13 @@ def run(args) -> int:
     if why := calibrate_many.check(args):
         err.print(f"[red]error:[/red] {escape(why)}", soft_wrap=True)
         return 2
+    data_dir = resolve_data_dir(args.data_dir)
     try:
         cfg = config_from(CalibrationConfig, args, coin=args.coin or CalibrationConfig.coin,
-                          **_as_the_bot(args))
+                          **_as_the_bot(args, data_dir))
     except (ValueError, ConfigError) as e:
         err.print(f"[red]error:[/red] {_one_line(e)}", soft_wrap=True)
         return 2
-    data_dir = resolve_data_dir(args.data_dir)
     if args.coins is not None:
         return calibrate_many.run(args, cfg, data_dir, err)
     output = args.output or default_path(cfg.coin)
