@@ -727,3 +727,26 @@ def test_against_the_bybit_replay_drops_reconnect_and_record_gaps(replay_exchang
     assert len(gaps) == drops + exp["out_of_sync"] and (gaps[:, 1] > gaps[:, 0]).all()
     assert (out / "gaps_BTC.csv").read_text().count("connection closed") == drops
     assert sent["connections_total"] == drops + 1
+
+
+def test_asmm_collect_venue_bybit_as_a_process(replay_exchange, quiet_day, tmp_path):
+    """``asmm collect --venue bybit`` as a user runs it, pointed at the replay by
+    ``BYBIT_API_URL``: rows arrive, SIGTERM writes them and exits 0."""
+    import signal
+
+    rp = replay_exchange(quiet_day, "--venue", "bybit", "--start-at", "data", speed=2000)
+    out = tmp_path / "out"
+    env = {**os.environ, "BYBIT_API_URL": rp.url, "FLUSH_SECONDS": "0.2"}
+    proc = subprocess.Popen([ASMM, "collect", "--venue", "bybit", "--symbols", "BTCUSDT",
+                             "--output-dir", str(out), "--orderbook-depth", "5"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: len(csv_rows(out, "orderbooks")) > 5 and csv_rows(out, "trades"),
+                   60, "rows from the collector process")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-3000:]
+    assert "all received rows written" in err
+    assert json.loads((out / "venue.json").read_text())["source"] == rp.ws_url
+    assert len(csv_rows(out, "orderbooks")[0]) == 3 + 4 * 5
