@@ -83,10 +83,12 @@ def make_params(path: Path, truth: dict, valid_from: datetime, valid_until: date
 
 
 def overlay(folder: Path, url: str, params_file: Path, api_port: int, name: str,
-            **asmm) -> Path:
+            exchange: dict | None = None, **asmm) -> Path:
+    """The per-run config layered last: ports, files, and the ``exchange`` block that points
+    ccxt at the replay at ``url`` (default: Hyperliquid's, ``offline_exchange_config``)."""
     doc = {
         "bot_name": name,
-        "exchange": offline_exchange_config(url),
+        "exchange": offline_exchange_config(url) if exchange is None else exchange,
         "api_server": {"listen_port": api_port},
         "db_url": f"sqlite:///{folder / (name + '.sqlite')}",
         # A short loop makes a few minutes of dry-run lively; the default is 5 s.
@@ -307,13 +309,13 @@ class Bot:
     """One `freqtrade trade --dry-run` subprocess with its log and REST client."""
 
     def __init__(self, work: Path, url: str, params_file: Path, name: str, configs=(CONFIG,),
-                 **asmm):
+                 exchange: dict | None = None, **asmm):
         from freqtrade_client import FtRestClient
 
         self.work, self.name = work, name
         (work / "user_data").mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        ov = overlay(work, url, params_file, self.port, name, **asmm)
+        ov = overlay(work, url, params_file, self.port, name, exchange, **asmm)
         creds = credentials()
         self.log = work / f"{name}.log"
         config_args = [a for c in configs for a in ("-c", str(c))]
