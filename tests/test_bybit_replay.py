@@ -292,3 +292,27 @@ def test_ccxt_pro_watches_book_trades_and_candles(market, replay_exchange):
     assert trades and all(t["side"] in ("buy", "sell") for t in trades)
     assert candles[-1][0] % 60_000 == 0 and candles[-1][5] > 0
     assert ticker["bid"] < ticker["ask"]
+
+
+def test_malformed_and_silence_faults_on_bybit_topics(market, replay_exchange):
+    # Every topic kind, malformed copies after every 7th data message: each is the same
+    # topic with an impossible value, and the stream goes on.
+    rp = start_frozen(replay_exchange, market, "--malformed-every", "7")
+    topics = ["orderbook.1.BTCUSDT", "orderbook.50.BTCUSDT", "publicTrade.BTCUSDT",
+              "tickers.BTCUSDT", "kline.1.BTCUSDT"]
+    feed = Feed(rp.ws_url, topics)
+    msgs = feed.read_until(lambda ms: {m.get("topic") for m in ms} >= set(topics)
+                           and sum("not-a-number" in json.dumps(m) for m in ms) >= 20)
+    bad = [m for m in msgs if "not-a-number" in json.dumps(m)]
+    assert {m["topic"].split(".")[0] for m in bad} >= {"orderbook", "publicTrade"}
+    data = [m for m in msgs if "topic" in m]
+    assert len(data) >= 7 * len(bad)
+    feed.ws.close()
+
+    # One coin silenced for good after a connection's 10th message of it: nothing more.
+    rp2 = replay_exchange(market["dir"], "--venue", "bybit", "--start-at", "data",
+                          "--silence-coin", "BTC", "--silence-after", "10", speed="max")
+    quiet = Feed(rp2.ws_url, topics[:3])
+    rp2.wait_for(lambda r: r.clock()["finished"], timeout=120)
+    rp2.wait_for(lambda r: r.sent()["per_connection"][0]["data_sent"] == 10)
+    quiet.ws.close()

@@ -76,7 +76,6 @@ class BybitReplayServer(StreamServer):
     async def _emit(self, r: Replay, pos: int) -> None:
         coin = r.market.coin
         symbol = bp.symbol_of(coin)
-        before = {c.id: c.data_sent for c in self.conns.values()}
         for kind in self.feed.topics_of(r, pos):
             if kind == "publicTrade":
                 targets = self._targets(f"publicTrade.{symbol}", coin)
@@ -84,24 +83,31 @@ class BybitReplayServer(StreamServer):
                     msg, n = self.feed.trades_message(r, pos)
                     text = bp.dumps(msg)
                     for c in targets:
-                        await self._send_data(c, "publicTrade", text, n)
+                        await self._send_coin(c, coin, "publicTrade", text, n)
             elif kind == "kline":
                 for topic in self._topics("kline.", symbol):
                     text = bp.dumps(self.feed.kline_message(r, pos, topic.split(".")[1]))
                     for c in self._targets(topic, coin):
-                        await self._send_data(c, "kline", text, 0)
+                        await self._send_coin(c, coin, "kline", text, 0)
             elif kind == "tickers":
                 targets = self._targets(f"tickers.{symbol}", coin)
                 if targets:
                     text = bp.dumps(self.feed.ticker_message(r, pos))
                     for c in targets:
-                        await self._send_data(c, "tickers", text, 0)
+                        await self._send_coin(c, coin, "tickers", text, 0)
             else:
                 await self._emit_books(r, pos, kind == "orderbook.1")
-        # The silence fault counts a coin's events per connection that got any of them.
-        for c in list(self.conns.values()):
-            if c.data_sent > before.get(c.id, c.data_sent):
-                self._silence.sent(c.id, coin)
+
+    async def _send_coin(self, c: Connection, coin: str, channel: str, text: str,
+                         n_fills: int) -> None:
+        """One data message of ``coin``, unless the silence fault withholds it; each one
+        sent counts towards that fault's N-th message."""
+        if not self._silence.lets(c.id, coin):
+            return
+        sent = c.data_sent
+        await self._send_data(c, channel, text, n_fills)
+        if c.data_sent > sent:
+            self._silence.sent(c.id, coin)
 
     def _topics(self, prefix: str, symbol: str) -> list[str]:
         """Subscribed topics ``prefix*.symbol`` over all connections."""
@@ -135,9 +141,12 @@ class BybitReplayServer(StreamServer):
             if not db and not da:
                 return
             msg = bp.book_message(depth, symbol, "delta", ts, db, da, u, u)
+        coin = bp.coin_of(symbol)
+        if not self._silence.lets(c.id, coin):
+            return  # withheld: the connection's book stays what it last got
         if depth > 1:
             self._books[(c.id, topic)] = new
-        await self._send_data(c, "orderbook", bp.dumps(msg), 0)
+        await self._send_coin(c, coin, "orderbook", bp.dumps(msg), 0)
 
     # ------------------------------------------------------------------ handlers
 
@@ -220,7 +229,7 @@ class BybitReplayServer(StreamServer):
         if kind == "tickers":
             msg = bp.ticker_message(symbol, ts, self.feed.ticker(r, p, True, ts),
                                     self.feed.update_id(r, p, loop, 1))
-            await self._send_data(c, "tickers", bp.dumps(msg), 0)
+            await self._send_coin(c, r.market.coin, "tickers", bp.dumps(msg), 0)
             return
         depth = int(topic.split(".")[1])
         bids, asks = self.feed.book_at(r, p, depth)
