@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from datetime import date
+from pathlib import Path
 
 import ccxt
 import numpy as np
@@ -316,3 +319,17 @@ def test_malformed_and_silence_faults_on_bybit_topics(market, replay_exchange):
     rp2.wait_for(lambda r: r.clock()["finished"], timeout=120)
     rp2.wait_for(lambda r: r.sent()["per_connection"][0]["data_sent"] == 10)
     quiet.ws.close()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--ledger", "ledger.sqlite"], "paper exchange"),
+    (["--tick", "0"], "tick must be > 0"),
+    (["--qty-step", "-0.001"], "qty_step must be > 0"),
+])
+def test_cli_refuses_what_the_bybit_venue_cannot_serve(market, tmp_path, args, says):
+    asmm = str(Path(sys.executable).parent / "asmm")
+    out = subprocess.run([asmm, "replay", "--venue", "bybit", "--data-dir", str(market["dir"]),
+                          "--port", "0", *args], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 2 and says in out.stderr, out.stderr
+    assert out.stdout == ""  # never the readiness line

@@ -162,6 +162,10 @@ def run(args) -> int:
     wait = getattr(args, "wait_subscriptions", None)  # its default depends on --speed
     if wait is None:
         wait = 1 if cfg.speed == 0 else 0
+    if args.venue == "bybit" and (args.ledger or args.accounts):
+        err.print("[red]error:[/red] --ledger and --accounts belong to the paper exchange, "
+                  "which only the hyperliquid venue serves")
+        return 2
     paper = None
     try:
         exchange = Exchange(markets, cfg, time.time())
