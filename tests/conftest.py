@@ -40,7 +40,9 @@ def replay_exchange(tmp_path_factory):
     (it prints its URL; no sleeping). The object
     (:class:`asmm.venues.hyperliquid.replay.process.ReplayProcess`)
     has ``.url`` (http://127.0.0.1:PORT, for the SDK's ``base_url`` and ccxt's urls),
-    ``.ws_url``, ``.port``, ``.proc``, ``.stderr_path``, and helpers ``.info(body)``,
+    ``.ws_url`` (with ``"--venue", "bybit"`` among the args: Bybit's
+    ws://127.0.0.1:PORT/v5/public/linear), ``.port``, ``.proc``, ``.stderr_path``, and helpers
+    ``.info(body)`` (Hyperliquid only),
     ``.sent()``, ``.clock()``, ``.drop()``, ``.stall(s)``, ``.wait_for(pred, timeout)``,
     ``.log()`` and ``.stop()`` (SIGTERM; the record file is complete after it).
     """
