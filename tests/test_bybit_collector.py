@@ -231,15 +231,21 @@ class BybitServer:
     the frames of the next entry of ``scripts`` (then, with ``close`` true for that entry,
     the server closes it). A book topic subscribed again (after an unsubscribe) gets the
     frames ``resnapshot(topic, n)`` returns (n = how many times so far), as Bybit sends a
-    snapshot on a new subscription. Symbols not in ``listed`` are refused.
+    snapshot on a new subscription. Symbols not in ``listed`` are refused. With
+    ``stream(i)`` (returning a frame), after its script a connection gets ``stream(0)``,
+    ``stream(1)``, ... every ``stream_every`` s until it closes: a market that keeps going.
     """
 
-    def __init__(self, coins, scripts, *, close=(), listed=None, resnapshot=None):
+    def __init__(self, coins, scripts, *, close=(), listed=None, resnapshot=None,
+                 stream=None, stream_every=0.02):
         self.topics = {t for c in coins for t in parse.topics(c)}
         self.scripts, self.close = list(scripts), list(close)
         self.listed = set(listed) if listed is not None else {parse.symbol_of(c)
                                                                for c in coins}
         self.resnapshot = resnapshot or (lambda topic, n: [])
+        self.stream, self.stream_every = stream, stream_every
+        self.streamed = 0
+        self._tasks: list[asyncio.Future] = []
         self.connections = 0
         self.ops: list[tuple[int, str, str]] = []  # (connection, op, topic)
         self.sent_scripts = 0
@@ -281,7 +287,17 @@ class BybitServer:
                     self.sent_scripts += 1
                     if n < len(self.close) and self.close[n]:
                         await ws.close()
+                    elif self.stream is not None:
+                        self._tasks.append(asyncio.ensure_future(self._stream(ws)))
         return ws
+
+    async def _stream(self, ws) -> None:
+        while not ws.closed:
+            await asyncio.sleep(self.stream_every)  # the market's pace, on the server side
+            if ws.closed:
+                return
+            await ws.send_str(self.stream(self.streamed))
+            self.streamed += 1
 
 
 @contextlib.contextmanager
@@ -493,6 +509,49 @@ def test_dropped_connection_reconnects_and_records_a_gap(tmp_path):
     assert gaps[0, 0] == pytest.approx(float(books[1][0]), abs=1e-6)
     assert gaps[0, 1] <= float(books[2][0])
     assert "connection closed" in (out / "gaps_BTC.csv").read_text()
+
+
+def test_one_quiet_coin_is_resubscribed_with_a_gap_of_its_own(tmp_path):
+    """ETH's books stop after their first snapshots while BTC streams: ETH is judged quiet on
+    its own, its two book topics are resubscribed on the same connection (Bybit answers with
+    snapshots), and only ETH gets a gap; no reconnect."""
+    first = [dumps(book(1, "ETHUSDT", "snapshot", T0, 1, [(10.0, 1.0)], [(10.1, 1.0)])),
+             dumps(book(50, "ETHUSDT", "snapshot", T0, 1, [(10.0, 1.0)], [(10.1, 1.0)])),
+             dumps(book(50, "BTCUSDT", "snapshot", T0, 1, BID0, ASK0))]
+
+    def btc(i):  # BTC's level 1 keeps changing
+        return dumps(book(1, "BTCUSDT", "snapshot", T0 + 10 + i, i + 1, [(100.0, 1 + i)],
+                          [(100.5, 1.0)]))
+
+    def eth_again(topic, n):
+        if not topic.endswith("ETHUSDT"):
+            return []
+        depth = int(topic.split(".")[1])
+        return [dumps(book(depth, "ETHUSDT", "snapshot", T0 + 5000, 100, [(10.2, 2.0)],
+                           [(10.3, 2.0)]))]
+
+    server = BybitServer(["BTC", "ETH"], [first], resnapshot=eth_again, stream=btc)
+    out = tmp_path / "out"
+    with serving(server) as url, running(config(out, url, symbols=("BTC", "ETH"),
+                                                stale_seconds=1.0)) as c:
+        wait_until(lambda: c.stats.gaps == 1, 30, "ETH's gap")
+        wait_until(lambda: len(csv_rows(out, "orderbooks", "ETH")) == 2, 10, "ETH's new book")
+    assert c.stats.reconnects == 0 and c.stats.stale == {"ETH": 1}
+    assert c.stats.resubscriptions == {"ETH": 1}
+    again = sorted((op, t) for _, op, t in server.ops[6:])
+    assert again == sorted([(op, f"orderbook.{d}.ETHUSDT") for op in ("subscribe",
+                                                                      "unsubscribe")
+                            for d in (1, 50)])
+    assert not (out / "gaps_BTC.csv").exists()
+    text = (out / "gaps_ETH.csv").read_text()
+    assert "no orderbook.1/orderbook.50 for ETH while the connection streamed" in text
+    gaps = read_gaps(out, "ETH")
+    eth_books = csv_rows(out, "orderbooks", "ETH")
+    assert gaps.shape == (1, 2)
+    assert gaps[0, 0] == pytest.approx(float(eth_books[0][0]), abs=1e-6)  # its last book
+    assert gaps[0, 1] == pytest.approx(min(float(r[0]) for r in csv_rows(out, "prices", "ETH")
+                                           [2:] + eth_books[1:]), abs=1e-6)
+    assert len(csv_rows(out, "prices", "BTC")) > 0
 
 
 def test_a_symbol_bybit_does_not_list_is_refused(tmp_path):
