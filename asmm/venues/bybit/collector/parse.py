@@ -31,7 +31,6 @@ snapshots only on Bybit's linear feed; it is kept by the same rules.
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
 import math
 import re
@@ -135,7 +134,27 @@ class BookUpdate:
     asks: list[tuple[float, float]]
 
 
+_INF = float("inf")
+
+
 def _levels(side: Any, what: str, zero_ok: bool) -> list[tuple[float, float]]:
+    """``[[price, size], ...]`` (decimal strings) -> ``[(price, size), ...]``; ProtocolError
+    naming the first bad level. The common case (every level two good strings) is checked
+    in one pass; anything else goes through the level-by-level check for its message."""
+    if isinstance(side, list):
+        try:
+            out = [(float(px), float(sz)) for px, sz in side
+                   if type(px) is str and type(sz) is str]
+        except (TypeError, ValueError):
+            out = None
+        lo = 0.0 if zero_ok else 5e-324  # the least size allowed: 0, or above 0
+        if out is not None and len(out) == len(side) and all(
+                0.0 < px < _INF and lo <= sz < _INF for px, sz in out):
+            return out
+    return _levels_checked(side, what, zero_ok)
+
+
+def _levels_checked(side: Any, what: str, zero_ok: bool) -> list[tuple[float, float]]:
     if not isinstance(side, list):
         raise ProtocolError(f"{what} must be a list of [price, size], got {str(side)[:80]}")
     out = []
@@ -205,9 +224,12 @@ class OrderBook:
 
     def top(self, depth: int) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
         """The best ``depth`` levels a side: bids highest first, asks lowest first."""
-        bids = heapq.nlargest(depth, self.bids.items())
-        asks = heapq.nsmallest(depth, self.asks.items())
-        return bids, asks
+        b, a = self.bids, self.asks
+        if depth == 1:  # the BBO: max/min, no sort
+            return ([(p := max(b), b[p])] if b else []), ([(q := min(a), a[q])] if a else [])
+        # Sorting the (at most 50) prices in C is ~4x faster than heapq over the items.
+        return ([(p, b[p]) for p in sorted(b, reverse=True)[:depth]],
+                [(p, a[p]) for p in sorted(a)[:depth]])
 
 
 def prices_rows(book: OrderBook, t: float, ts: int) -> list[tuple]:
