@@ -570,6 +570,12 @@ def test_a_folder_of_another_venue_is_refused(tmp_path):
     c = BybitCollector(config(out, "http://127.0.0.1:9"))
     assert c.run() == 2
     assert not (out / "venue.json").exists()
+    # Each venue's collector takes only its own venue's config.
+    from asmm.venues.hyperliquid.collector.service import Collector
+    with pytest.raises(ValueError, match="asmm collect --venue bybit"):
+        Collector(config(out, "http://127.0.0.1:9"))
+    with pytest.raises(ValueError, match="VENUE=bybit"):
+        BybitCollector(CollectorConfig(output_dir=out))
 
 
 # ------------------------------------------------------------------ c. collect, then calibrate

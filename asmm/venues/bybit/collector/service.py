@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from asmm.core.errors import ConfigError
 from asmm.venues.bybit.collector.decode import BybitDecoder
 from asmm.venues.bybit.collector.feed import BybitSession
 from asmm.venues.collector_common.config import CollectorConfig
@@ -36,6 +37,9 @@ class BybitCollector(BaseCollector):
 
     def __init__(self, config: CollectorConfig, *, clock: Callable[[], float] = time.time,
                  session_factory=None, rng: random.Random | None = None):
+        if config.venue != "bybit":  # its files would be marked and named wrongly
+            raise ConfigError(f"this is the Bybit collector, the config is for "
+                              f"{config.venue}: set venue='bybit' (VENUE=bybit)")
         self._resync_lock = threading.Lock()
         self._resync_wanted: set[str] = set()  # coins the writer asked to resubscribe
         self._resync_sent: dict[str, float] = {}  # coin -> monotonic s of the request

@@ -11,7 +11,7 @@ import random
 import time
 from collections.abc import Callable
 
-from asmm.core.errors import UnknownCoinError
+from asmm.core.errors import ConfigError, UnknownCoinError
 from asmm.venues.collector_common.config import CollectorConfig
 from asmm.venues.collector_common.supervisor import BaseCollector
 from asmm.venues.collector_common.writer_thread import STOP, Gap, WriterThread, backoff_delay
@@ -32,6 +32,9 @@ class Collector(BaseCollector):
 
     def __init__(self, config: CollectorConfig, *, clock: Callable[[], float] = time.time,
                  session_factory=None, rng: random.Random | None = None):
+        if config.venue != "hyperliquid":  # its files would be marked and named wrongly
+            raise ConfigError(f"this is the Hyperliquid collector, the config is for "
+                              f"{config.venue}: use asmm collect --venue {config.venue}")
         super().__init__(config, session_factory=session_factory or TRANSPORTS[config.ws_client],
                          decoder=HyperliquidDecoder(config.symbols, config.orderbook_depth),
                          endpoint=config.api_url, clock=clock, rng=rng)
