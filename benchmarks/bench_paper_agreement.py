@@ -12,18 +12,20 @@ nowhere). After ``--minutes`` from the bot's first quote the wallet's fills are 
 the exchange (``/info userFills``), and the backtester runs what the PnL report's comparison
 runs for a live bot: the data the replay served meanwhile, mapped back to the data's clock,
 the ``exchange`` fill rule (:func:`asmm.report.comparison.fill_rule_for`),
-``execution="freqtrade"``, the bot's loop as ``refresh_seconds``, the strategy's quoting
-limits and the same parameter file; the other fill rules for contrast.
+``execution="freqtrade"``, the bot's loop as ``refresh_seconds``, Freqtrade's cadence as a
+live bot (:func:`asmm.report.comparison.cadence_for`: a fill seen 2.3 s late, a re-priced
+order off the book 0.8 s), the strategy's quoting limits and the same parameter file; the
+other fill rules for contrast, and an ideal bot without the cadence.
 
 Fills are counted over the whole window and over the minutes in which Freqtrade re-priced
-the bot's orders (:func:`asmm.report.sources.repricing_minutes`: it re-prices every other
-minute only). The paper fills are also split by how the exchange filled them (the ledger's
-``how``: a trade past the queue, the book moving through, or a taker fill of an order that
-crossed on arrival — the backtester's bot sends post-only orders, so it never has those).
-And why they differ: how old the book each order was priced from was when the order reached
-the exchange (the strategy's ``asmm quote`` lines against the recorded market), the share of
-the window the bot had an order on the book, how soon after a fill its next order came, and,
-for contrast, the ``exchange`` rule with the measured age of the book as its latency.
+the bot's orders (:func:`asmm.report.sources.repricing_minutes`). The paper fills are also
+split by how the exchange filled them (the ledger's ``how``: a trade past the queue, the
+book moving through, or a taker fill of an order that crossed on arrival — the strategy
+sends post-only orders live, so there should be none). And why they differ: how old the
+book each order was priced from was when the order reached the exchange (the strategy's
+``asmm quote`` lines against the recorded market), the share of the window the bot had an
+order on the book, how soon after a fill its next order came, and, for contrast, the
+``exchange`` rule with the measured age of the book as its latency.
 
 Usage: python benchmarks/bench_paper_agreement.py [--minutes 20] [--loop-seconds 1]
        python benchmarks/bench_paper_agreement.py --analyse WORK   (the backtests again, on
@@ -64,7 +66,7 @@ from asmm.core.enums import FillRule
 from asmm.core.params import Params, SideIntensity, load_params, write_params
 from asmm.data.synth import SynthConfig, generate
 from asmm.freqtrade.config import MMConfig
-from asmm.report.comparison import fill_rule_for
+from asmm.report.comparison import cadence_for, fill_rule_for
 from asmm.report.ledger import summarize
 from asmm.report.sources import load_rest, per_side, repricing_minutes
 from asmm.sim import BacktestConfig, load_events, run_backtest
@@ -287,31 +289,36 @@ def analyse(work: Path, r: dict) -> None:
               f"{np.percentile(delays, 90):.0f} ms over {len(delays)} orders; but the book the "
               f"order was priced from had stopped being the market's a median "
               f"{np.median(ages):.2f} s (p90 {np.percentile(ages, 90):.2f} s) before it arrived"
-              f" ({np.mean(ages > 0):.0%} of {len(ages)} orders met a book that had moved): the "
-              f"strategy reads the book once a loop, at its start")
+              f" ({np.mean(ages > 0):.0%} of {len(ages)} orders met a book that had moved)")
     mm = MMConfig()
     params = load_params(work / "params.json", check_fresh=False)
-    runs = [(rl, 100.0) for rl in (rule, *(x for x in FillRule if x != rule))]
+    # What the PnL report runs for this bot (the rule, with Freqtrade's cadence for it), the
+    # other rules with the same cadence, and for contrast an ideal bot (no cadence) and the
+    # bot's measured staleness as latency.
+    live = cadence_for(rule)
+    ideal = cadence_for(FillRule.FREQTRADE_DRY_RUN)
+    runs = [(rl, 100.0, live, " (the bot's, as the PnL report runs it)" if rl == rule else "")
+            for rl in (rule, *(x for x in FillRule if x != rule))]
+    runs.append((rule, 100.0, ideal, " (contrast: an ideal bot, no Freqtrade cadence)"))
     if lag_ms:
-        runs.append((rule, lag_ms))  # contrast: the bot's measured staleness as latency
-    for rl, latency in runs:
+        runs.append((rule, lag_ms, live, " (contrast: latency = the book's age above)"))
+    for rl, latency, cadence, note in runs:
         cfg = BacktestConfig.from_params(
             params, order_size=r["lot"], execution="freqtrade", fill_rule=rl,
             refresh_seconds=loop, maker_fee=0.0, tick=r["tick"],
             min_spread=mm.min_spread_ticks * r["tick"], max_improve_ticks=mm.max_improve_ticks,
-            latency_ms=latency)
+            latency_ms=latency, **cadence)
         bt = run_backtest(events, cfg)
         s = bt.stats
         whole = (s["fills_bid"], s["fills_ask"])
         rp_ = per_side(bt.fills["t"] - shift, bt.fills["side"] > 0, minutes)
-        label = f"fill rule {rl}" + (" (the bot's)" if rl == rule and latency == 100.0 else
-                                     " (contrast: latency = the book's age above)"
-                                     if latency != 100.0 else "")
-        print(f"backtest, {label}: {whole[0]} buys, {whole[1]} sells (paper / backtest "
-              f"{ratios(paper, whole)}); in the re-pricing minutes {rp_} (paper / backtest "
-              f"{ratios(paper_rp, rp_)}); trade {s['fills_trade']}, book-through "
+        print(f"backtest, fill rule {rl}{note}: {whole[0]} buys, {whole[1]} sells (paper / "
+              f"backtest {ratios(paper, whole)}); in the re-pricing minutes {rp_} (paper / "
+              f"backtest {ratios(paper_rp, rp_)}); trade {s['fills_trade']}, book-through "
               f"{s['fills_book_through']}, dry-run cross {s['fills_dry_run_cross']}, "
-              f"post-only rejects {s['rejected_post_only']}; latency {cfg.latency_ms:g} ms")
+              f"post-only rejects {s['rejected_post_only']}; latency {cfg.latency_ms:g} ms, "
+              f"fill reaction {cfg.fill_reaction_ms:g} ms, re-pricing gap "
+              f"{cfg.requote_gap_ms:g} ms")
     print(f"work folder: {work}")
 
 

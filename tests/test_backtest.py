@@ -87,6 +87,40 @@ def test_latency_delays_a_fill(tmp_path):
     assert now.fills["price"].tolist() == late.fills["price"].tolist() == [99.0]
 
 
+def test_fill_reaction_delays_the_bots_next_order(tmp_path):
+    # A Freqtrade bot's long entry (bid 99) fills at T0 + 1. An ideal bot places its exit
+    # (ask 101) at its next decision, T0 + 1.5, a buy at T0 + 2 fills it, and the buy at
+    # T0 + 4 its next entry, a short; a bot that sees its fill 2 s late decides at the first
+    # refresh after T0 + 3, T0 + 3.5, and only the buy at T0 + 4 fills its exit.
+    write_market(tmp_path, [(T0, 99, 101, 1, 1), (T0 + 10, 99, 101, 1, 1)],
+                 [(T0 + 1, 98, 1, "sell"), (T0 + 2, 102, 1, "buy"), (T0 + 4, 102, 1, "buy")])
+    ev = load_events(tmp_path, COIN)
+    ideal, late = run_grid(ev, [fixed(1.0, execution="freqtrade"),
+                                fixed(1.0, execution="freqtrade", fill_reaction_ms=2000.0)],
+                           record_fills=True)
+    assert ideal.fills["t"].tolist() == [pytest.approx(T0 + x, abs=1e-6) for x in (1, 2, 4)]
+    assert ideal.fills["position"].tolist() == [0.5, 0.0, -0.5]
+    assert late.fills["t"].tolist() == [pytest.approx(T0 + x, abs=1e-6) for x in (1, 4)]
+    assert late.fills["position"].tolist() == [0.5, 0.0]
+    assert late.fills["price"].tolist() == [99.0, 101.0]
+
+
+def test_a_requote_gap_takes_the_order_off_the_book(tmp_path):
+    # The book moves up a tick at T0 + 1: the bot re-prices its bid from 99 to 100. Replaced
+    # at once, the new bid takes the sell at T0 + 1.7; cancelled first and replaced 1 s
+    # later, nothing rests then, and only the sell at T0 + 3.5 fills it.
+    write_market(tmp_path, [(T0, 99, 101, 1, 1), (T0 + 1, 100, 102, 1, 1),
+                            (T0 + 10, 100, 102, 1, 1)],
+                 [(T0 + 1.7, 100, 1, "sell"), (T0 + 3.5, 100, 1, "sell")])
+    ev = load_events(tmp_path, COIN)
+    atomic, gap = run_grid(ev, [fixed(1.0, execution="freqtrade"),
+                                fixed(1.0, execution="freqtrade", requote_gap_ms=1000.0)],
+                           record_fills=True)
+    assert atomic.fills["t"].tolist() == [pytest.approx(T0 + 1.7, abs=1e-6)]
+    assert gap.fills["t"].tolist() == [pytest.approx(T0 + 3.5, abs=1e-6)]
+    assert atomic.fills["price"].tolist() == gap.fills["price"].tolist() == [100.0]
+
+
 def test_queue_prob_waits_for_the_volume_ahead(tmp_path):
     # We join a bid of 5 at 99; 3 trade at 99 (2 still ahead), the touch shows 2 left, then
     # 3 more trade at 99: 2 clear the queue and 1 reaches us (capped by our 0.5).

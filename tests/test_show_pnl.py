@@ -31,9 +31,10 @@ from pathlib import Path
 import pytest
 
 from asmm.core.errors import PnLError
+from asmm.core.settings import FREQTRADE_FILL_REACTION_MS, FREQTRADE_REQUOTE_GAP_MS
 from asmm.report.comparison import compare_with_backtest
 from asmm.report.ledger import BotBook, Fill, TradeRec, cagr, merge_books, summarize
-from asmm.report.rendering import plot, write_html
+from asmm.report.rendering import comparison_title, plot, write_html
 from asmm.report.sources import load_db
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -438,6 +439,18 @@ def test_compare_with_backtest_over_the_live_window(trades_db, small_market, tmp
     assert bt["PnL after fees, marked (USDC)"] == pytest.approx(expected["pnl"])
     assert bt["markout 1 s, buys (bp)"] == pytest.approx(expected["markout_1s_bp_bid"])
     assert expected["fills_bid"] + expected["fills_ask"] > 0  # the window has fills to compare
+    # A live bot's window is backtested with Freqtrade's cadence as a live bot (a fill seen
+    # late, a re-priced order off the book a while); a dry-run's without.
+    assert c.cadence == {"fill_reaction_ms": 0.0, "requote_gap_ms": 0.0}
+    lc = compare_with_backtest(s, data, "BTC", params, BotSettings(5.0, 1.0, 0.0),
+                               fill_rule="exchange", fill_rule_why="live", marked=marked)
+    assert lc.cadence == {"fill_reaction_ms": FREQTRADE_FILL_REACTION_MS,
+                          "requote_gap_ms": FREQTRADE_REQUOTE_GAP_MS}
+    live_cfg = cfg.with_(fill_rule="exchange", **lc.cadence)
+    assert {label: v for label, _, v in lc.rows}["fills, our bid (buys)"] == \
+        run_backtest(events, live_cfg).summary()["fills_bid"]
+    assert "a fill seen 2.3 s later" in comparison_title(lc)
+    assert "seen" not in comparison_title(c)
 
 
 def test_the_fill_rule_is_the_bots_own(trades_db, tmp_path):

@@ -16,6 +16,15 @@ from typing import Any
 # where five lots keep the quotes skewing well before either side is cut off.
 MAX_INVENTORY_LOTS = 5.0
 
+# Freqtrade's cadence as a live bot, measured on the paper exchange with a 1 s loop
+# (benchmarks/README.md, "Backtester against a Freqtrade live bot on the paper exchange"),
+# for the backtester's freqtrade executions (BacktestConfig.fill_reaction_ms,
+# requote_gap_ms): from a fill to the decision that places the next order — Freqtrade sees
+# the fill at its next poll of the order, then syncs its wallet — and from a re-priced
+# order's cancel to its replacement's arrival. Medians of 193 fills and 370 cancels.
+FREQTRADE_FILL_REACTION_MS = 2300.0
+FREQTRADE_REQUOTE_GAP_MS = 800.0
+
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, unit: str | None = None,
             flag: str | None = None, parse: Callable[[str], Any] | None = None,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from asmm.core.enums import FillRule
 from asmm.core.errors import PnLError
+from asmm.core.settings import FREQTRADE_FILL_REACTION_MS, FREQTRADE_REQUOTE_GAP_MS
 from asmm.report.ledger import BotBook, PnLSummary
 
 if TYPE_CHECKING:
@@ -49,7 +50,8 @@ class Comparison:
     ``rows``: (figure, live, backtest) with the same units on both sides (NaN: that side
     does not say); ``window``: (start, end) in the live clock, epoch s; ``shift``: seconds
     added to live times to reach the data's times (non-zero only for a replay that moved the
-    data to 'now'); ``fill_rule`` the backtester's, ``fill_rule_why`` why that one."""
+    data to 'now'); ``fill_rule`` the backtester's, ``fill_rule_why`` why that one;
+    ``cadence`` the Freqtrade cadence it simulated (:func:`cadence_for`, ms)."""
 
     window: tuple[float, float]
     shift: float
@@ -59,6 +61,7 @@ class Comparison:
     loop_seconds: float
     rows: tuple[tuple[str, float, float], ...]
     backtest: dict
+    cadence: dict
 
 
 def fill_rule_for(books: Sequence[BotBook]) -> tuple[FillRule, str]:
@@ -78,6 +81,18 @@ def fill_rule_for(books: Sequence[BotBook]) -> tuple[FillRule, str]:
             f"through the order — {why}")
     raise PnLError(f"cannot tell whether the bots are dry-run or live ({why}); name the "
                    "backtester's fill rule (--fill-rule)")
+
+
+def cadence_for(fill_rule: FillRule | str) -> dict:
+    """The backtester's Freqtrade cadence (``fill_reaction_ms``, ``requote_gap_ms``) for a
+    bot whose fills follow ``fill_rule``: a live bot's, as measured on the paper exchange
+    (:data:`asmm.core.settings.FREQTRADE_FILL_REACTION_MS`), whose every order, cancel and
+    wallet sync is a request to the exchange; none for a dry-run, whose orders, cancels and
+    wallet are Freqtrade's own, without a request."""
+    if FillRule(fill_rule) != FillRule.EXCHANGE:
+        return {"fill_reaction_ms": 0.0, "requote_gap_ms": 0.0}
+    return {"fill_reaction_ms": FREQTRADE_FILL_REACTION_MS,
+            "requote_gap_ms": FREQTRADE_REQUOTE_GAP_MS}
 
 
 def compare_with_backtest(summary: PnLSummary, data_dir: str | Path, coin: str,
@@ -104,12 +119,13 @@ def compare_with_backtest(summary: PnLSummary, data_dir: str | Path, coin: str,
         params = load_params(params_file, check_fresh=False)
         events = load_events(data_dir, coin, start + shift, end + shift)
         tick = infer_tick(events)
+        cadence = cadence_for(fill_rule)
         cfg = BacktestConfig.from_params(
             params, order_size=summary.lot, execution=execution, fill_rule=fill_rule,
             maker_fee=summary.fee_rate if bot.maker_fee is None else bot.maker_fee,
             refresh_seconds=bot.loop_seconds, tick=tick,
             min_spread=bot.min_spread_ticks * tick, max_improve_ticks=bot.max_improve_ticks,
-            reference=bot.reference)
+            reference=bot.reference, **cadence)
         bt = run_backtest(events, cfg).summary()
         if not bt["events"]:
             raise ValueError(f"no market data in {data_dir} for the window")
@@ -142,7 +158,7 @@ def compare_with_backtest(summary: PnLSummary, data_dir: str | Path, coin: str,
             rows.append((f"markout {h:g} s, {label} (bp)", _num(means.get(key)),
                          _num(bt[f"{key}_{side}"])))
     return Comparison((start, end), shift, execution, FillRule(fill_rule), fill_rule_why,
-                      bot.loop_seconds, tuple(rows), bt)
+                      bot.loop_seconds, tuple(rows), bt, cadence)
 
 
 def _num(v: float | None) -> float:

@@ -116,9 +116,14 @@ def comparison_table(c: Comparison):
 
 def comparison_title(c: Comparison) -> str:
     span = (c.window[1] - c.window[0]) / 60.0
+    cadence = ""
+    if c.cadence["fill_reaction_ms"] or c.cadence["requote_gap_ms"]:
+        cadence = (f", a fill seen {c.cadence['fill_reaction_ms'] / 1000:g} s later and a "
+                   f"re-priced order off the book {c.cadence['requote_gap_ms'] / 1000:g} s, as "
+                   f"a live Freqtrade")
     return (f"Does paper trading match the backtest? ({span:.1f} min from the bot's start, "
             f"{c.backtest['events']:,} market events; backtester: execution '{c.execution}', "
-            f"fill rule '{c.fill_rule}', a decision every {c.loop_seconds:g} s)")
+            f"fill rule '{c.fill_rule}', a decision every {c.loop_seconds:g} s{cadence})")
 
 
 def fill_rule_note(c: Comparison) -> str:
@@ -135,7 +140,7 @@ def comparison_dict(c: Comparison) -> dict:
     """The comparison as plain JSON-able values: its setup and, per figure, both sides."""
     return {"window": list(c.window), "data_shift": c.shift, "execution": c.execution,
             "fill_rule": str(c.fill_rule), "fill_rule_why": c.fill_rule_why,
-            "loop_seconds": c.loop_seconds,
+            "loop_seconds": c.loop_seconds, "cadence_ms": c.cadence,
             "figures": {label: {"live": _json_num(live), "backtest": _json_num(bt)}
                         for label, live, bt in c.rows}}
 

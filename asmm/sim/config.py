@@ -56,6 +56,16 @@ class BacktestConfig:
     refresh_seconds: float = setting(1.0, unit="s", help="re-quote interval")
     latency_ms: float = setting(100.0, unit="ms",
                                 help="delay before new and cancelled orders take effect")
+    fill_reaction_ms: float = setting(
+        0.0, unit="ms",
+        help="freqtrade executions: after its order fills, the bot decides again no sooner "
+             "than this (Freqtrade sees a fill at its next poll of the order, then syncs "
+             "its wallet before it places the next one)")
+    requote_gap_ms: float = setting(
+        0.0, unit="ms",
+        help="freqtrade executions: a re-priced order is cancelled, and its replacement "
+             "reaches the exchange this much later (Freqtrade cancels, books the cancel, "
+             "then places)")
     queue: str = setting(
         Queue.PROB, choices=Queue,
         help="none: fill on touch; prob: wait for the volume queued ahead (probabilistic "
@@ -116,8 +126,10 @@ class BacktestConfig:
             v = getattr(self, n)
             if not v > 0:
                 bad(f"{n} = {v} must be > 0")
-        if not (self.latency_ms >= 0 and math.isfinite(self.latency_ms)):
-            bad(f"latency_ms = {self.latency_ms} must be a finite number >= 0")
+        for n in ("latency_ms", "fill_reaction_ms", "requote_gap_ms"):
+            v = getattr(self, n)
+            if not (v >= 0 and math.isfinite(v)):
+                bad(f"{n} = {v} must be a finite number >= 0")
         if not (math.isfinite(self.maker_fee) and math.isfinite(self.taker_fee)):
             bad("fees must be finite")
         for name, kind in (("queue", Queue), ("execution", Execution),

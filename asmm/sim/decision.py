@@ -15,10 +15,16 @@ Modelling rules (documented simplifications):
   for the known touch sizes' imbalance (:func:`asmm.core.reference.adjustment`, as the bot);
 - the inventory bound is applied when quoting (by ``quote_scalar``), so fills of orders
   already resting or in flight can overshoot it by up to a lot;
-- an action reaches the exchange ``latency`` after the decision that sent it.
+- an action reaches the exchange ``latency`` after the decision that sent it;
+- freqtrade modes, Freqtrade's cadence: a bot decides no sooner than ``reaction`` after
+  its order filled (it has not seen the fill), and re-prices a resting order by a cancel
+  whose replacement arrives ``requote_gap`` after it (the order is off the book meanwhile).
+  Both 0: an ideal bot, which sees a fill at its next refresh and replaces atomically.
 """
 
 from __future__ import annotations
+
+import math
 
 import numba
 
@@ -43,9 +49,30 @@ def _quote(p, mid, q, tau, known_bid, known_ask):
 
 
 @numba.njit(cache=True, inline="always")
+def _send(a, ring, s, side, px, role, t):
+    """Queue an action for slot ``s`` arriving at ``t`` (s), kept in arrival order."""
+    cap = ring.size
+    if a.ring_len == cap:
+        # The engine sizes the ring for the actions a refresh can have in flight (latency,
+        # re-pricing gap); reaching it is a bug, not a market event.
+        raise RuntimeError("backtest kernel: pending-order ring full")
+    if a.ring_len > 0:
+        t = max(t, ring[(a.ring_head + a.ring_len - 1) % cap].t)
+    act = ring[(a.ring_head + a.ring_len) % cap]
+    act.t = t
+    act.slot = s
+    act.side = side
+    act.price = px
+    act.role = role
+    a.ring_len += 1
+
+
+@numba.njit(cache=True, inline="always")
 def want(a, p, slots, ring, s, side, px, role, T):
     """Ask for slot ``s`` to hold (side, px, role) — NaN ``px`` for none — unless that is
-    already resting or on its way; the action reaches the exchange after the latency."""
+    already resting or on its way; the action reaches the exchange after the latency (a
+    re-pricing of a resting order in the freqtrade modes: a cancel then, the replacement
+    ``requote_gap`` later)."""
     sl = slots[s]
     if sl.pending > 0:
         wpx = sl.want_price
@@ -57,18 +84,12 @@ def want(a, p, slots, ring, s, side, px, role, T):
         same = px != px
     if same:
         return
-    cap = ring.size
-    if a.ring_len == cap:
-        # Decisions are a refresh apart and live one latency, so the engine sizes the ring
-        # for 2 * (latency / refresh + 2) actions; reaching it is a bug, not a market event.
-        raise RuntimeError("backtest kernel: pending-order ring full")
-    act = ring[(a.ring_head + a.ring_len) % cap]
-    act.t = T + p.latency
-    act.slot = s
-    act.side = side
-    act.price = px
-    act.role = role
-    a.ring_len += 1
+    t = T + p.latency
+    if p.requote_gap > 0.0 and p.execution != EXEC_TWO_SIDED and sl.active and px == px:
+        _send(a, ring, s, sl.side, math.nan, sl.role, t)
+        sl.pending += 1
+        t += p.requote_gap
+    _send(a, ring, s, side, px, role, t)
     sl.pending += 1
     sl.want_side, sl.want_price, sl.want_role = side, px, role
 
@@ -109,7 +130,9 @@ def decide(a, p, slots, ring, tape, T):
     elif p.execution == EXEC_FREQTRADE:
         # One bot, one order: its own inventory is the net, so it prices at q.
         sl = slots[0]
-        if sl.phase == ROLE_EXIT:
+        if T < sl.blind_until:
+            a.fills_seen = -1  # it has not seen its fill yet: decide once it has
+        elif sl.phase == ROLE_EXIT:
             side = -1.0 if sl.bot_pos > 0.0 else 1.0
             want(a, p, slots, ring, 0, side, ask if side < 0.0 else bid, ROLE_EXIT, T)
         else:
@@ -123,6 +146,9 @@ def decide(a, p, slots, ring, tape, T):
         # pair's net q, an entry with its own bot's (pricing_q): the quotes at q are reused
         # unless that differs.
         for s in range(2):
+            if T < slots[s].blind_until:
+                a.fills_seen = -1
+                continue
             entry = slots[s].phase == ROLE_ENTRY
             buy = (s == 0) == entry
             px = bid if buy else ask

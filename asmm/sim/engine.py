@@ -88,6 +88,8 @@ def _param_record(cfg: BacktestConfig, tick: float) -> np.ndarray:
     p["order_size"] = cfg.order_size
     p["refresh"] = cfg.refresh_seconds
     p["latency"] = cfg.latency_ms / 1000.0
+    p["reaction"] = cfg.fill_reaction_ms / 1000.0
+    p["requote_gap"] = cfg.requote_gap_ms / 1000.0
     p["maker_fee"] = cfg.maker_fee
     p["taker_fee"] = cfg.taker_fee
     p["fill_rule"] = FILL_RULES[cfg.fill_rule]
@@ -262,8 +264,11 @@ def run_grid(events: Events, cfgs: Sequence[BacktestConfig], *, sample_seconds: 
     sample_seconds = float(sample_seconds)
     samp0 = math.ceil(t_start / sample_seconds) * sample_seconds
     n_samples = max(math.floor((t_end - samp0) / sample_seconds) + 1, 0)
-    ring_cap = max(2 * (math.ceil(c.latency_ms / 1000.0 / c.refresh_seconds) + 2)
-                   for c in cfgs)
+    # A re-pricing with a gap sends two actions (the cancel, then the replacement), each
+    # in flight up to the latency plus the gap.
+    ring_cap = max(2 * (1 + (c.requote_gap_ms > 0))
+                   * (math.ceil((c.latency_ms + c.requote_gap_ms) / 1000.0 / c.refresh_seconds)
+                      + 2) for c in cfgs)
     tape = R.tape_of(events)
     clock = R.Clock(sample0=float(samp0), sample_dt=sample_seconds, end=t_end)
     mids = events.mids()

@@ -148,6 +148,10 @@ def _timers(c, t, inclusive, tape, par, clock, st):
                 nd = max(nd, math.ceil(tape.feed_t[a.feed_next] / ref) * ref)
             elif not p.time_dependent:
                 nd = math.inf
+            for s in range(2):
+                # A bot that has not seen its fill yet decides once it has.
+                if slots[s].blind_until > tn:
+                    nd = min(nd, (math.floor(slots[s].blind_until / ref) + 1.0) * ref)
             a.next_decision = nd
 
 

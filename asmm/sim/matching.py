@@ -174,6 +174,8 @@ def fill(a, p, sl, qty, t, mid, how, fee_rate, led, c):
         f.how, f.order = how, sl.order
         a.n_recorded = k + 1
     wake(a, t, p.refresh)
+    if p.execution != EXEC_TWO_SIDED:
+        sl.blind_until = t + p.reaction
     # Order and bot bookkeeping.
     sl.remaining -= qty
     done = sl.remaining <= 1e-9 * size

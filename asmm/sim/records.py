@@ -52,6 +52,9 @@ PARAMS = np.dtype([
     ("order_size", "f8"),          # coin: one lot, the size of every order
     ("refresh", "f8"),             # s: decisions on multiples of it (epoch time)
     ("latency", "f8"),             # s: from a decision to its order action at the exchange
+    ("reaction", "f8"),            # s: freqtrade modes: a bot decides no sooner after its fill
+    ("requote_gap", "f8"),         # s: freqtrade modes: a re-priced order's replacement
+                                   #    arrives this long after its cancel
     ("maker_fee", "f8"),           # fraction of notional charged on every resting fill
     ("taker_fee", "f8"),           # fraction of notional: a dry-run order crossing on arrival
     ("fill_rule", "i8"),           # code: RULE_EXCHANGE | RULE_TRADES | RULE_DRY_RUN
@@ -123,6 +126,7 @@ SLOT = np.dtype([
     ("want_role", "i8"),           # and role
     ("bot_pos", "f8"),             # coin, signed: this bot's position (freqtrade modes)
     ("phase", "i8"),               # ROLE_ENTRY | ROLE_EXIT: what the bot does next
+    ("blind_until", "f8"),         # s: the bot has not seen its last fill before this
 ], align=True)
 
 ACTION = np.dtype([
