@@ -14,6 +14,7 @@ from asmm.calibrate.windows import DAY, latest, plan, walk_forward_seconds
 from asmm.cli import main
 from asmm.core.fees import fee_tier
 from asmm.core.params import load_params
+from asmm.core.settings import FREQTRADE_FILL_REACTION_MS, FREQTRADE_REQUOTE_GAP_MS
 from asmm.data.files import day_bounds
 from asmm.data.synth import SynthConfig, generate
 
@@ -148,11 +149,23 @@ def test_gamma_is_scored_as_the_bot_in_its_config_trades(six_hours, tmp_path):
     assert p.verdict["execution"] == "freqtrade-pair"
     assert p.diagnostics["config"]["order_size"] == 0.002
     assert p.verdict["maker_fee"] == fee_tier("hyperliquid:3").maker
-    # --execution, when given, wins over the bot's mode.
+    # A live bot (no dry_run counts as live): scored with Freqtrade's cadence as one.
+    assert p.diagnostics["config"]["fill_reaction_ms"] == FREQTRADE_FILL_REACTION_MS
+    assert p.diagnostics["config"]["requote_gap_ms"] == FREQTRADE_REQUOTE_GAP_MS
+    # --execution, when given, wins over the bot's mode; --requote-gap-ms over the cadence.
     assert main(["calibrate", "--data-dir", str(six_hours), "--output", str(out),
                  "--bot-config", str(cfg), "--execution", "two-sided", "--gamma-points", "4",
-                 *FRESH]) == 0
-    assert load_params(out).verdict["execution"] == "two-sided"
+                 "--requote-gap-ms", "300", *FRESH]) == 0
+    p = load_params(out)
+    assert p.verdict["execution"] == "two-sided"
+    assert p.diagnostics["config"]["requote_gap_ms"] == 300.0
+    assert p.diagnostics["config"]["fill_reaction_ms"] == FREQTRADE_FILL_REACTION_MS
+    # A dry-run bot's orders and cancels are Freqtrade's own, without a request: no cadence.
+    cfg.write_text(json.dumps({"dry_run": True, "asmm": {"lot_size": 0.002}}))
+    assert main(["calibrate", "--data-dir", str(six_hours), "--output", str(out),
+                 "--bot-config", str(cfg), "--gamma-points", "4", *FRESH]) == 0
+    config = load_params(out).diagnostics["config"]
+    assert config["fill_reaction_ms"] == config["requote_gap_ms"] == 0.0
 
 
 def test_an_unreadable_bot_config_is_refused(six_hours, tmp_path, capsys):

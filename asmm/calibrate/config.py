@@ -92,6 +92,17 @@ class CalibrationConfig:
              "(one ping-pong bot, the bot's default mode), freqtrade-pair (a long-only and a "
              "short-only bot), two-sided (both quotes resting: the model as written); with "
              "--bot-config and no --execution, from its asmm.mode")
+    fill_reaction_ms: float = setting(
+        0.0, unit="ms",
+        help="the bot's reaction to its fill in the backtests (asmm backtest "
+             "--fill-reaction-ms); 0 (an ideal bot) unless --bot-config is a live bot's "
+             "(dry_run false), whose default is a live Freqtrade's, "
+             "asmm.core.settings.FREQTRADE_FILL_REACTION_MS")
+    requote_gap_ms: float = setting(
+        0.0, unit="ms",
+        help="a re-priced order off the book this long in the backtests (asmm backtest "
+             "--requote-gap-ms); 0 unless --bot-config is a live bot's, as above "
+             "(FREQTRADE_REQUOTE_GAP_MS)")
     fee_tier: str = setting(DEFAULT_TIER,
                             help="the venue's fee tier the backtests and the verdict use: "
                                  "hyperliquid:0..6 (+mm1..3, +wood..diamond) or "

@@ -121,7 +121,8 @@ def backtest_config(cfg: CalibrationConfig, e: Estimate, gamma: float):
         model=cfg.model, sigma=e.sigma.sigma, gamma=float(gamma),
         A_bid=e.bid.A, k_bid=e.bid.k, A_ask=e.ask.A, k_ask=e.ask.k, tick=e.tick,
         maker_fee=cfg.maker_fee, taker_fee=cfg.taker_fee, order_size=cfg.order_size,
-        max_inventory=cfg.max_inventory, horizon=cfg.as_horizon, execution=cfg.execution)
+        max_inventory=cfg.max_inventory, horizon=cfg.as_horizon, execution=cfg.execution,
+        fill_reaction_ms=cfg.fill_reaction_ms, requote_gap_ms=cfg.requote_gap_ms)
 
 
 def backtest_with_asmm(data_dir: str | Path, cfg: CalibrationConfig,

@@ -63,8 +63,9 @@ def register(sub) -> None:
 
 def _as_the_bot(args, data_dir) -> dict:
     """What the bot's config decides for the calibration: the execution its mode trades
-    with, its lot and its fees (``asmm.fee_tier``, ``asmm.maker_fee``), each unless the
-    command line names one. Without ``--bot-config``, the bot's defaults (a ping-pong
+    with, its lot, its fees (``asmm.fee_tier``, ``asmm.maker_fee``) and, for a live bot
+    (``dry_run: false``), Freqtrade's cadence as a live bot, each unless the command line
+    names one. Without ``--bot-config``, the bot's defaults (a ping-pong
     bot). A fee tier named by neither is the base tier of the data's venue (``--venue``,
     else the folder's ``venue.json``: Bybit data is calibrated at ``bybit:vip0``)."""
     import json
@@ -98,6 +99,13 @@ def _as_the_bot(args, data_dir) -> dict:
             out["fee_tier"] = mm.fee_tier
         if args.maker_fee is None and mm.maker_fee is not None:
             out["maker_fee"] = mm.maker_fee
+        # An unknown dry_run counts as live, as in the bot.
+        if not doc.get("dry_run", False):
+            from asmm.core.settings import FREQTRADE_FILL_REACTION_MS, FREQTRADE_REQUOTE_GAP_MS
+            if args.fill_reaction_ms == CalibrationConfig.fill_reaction_ms:
+                out["fill_reaction_ms"] = FREQTRADE_FILL_REACTION_MS
+            if args.requote_gap_ms == CalibrationConfig.requote_gap_ms:
+                out["requote_gap_ms"] = FREQTRADE_REQUOTE_GAP_MS
     if not out["fee_tier"].lower().startswith(venue + ":"):
         logging.getLogger(__name__).warning(
             "the data is %s's, the fees %s's (%s): the verdict is for trading it there",
