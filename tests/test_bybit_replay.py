@@ -234,8 +234,12 @@ def test_websocket_trades_and_books_are_the_data(market, replay_exchange):
     # message time moves on (all events of the earlier time are in).
     deep = feed.topic(topics[1])
     assert deep[0]["type"] == "snapshot" and {m["type"] for m in deep[1:]} == {"delta"}
-    us = [m["data"]["u"] for m in deep]
-    assert us == sorted(us)
+    # u numbers each topic's messages, as on Bybit: a client that missed none sees every u
+    # from the topic's first snapshot (u 1) on, one after the other — a skipped u would
+    # mean a lost message and make a Bybit client resync.
+    for name in topics[:2]:
+        us = [m["data"]["u"] for m in feed.topic(name)]
+        assert us == list(range(1, len(us) + 1)), name
     bids, asks, checked = {}, {}, 0
     for i, m in enumerate(deep):
         for side, levels in ((bids, m["data"]["b"]), (asks, m["data"]["a"])):
@@ -263,9 +267,11 @@ def test_a_dropped_connection_resubscribes_to_a_fresh_snapshot(market, replay_ex
     second = Feed(rp.ws_url, topics)
     second.read_until(lambda ms: any(m.get("topic") == topics[0] for m in ms))
     book = second.topic(topics[0])[0]
-    # A new connection starts from a whole book, never a delta against the old one's.
+    # A new connection starts from a whole book, never a delta against the old one's, with
+    # the topic's u: on from what the first connection got, never back.
     assert book["type"] == "snapshot"
-    assert book["data"]["u"] >= max(m["data"]["u"] for m in first.topic(topics[0]))
+    us = [m["data"]["u"] for m in first.topic(topics[0])]
+    assert us == list(range(1, len(us) + 1)) and book["data"]["u"] >= us[-1]
     assert rp.sent()["connections_total"] == 2
     second.ws.close()
 

@@ -229,9 +229,10 @@ class BybitFeed:
 
     @staticmethod
     def update_id(r: Replay, pos: int, loop: int, depth: int) -> int:
-        """The book's update id ``u`` after event ``pos`` for a ``depth``-level topic: the
-        number of book events published so far (depth 1 changes with the BBO only), so a
-        subscriber that missed messages sees a jump."""
+        """The REST book's update id ``u`` (and ``seq``; the tickers' ``cs``) after event
+        ``pos`` of pass ``loop``, for ``depth`` levels: the number of book events published
+        so far (depth 1 changes with the BBO only). The WebSocket orderbook topics number
+        their own messages instead (:class:`~asmm.venues.bybit.replay.server.TopicBook`)."""
         m = r.market
         n_bbo = int(m.bid.size)
         u = int(m.bbo_upto[pos]) + 1 + loop * n_bbo

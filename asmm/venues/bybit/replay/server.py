@@ -12,8 +12,15 @@ Subscriptions are Bybit topics (``orderbook.1.BTCUSDT``, ``orderbook.50.BTCUSDT`
 ``publicTrade.BTCUSDT``, ``tickers.BTCUSDT``, ``kline.1.BTCUSDT``). As on Bybit, an
 orderbook or tickers subscription gets the current state at once (once anything was
 published); an orderbook topic deeper than 1 then gets deltas against what *that
-connection* last got, so a connection that was stalled still rebuilds the right book, while
-its update id ``u`` jumps.
+connection* last got, so a connection that was stalled still rebuilds the right book.
+
+An orderbook topic's update id ``u`` numbers the topic's messages, as Bybit's does: it
+advances by one for each message the topic publishes — on ``orderbook.1`` every BBO
+state, deeper only when an event changed the levels the topic serves (a book event
+behind the 50th level is no ``orderbook.50`` message and no ``u``). A connection that got
+every message sees consecutive ``u``; one that missed some (stalled, silenced) sees it
+jump, which on Bybit means a lost message. A topic's first snapshot has ``u`` 1; a new
+subscriber's snapshot carries the topic's current ``u``.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import WSMsgType, web
@@ -38,6 +46,19 @@ WS_PATH = "/v5/public/linear"
 CHANNELS = ("orderbook", "publicTrade", "tickers", "kline")
 
 
+@dataclass
+class TopicBook:
+    """What one orderbook topic last published: the book after event ``at`` = ``(loop,
+    position)``, ``bids``/``asks`` ``[(px USDT, size coin), ...]`` best first and the same
+    as ``{px: size}`` (``held``), and the update id ``u`` of that message."""
+
+    at: tuple[int, int]
+    bids: list[tuple[float, float]]
+    asks: list[tuple[float, float]]
+    held: tuple[dict, dict]
+    u: int
+
+
 class BybitReplayServer(StreamServer):
     """Serve a :class:`BybitFeed` as Bybit on ``host:port`` (0 = a free port)."""
 
@@ -50,6 +71,9 @@ class BybitReplayServer(StreamServer):
         self.feed = feed
         # (connection id, orderbook topic) -> the book that connection holds: {px: sz} a side.
         self._books: dict[tuple[int, str], tuple[dict, dict]] = {}
+        # orderbook topic -> what it last published (kept while nobody subscribes, so its
+        # u never goes back).
+        self._published: dict[str, TopicBook] = {}
         self.app.add_routes([
             web.get(WS_PATH, self._ws),
             web.route("*", "/{path:.*}", self._rest),
@@ -120,32 +144,53 @@ class BybitReplayServer(StreamServer):
             depth = int(topic.split(".")[1])
             if (depth == 1) != top_only:
                 continue
-            targets = self._targets(topic, coin)
-            if targets:
-                bids, asks = self.feed.book_at(r, pos, depth)
-                u = self.feed.update_id(r, pos, r.loop, depth)
-                for c in targets:
-                    await self._send_book(c, topic, depth, r.pub_time(pos), bids, asks, u)
+            # The topic advances for every subscriber, also a stalled or silenced one: that
+            # one's next message then shows the u it missed.
+            book, new = self._publish(r, topic, depth, pos, r.loop, every_event=depth == 1)
+            if not new:
+                continue
+            for c in self._targets(topic, coin):
+                await self._send_book(c, topic, depth, r.pub_time(pos), book)
 
-    async def _send_book(self, c: Connection, topic: str, depth: int, ts: int, bids, asks,
-                         u: int) -> None:
+    def _publish(self, r: Replay, topic: str, depth: int, pos: int, loop: int,
+                 every_event: bool) -> tuple[TopicBook, bool]:
+        """Orderbook topic ``topic``'s book after event ``pos`` of pass ``loop``, and
+        whether that is a new message on the topic (its ``u`` advanced by one): always
+        with ``every_event`` (``orderbook.1``), else only when the ``depth`` levels
+        changed. A topic already past that event (a subscription answered while the event
+        was being sent) stays as it is."""
+        cur = self._published.get(topic)
+        if cur is not None and cur.at >= (loop, pos):
+            return cur, False
+        bids, asks = self.feed.book_at(r, pos, depth)
+        held = (dict(bids), dict(asks))
+        if cur is not None and not every_event and cur.held == held:
+            cur.at = (loop, pos)
+            return cur, False
+        book = TopicBook((loop, pos), bids, asks, held, 1 if cur is None else cur.u + 1)
+        self._published[topic] = book
+        return book, True
+
+    async def _send_book(self, c: Connection, topic: str, depth: int, ts: int,
+                         book: TopicBook) -> None:
         """A snapshot (depth 1, or the connection's first) or the delta against the book the
-        connection holds; nothing when nothing changed."""
+        connection holds, with the topic's ``u``; nothing when the connection holds that
+        book already."""
         symbol = topic.rsplit(".", 1)[1]
         held = self._books.get((c.id, topic))
-        new = (dict(bids), dict(asks))
         if depth == 1 or held is None:
-            msg = bp.book_message(depth, symbol, "snapshot", ts, bids, asks, u, u)
+            msg = bp.book_message(depth, symbol, "snapshot", ts, book.bids, book.asks,
+                                  book.u, book.u)
         else:
-            db, da = _delta(held[0], new[0]), _delta(held[1], new[1])
+            db, da = _delta(held[0], book.held[0]), _delta(held[1], book.held[1])
             if not db and not da:
                 return
-            msg = bp.book_message(depth, symbol, "delta", ts, db, da, u, u)
+            msg = bp.book_message(depth, symbol, "delta", ts, db, da, book.u, book.u)
         coin = bp.coin_of(symbol)
         if not self._silence.lets(c.id, coin):
             return  # withheld: the connection's book stays what it last got
         if depth > 1:
-            self._books[(c.id, topic)] = new
+            self._books[(c.id, topic)] = book.held
         await self._send_coin(c, coin, "orderbook", bp.dumps(msg), 0)
 
     # ------------------------------------------------------------------ handlers
@@ -232,10 +277,11 @@ class BybitReplayServer(StreamServer):
             await self._send_coin(c, r.market.coin, "tickers", bp.dumps(msg), 0)
             return
         depth = int(topic.split(".")[1])
-        bids, asks = self.feed.book_at(r, p, depth)
+        # The book the topic stands at, with its current u: not a message of the topic
+        # (only this connection gets it), so u advances only if events went by unpublished.
+        book, _ = self._publish(r, topic, depth, p, loop, every_event=False)
         self._books.pop((c.id, topic), None)
-        await self._send_book(c, topic, depth, ts, bids, asks,
-                              self.feed.update_id(r, p, loop, depth))
+        await self._send_book(c, topic, depth, ts, book)
 
     def _check_topic(self, topic) -> str | None:
         """Why ``topic`` is not served (None when it is)."""
