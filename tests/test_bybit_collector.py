@@ -12,19 +12,19 @@ as Bybit frames is collected and calibrated: the parameter file uses Bybit's fee
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import json
 import os
 import re
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
 from aiohttp import WSMsgType, web
+from test_collector_replay import running as run_collector
+from test_collector_replay import serving as serve_routes
+from test_collector_replay import wait_until
 
 from asmm.core.errors import ProtocolError
 from asmm.core.params import load_params
@@ -35,6 +35,7 @@ from asmm.venues.bybit.collector import parse
 from asmm.venues.bybit.collector.decode import BybitDecoder
 from asmm.venues.bybit.collector.feed import BybitSession
 from asmm.venues.bybit.collector.service import BybitCollector
+from asmm.venues.bybit.symbols import symbol_of
 from asmm.venues.collector_common.config import CollectorConfig, from_env
 from asmm.venues.collector_common.writer_thread import Gap
 
@@ -240,8 +241,7 @@ class BybitServer:
                  stream=None, stream_every=0.02):
         self.topics = {t for c in coins for t in parse.topics(c)}
         self.scripts, self.close = list(scripts), list(close)
-        self.listed = set(listed) if listed is not None else {parse.symbol_of(c)
-                                                               for c in coins}
+        self.listed = set(listed) if listed is not None else {symbol_of(c) for c in coins}
         self.resnapshot = resnapshot or (lambda topic, n: [])
         self.stream, self.stream_every = stream, stream_every
         self.streamed = 0
@@ -300,43 +300,9 @@ class BybitServer:
             self.streamed += 1
 
 
-@contextlib.contextmanager
 def serving(server: BybitServer):
     """Run ``server`` on a free port of 127.0.0.1 in its own thread; yields its http URL."""
-    ready, state = threading.Event(), {}
-
-    async def main():
-        app = web.Application()
-        app.add_routes([web.get("/v5/public/linear", server.handler)])
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        state["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        state["stop"] = asyncio.Event()
-        ready.set()
-        await state["stop"].wait()
-        await runner.cleanup()
-
-    loop = asyncio.new_event_loop()
-    t = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    t.start()
-    assert ready.wait(10)
-    try:
-        yield state["url"]
-    finally:
-        loop.call_soon_threadsafe(state["stop"].set)
-        t.join(10)
-
-
-def wait_until(pred, timeout: float, what: str):
-    """Poll ``pred`` until true or fail after ``timeout`` s (a deadline, not a fixed sleep)."""
-    deadline = time.monotonic() + timeout
-    while not (value := pred()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.02)
-    return value
+    return serve_routes([web.get("/v5/public/linear", server.handler)])
 
 
 def config(out: Path, url: str, **kw) -> CollectorConfig:
@@ -348,19 +314,9 @@ def config(out: Path, url: str, **kw) -> CollectorConfig:
     return CollectorConfig(**base).validate()
 
 
-@contextlib.contextmanager
 def running(cfg: CollectorConfig, rc: int = 0, **kw):
-    c = BybitCollector(cfg, **kw)
-    result = {}
-    t = threading.Thread(target=lambda: result.setdefault("rc", c.run()), daemon=True)
-    t.start()
-    try:
-        yield c
-    finally:
-        c.stop()
-        t.join(timeout=30)
-    assert not t.is_alive(), "collector did not stop"
-    assert result["rc"] == rc, c.fatal
+    """The Bybit collector of ``cfg`` running in a thread (stopped on leaving; exit ``rc``)."""
+    return run_collector(cfg, rc, BybitCollector, **kw)
 
 
 def csv_rows(out: Path, kind: str, coin: str = "BTC") -> list[list[str]]:

@@ -7,13 +7,13 @@ two good ``bbo`` messages, one spelt differently.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
 
 import pytest
 from aiohttp import web
+from test_collector_replay import serving
 
 from asmm.data.readers import read_bbo
 from asmm.venues.hyperliquid import protocol as hlproto
@@ -31,8 +31,6 @@ REORDERED = json.dumps({"data": hlproto.bbo_msg("BTC", 1_756_684_801_000, (99.0,
 @pytest.fixture
 def odd_exchange():
     """URL of a server that sends ``BAD_FRAMES`` then one good bbo after subscriptions."""
-    ready = threading.Event()
-    state = {}
 
     async def info(request):
         body = await request.json()
@@ -58,26 +56,8 @@ def odd_exchange():
                 await ws.send_str(REORDERED)
         return ws
 
-    async def main():
-        app = web.Application()
-        app.add_routes([web.post("/info", info), web.get("/ws", ws_handler)])
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        state["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        state["stop"] = asyncio.Event()
-        ready.set()
-        await state["stop"].wait()
-        await runner.cleanup()
-
-    loop = asyncio.new_event_loop()
-    t = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    t.start()
-    assert ready.wait(10)
-    yield state["url"]
-    loop.call_soon_threadsafe(state["stop"].set)
-    t.join(10)
+    with serving([web.post("/info", info), web.get("/ws", ws_handler)]) as url:
+        yield url
 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "sdk"])

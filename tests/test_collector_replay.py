@@ -6,6 +6,7 @@ the rows on disk: same count and same values per channel, in order.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -20,6 +21,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
+from aiohttp import web
 
 from asmm.data.readers import read_bbo, read_gaps, read_orderbooks, read_trades
 from asmm.data.synth import SynthConfig, generate
@@ -100,8 +102,11 @@ def config(out: Path, url: str, **kw) -> CollectorConfig:
 
 
 @contextlib.contextmanager
-def running(cfg: CollectorConfig, **kw):
-    c = Collector(cfg, **kw)
+def running(cfg: CollectorConfig, rc: int = 0, collector=Collector, **kw):
+    """A ``collector`` (class; any venue's) of ``cfg`` running in a thread of its own;
+    ``kw`` go to its constructor. Stopped on leaving, which checks that it stopped and
+    returned exit code ``rc``."""
+    c = collector(cfg, **kw)
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("rc", c.run()), daemon=True)
     t.start()
@@ -111,7 +116,37 @@ def running(cfg: CollectorConfig, **kw):
         c.stop()
         t.join(timeout=30)
     assert not t.is_alive(), "collector did not stop"
-    assert result["rc"] == 0, c.fatal
+    assert result["rc"] == rc, c.fatal
+
+
+@contextlib.contextmanager
+def serving(routes: list):
+    """An exchange played by aiohttp ``routes`` on a free port of 127.0.0.1, in a thread and
+    event loop of its own; yields its base URL (``http://127.0.0.1:PORT``), stopped on
+    leaving."""
+    ready, state = threading.Event(), {}
+
+    async def main():
+        app = web.Application()
+        app.add_routes(routes)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        state["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        state["stop"] = asyncio.Event()
+        ready.set()
+        await state["stop"].wait()
+        await runner.cleanup()
+
+    loop = asyncio.new_event_loop()
+    t = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    t.start()
+    assert ready.wait(10)
+    try:
+        yield state["url"]
+    finally:
+        loop.call_soon_threadsafe(state["stop"].set)
+        t.join(10)
 
 
 # ------------------------------------------------------------------ expected vs on disk

@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
-from test_collector_replay import TINY, config, running, wait_until
+from test_collector_replay import TINY, config, running, serving, wait_until
 
 from asmm.data.readers import read_gaps
 from asmm.data.synth import generate
@@ -180,11 +180,10 @@ def deaf_exchange():
     its first connection and never confirms a subscription after the first six of a
     connection: a resubscription goes unanswered, as on a broken connection."""
     import asyncio
-    import threading
 
     from aiohttp import web
 
-    ready, state = threading.Event(), {"connections": 0}
+    state = {"connections": 0}
 
     async def info(request):
         body = await request.json()
@@ -219,25 +218,9 @@ def deaf_exchange():
             task.cancel()
         return ws
 
-    async def main():
-        app = web.Application()
-        app.add_routes([web.post("/info", info), web.get("/ws", ws_handler)])
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        state["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        state["stop"] = asyncio.Event()
-        ready.set()
-        await state["stop"].wait()
-        await runner.cleanup()
-
-    loop = asyncio.new_event_loop()
-    t = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    t.start()
-    assert ready.wait(10)
-    yield state
-    loop.call_soon_threadsafe(state["stop"].set)
-    t.join(10)
+    with serving([web.post("/info", info), web.get("/ws", ws_handler)]) as url:
+        state["url"] = url
+        yield state
 
 
 def test_an_unconfirmed_resubscription_means_a_broken_connection(deaf_exchange, tmp_path):

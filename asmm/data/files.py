@@ -71,6 +71,20 @@ def orderbook_columns(depth: int) -> list[str]:
     return cols
 
 
+def orderbook_row(t: float, sequence: int, exchange_ms: int, bids, asks,
+                  depth: int) -> tuple:
+    """One ``orderbooks`` row in :func:`orderbook_columns`' order: ``t`` the receive time
+    (epoch s), ``sequence``, ``exchange_ms`` (epoch ms), then ``depth`` levels a side from
+    ``bids``/``asks`` (``[(price, size), ...]`` best first); levels beyond the book are
+    None (an empty CSV field, NaN when read)."""
+    row: list = [t, int(sequence), exchange_ms]
+    for i in range(depth):
+        b = bids[i] if i < len(bids) else (None, None)
+        a = asks[i] if i < len(asks) else (None, None)
+        row += [b[0], b[1], a[0], a[1]]
+    return tuple(row)
+
+
 def day_path(folder: str | Path, kind: str, coin: str, day: date, ext: str = "csv") -> Path:
     """``<folder>/<kind>_<COIN>_<YYYY-MM-DD>.<ext>``."""
     return Path(folder) / f"{kind}_{coin}_{day.isoformat()}.{ext}"

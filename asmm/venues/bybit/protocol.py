@@ -1,5 +1,6 @@
 """Bybit v5 message shapes for USDT linear perpetuals, in one place: built by the replay
-exchange (:mod:`asmm.venues.bybit.replay`).
+exchange (:mod:`asmm.venues.bybit.replay`). Coin ``BTC`` is symbol ``BTCUSDT``
+(:mod:`asmm.venues.bybit.symbols`, the collector's mapping too).
 
 Shapes follow Bybit's v5 public API as ccxt 4.5's ``bybit`` client (REST) and ``ccxt.pro``
 (WebSocket) read it. Units, everywhere below:
@@ -32,11 +33,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from asmm.venues.bybit.symbols import QUOTE, coin_of, symbol_of
 from asmm.venues.hyperliquid.protocol import dumps, fmt_num
 
-__all__ = ["dumps", "fmt_num"]
+__all__ = ["QUOTE", "coin_of", "dumps", "fmt_num", "symbol_of"]
 
-QUOTE = "USDT"
 CATEGORY = "linear"
 # WebSocket orderbook depths Bybit serves for linear contracts.
 BOOK_DEPTHS = (1, 50, 200, 500)
@@ -56,18 +57,6 @@ BAD_PARAM = 10001         # retCode of a request with a missing or invalid param
 NOT_FOUND = 10404         # retCode this replay gives a path it does not serve
 
 Level = tuple[float, float]  # (price USDT, size coin)
-
-
-def symbol_of(coin: str) -> str:
-    """Bybit's linear symbol of a coin: ``BTC`` → ``BTCUSDT``."""
-    return f"{coin}{QUOTE}"
-
-
-def coin_of(symbol: str) -> str | None:
-    """The coin of a linear USDT symbol (``BTCUSDT`` → ``BTC``), else None."""
-    if isinstance(symbol, str) and symbol.endswith(QUOTE) and len(symbol) > len(QUOTE):
-        return symbol[:-len(QUOTE)]
-    return None
 
 
 # --------------------------------------------------------------------------- REST

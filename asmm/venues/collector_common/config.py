@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asmm.core.errors import ConfigError
+from asmm.venues.bybit.symbols import coin_of
 
 MAINNET_API_URL = "https://api.hyperliquid.xyz"
 MAX_DEPTH = 20  # Hyperliquid serves at most 20 levels a side
@@ -59,9 +60,7 @@ class CollectorConfig:
     def __post_init__(self):
         if self.venue == "bybit":
             # Files are named by coin on every venue: BTCUSDT is written as BTC.
-            coins = tuple(dict.fromkeys(
-                s[:-4] if s.upper().endswith("USDT") and len(s) > 4 else s
-                for s in self.symbols))
+            coins = tuple(dict.fromkeys(coin_of(s) or s for s in self.symbols))
             object.__setattr__(self, "symbols", coins)
 
     @property

@@ -22,7 +22,6 @@ is not what it claims to be raises :class:`ProtocolError`; nothing is half-parse
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -30,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from asmm.core.errors import ProtocolError
+from asmm.data import files
+from asmm.venues.fields import json_object, positive_int, positive_number
 
 CONNECTED_TEXT = "Websocket connection established."
 DATA_CHANNELS = ("bbo", "trades", "l2Book", "candle")
@@ -239,11 +240,8 @@ def info_error(msg: str, code: int = 400) -> dict:
 
 def parse_message(text: str | bytes) -> dict:
     """Decode one WebSocket text frame into a message with a ``channel``."""
-    try:
-        msg = json.loads(text)
-    except (ValueError, TypeError) as e:
-        raise ProtocolError(f"not JSON: {str(text)[:80]!r} ({e})") from None
-    if not isinstance(msg, dict) or not isinstance(msg.get("channel"), str):
+    msg = json_object(text)
+    if not isinstance(msg.get("channel"), str):
         raise ProtocolError(f"no channel in message: {str(text)[:80]!r}")
     return msg
 
@@ -253,28 +251,6 @@ def _data(msg: Any, channel: str) -> Any:
         got = msg.get("channel") if isinstance(msg, dict) else type(msg).__name__
         raise ProtocolError(f"expected a {channel!r} message, got {got!r}")
     return msg["data"]
-
-
-def _positive(value: Any, what: str) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ProtocolError(f"{what} is not a number: {value!r}") from None
-    if not math.isfinite(x) or x <= 0:
-        raise ProtocolError(f"{what} must be finite and > 0, got {value!r}")
-    return x
-
-
-def _time(value: Any, what: str = "time") -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ProtocolError(f"{what} is not an integer millisecond time: {value!r}")
-    try:
-        t = int(value)
-    except ValueError:
-        raise ProtocolError(f"{what} is not an integer millisecond time: {value!r}") from None
-    if t <= 0:
-        raise ProtocolError(f"{what} must be > 0, got {value!r}")
-    return t
 
 
 def _coin(d: Any) -> str:
@@ -287,7 +263,7 @@ def _coin(d: Any) -> str:
 def _level(lv: Any, what: str) -> tuple[float, float]:
     if not isinstance(lv, dict):
         raise ProtocolError(f"{what} is not a level object: {lv!r}")
-    return _positive(lv.get("px"), f"{what} px"), _positive(lv.get("sz"), f"{what} sz")
+    return positive_number(lv.get("px"), f"{what} px"), positive_number(lv.get("sz"), f"{what} sz")
 
 
 def parse_bbo(msg: dict, received: float | None = None) -> list[tuple]:
@@ -299,7 +275,7 @@ def parse_bbo(msg: dict, received: float | None = None) -> list[tuple]:
     """
     d = _data(msg, "bbo")
     _coin(d)
-    t = _time(d.get("time"))
+    t = positive_int(d.get("time"), "time")
     sides = d.get("bbo")
     if not isinstance(sides, list) or len(sides) != 2:
         raise ProtocolError(f"bbo must be a [bid, ask] pair, got {sides!r}")
@@ -331,9 +307,9 @@ def parse_trades(msg: dict, received: float | None = None) -> list[tuple]:
         tid = f.get("tid")
         if isinstance(tid, bool) or not isinstance(tid, int):
             raise ProtocolError(f"trade {i}: tid must be an integer, got {tid!r}")
-        rows.append((ts, _positive(f.get("px"), f"trade {i} px"),
-                     _positive(f.get("sz"), f"trade {i} sz"), side, tid,
-                     _time(f.get("time"), f"trade {i} time")))
+        rows.append((ts, positive_number(f.get("px"), f"trade {i} px"),
+                     positive_number(f.get("sz"), f"trade {i} sz"), side, tid,
+                     positive_int(f.get("time"), f"trade {i} time")))
     return rows
 
 
@@ -348,7 +324,7 @@ def parse_l2book(msg: dict, depth: int, received: float | None = None,
         raise ValueError(f"depth must be >= 1, got {depth}")
     d = _data(msg, "l2Book")
     _coin(d)
-    t = _time(d.get("time"))
+    t = positive_int(d.get("time"), "time")
     levels = d.get("levels") if isinstance(d, dict) else None
     if not isinstance(levels, list) or len(levels) != 2 or not all(
             isinstance(side, list) for side in levels):
@@ -356,12 +332,7 @@ def parse_l2book(msg: dict, depth: int, received: float | None = None,
     bids = [_level(lv, f"l2Book bid {i}") for i, lv in enumerate(levels[0][:depth])]
     asks = [_level(lv, f"l2Book ask {i}") for i, lv in enumerate(levels[1][:depth])]
     ts = time.time() if received is None else float(received)
-    row: list = [ts, int(sequence), t]
-    for i in range(depth):
-        b = bids[i] if i < len(bids) else (None, None)
-        a = asks[i] if i < len(asks) else (None, None)
-        row += [b[0], b[1], a[0], a[1]]
-    return tuple(row)
+    return files.orderbook_row(ts, sequence, t, bids, asks, depth)
 
 
 def parse_candle(msg: dict) -> dict:
@@ -371,10 +342,10 @@ def parse_candle(msg: dict) -> dict:
     if not isinstance(d, dict) or d.get("i") not in INTERVAL_MS:
         raise ProtocolError(f"candle without a known interval: {str(d)[:80]}")
     try:
-        out = {"t": _time(d.get("t"), "candle t"), "T": _time(d.get("T"), "candle T"),
+        out = {"t": positive_int(d.get("t"), "candle t"),
+               "T": positive_int(d.get("T"), "candle T"),
                "coin": str(d["s"]), "interval": d["i"],
-               "o": _positive(d.get("o"), "candle o"), "h": _positive(d.get("h"), "candle h"),
-               "l": _positive(d.get("l"), "candle l"), "c": _positive(d.get("c"), "candle c"),
+               **{k: positive_number(d.get(k), f"candle {k}") for k in ("o", "h", "l", "c")},
                "v": float(d["v"]), "n": int(d["n"])}
     except (KeyError, TypeError, ValueError) as e:
         raise ProtocolError(f"malformed candle {str(d)[:80]}: {e}") from None

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 
 from asmm.venues.bybit.collector import parse
+from asmm.venues.bybit.symbols import coin_of
 from asmm.venues.collector_common.writer_thread import Decoder, Gap
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ class BybitDecoder(Decoder):
         if not isinstance(msg, dict):  # the frame's text, decoded here (see feed.py)
             msg = parse.parse_message(msg)
         ch, symbol = parse.split_topic(msg.get("topic"))
-        coin = parse.coin_of(symbol)
+        # Another symbol than COINUSDT is kept as it is: it is then no coin collected.
+        coin = coin_of(symbol) or symbol
         if ch == parse.TRADES_CHANNEL:
             _, rows, block = parse.parse_trades(msg, t)
             if block:

@@ -12,10 +12,10 @@ than "already subscribed" means Bybit does not list the symbol: :class:`UnknownC
 Data frames go to ``on_data(channel, t_recv, frame)`` undecoded (the writer decodes,
 :mod:`.decode`); ``channel`` is ``orderbook.1``, ``orderbook.50`` or ``publicTrade``. The
 attributes the shared supervisor and :mod:`asmm.venues.collector_common.quiet` read are
-kept as the Hyperliquid session keeps them; the book channels are ``orderbook.1`` and
-``orderbook.50`` (on a live linear perp level 1 changes constantly, and Bybit re-sends its
-snapshot every 3 s when it does not). Times: ``t`` epoch seconds from ``clock``, the
-``*_mono`` ones ``time.monotonic()`` seconds.
+:class:`~asmm.venues.collector_common.session.SessionState`'s, as for Hyperliquid; the
+book channels are ``orderbook.1`` and ``orderbook.50`` (on a live linear perp level 1
+changes constantly, and Bybit re-sends its snapshot every 3 s when it does not). Times:
+``t`` epoch seconds from ``clock``, the ``*_mono`` ones ``time.monotonic()`` seconds.
 """
 
 from __future__ import annotations
@@ -24,12 +24,13 @@ import itertools
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable
 
 from asmm.core.errors import ProtocolError, UnknownCoinError
 from asmm.venues.bybit.collector import parse
+from asmm.venues.bybit.symbols import symbol_of
+from asmm.venues.collector_common.session import SessionState
 from asmm.venues.collector_common.ws import AiohttpTransport
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ _TOPIC_STR = re.compile(r'"topic"\s*:\s*"([^"\\]*)"')
 _DATA_PREFIX = '{"topic":"'
 
 
-class BybitSession(AiohttpTransport):
+class BybitSession(AiohttpTransport, SessionState):
     """A session on ``ws_url`` for ``symbols`` (coins); dead once :meth:`alive` is False."""
 
     book_label = "orderbook.1/orderbook.50"
@@ -51,25 +52,15 @@ class BybitSession(AiohttpTransport):
         self.clock = clock
         self.on_data = on_data
         self.on_malformed = on_malformed
-        self.coins = {parse.symbol_of(c): c for c in symbols}
+        self.coins = {symbol_of(c): c for c in symbols}
         self.topics = [tp for c in symbols for tp in parse.topics(c)]
         self._ids = itertools.count(1)
         self._requests: dict[str, tuple[str, str]] = {}  # req_id -> (op, topic)
         self._confirmed: set[str] = set()
-        self._all_confirmed = threading.Event()
         self.refused: dict[str, str] = {}  # topic -> Bybit's ret_msg
-        self.confirmed_at: float | None = None
-        self.confirmed_mono: float | None = None
-        self.last_data_mono = time.monotonic()
-        # As in the Hyperliquid session (asmm.venues.hyperliquid.collector.feed): per coin,
-        # the newest book message (monotonic and receive time), the coins judged quiet and
-        # when their book came back, confirmed resubscriptions of quiet coins and of coins
-        # whose book lost its sequence ((receive time, monotonic) of the last confirmation).
-        self.book_mono: dict[str, float] = {}
-        self.book_t: dict[str, float] = {}
-        self.quiet: set[str] = set()
-        self.resumed: dict[str, float] = {}
-        self.resub_confirmed: dict[str, tuple[float, float]] = {}
+        self._init_state()
+        # Besides the resubscriptions of quiet coins (resub_confirmed), those of coins whose
+        # book lost its sequence: (receive time, monotonic) of the last confirmation.
         self.resync_confirmed: dict[str, tuple[float, float]] = {}
         self._pending: dict[str, dict[str, set[str]]] = {"resub": {}, "resync": {}}
 
@@ -89,26 +80,19 @@ class BybitSession(AiohttpTransport):
         for topic in self.topics:
             await ws.send_str(json.dumps(self._request("subscribe", topic)))
 
-    def wait_confirmed(self, timeout: float, stop: threading.Event,
-                       resend_every: float = 1.0) -> bool:
-        """Wait until Bybit confirmed every subscription, re-sending unanswered ones every
-        ``resend_every`` s; False on timeout, stop or a dead socket. Raises
-        :class:`UnknownCoinError` when Bybit refused one (it does not list the symbol)."""
-        deadline = time.monotonic() + timeout
-        while not self._all_confirmed.wait(min(resend_every, max(deadline - time.monotonic(),
-                                                                 0.0))):
-            if self.refused:
-                topic, why = next(iter(self.refused.items()))
-                raise UnknownCoinError(f"{self.ws_url} refused {topic} ({why}); check SYMBOLS "
-                                       "(coins of USDT perpetuals, e.g. BTC for BTCUSDT)")
-            if stop.is_set() or not self.alive() or time.monotonic() >= deadline:
-                return False
-            if self._ready():
-                for topic in self.topics:
-                    if topic not in self._confirmed:
-                        log.info("re-sending unconfirmed subscription %s", topic)
-                        self._send(self._request("subscribe", topic))
-        return True
+    def _check_refused(self) -> None:
+        """:class:`UnknownCoinError` when Bybit refused a subscription (it does not list the
+        symbol): :meth:`wait_confirmed` raises it."""
+        if self.refused:
+            topic, why = next(iter(self.refused.items()))
+            raise UnknownCoinError(f"{self.ws_url} refused {topic} ({why}); check SYMBOLS "
+                                   "(coins of USDT perpetuals, e.g. BTC for BTCUSDT)")
+
+    def _resend_unconfirmed(self) -> None:
+        for topic in self.topics:
+            if topic not in self._confirmed:
+                log.info("re-sending unconfirmed subscription %s", topic)
+                self._send(self._request("subscribe", topic))
 
     def resubscribe(self, coin: str) -> None:
         """Unsubscribe and subscribe again ``coin``'s book topics (a quiet coin); the
@@ -129,15 +113,6 @@ class BybitSession(AiohttpTransport):
                 self._send(self._request(op, topic))
 
     # ----------------------------------------------------------------- frames
-
-    def _on_book(self, coin: str | None, t: float, mono: float) -> None:
-        if coin is None:
-            return
-        self.book_mono[coin] = mono
-        self.book_t[coin] = t
-        if coin in self.quiet:
-            self.quiet.discard(coin)
-            self.resumed.setdefault(coin, t)
 
     def _route(self, topic: str | None, t: float, frame) -> bool:
         """Hand a data frame on; False when ``topic`` is not a collected one."""
@@ -197,7 +172,5 @@ class BybitSession(AiohttpTransport):
                 if not pending:
                     del self._pending[purpose][coin]
                     confirmed[coin] = (t, time.monotonic())
-        if not self._all_confirmed.is_set() and self._confirmed >= set(self.topics):
-            self.confirmed_at = t
-            self.confirmed_mono = self.last_data_mono = time.monotonic()
-            self._all_confirmed.set()
+        if self._confirmed >= set(self.topics):
+            self._all_confirmed_at(t)

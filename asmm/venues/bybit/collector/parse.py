@@ -31,34 +31,21 @@ snapshots only on Bybit's linear feed; it is kept by the same rules.
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from asmm.core.errors import ProtocolError
+from asmm.data import files
+from asmm.venues.bybit.symbols import symbol_of
+from asmm.venues.fields import json_object, positive_int, positive_number
 
-QUOTE = "USDT"
 BOOK_CHANNELS = ("orderbook.1", "orderbook.50")  # level 1 -> prices, 50 levels -> orderbooks
 TRADES_CHANNEL = "publicTrade"
 CHANNELS = (*BOOK_CHANNELS, TRADES_CHANNEL)
 KIND_OF = {"orderbook.1": "prices", "orderbook.50": "orderbooks", "publicTrade": "trades"}
 _TOPIC_RE = re.compile(r"^(orderbook\.(?:1|50)|publicTrade)\.([A-Z0-9]+)$")
-
-
-def symbol_of(coin: str) -> str:
-    """Bybit's linear symbol of a coin: ``BTC`` -> ``BTCUSDT``."""
-    return f"{coin}{QUOTE}"
-
-
-def coin_of(symbol: str) -> str:
-    """The coin of a USDT symbol (``BTCUSDT`` -> ``BTC``); another symbol as it is (the
-    collector then reports it as not subscribed)."""
-    if symbol.endswith(QUOTE) and len(symbol) > len(QUOTE):
-        return symbol[:-len(QUOTE)]
-    return symbol
 
 
 def topics(coin: str) -> list[str]:
@@ -82,41 +69,8 @@ def split_topic(topic: Any) -> tuple[str, str]:
     return m.group(1), m.group(2)
 
 
-def parse_message(text: str | bytes) -> dict:
-    """Decode one text frame into a JSON object; ProtocolError otherwise."""
-    try:
-        msg = json.loads(text)
-    except (ValueError, TypeError) as e:
-        raise ProtocolError(f"not JSON: {str(text)[:80]!r} ({e})") from None
-    if not isinstance(msg, dict):
-        raise ProtocolError(f"not a JSON object: {str(text)[:80]!r}")
-    return msg
-
-
-def _number(value: Any, what: str, zero_ok: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ProtocolError(f"{what} is not a number: {value!r}")
-    try:
-        x = float(value)
-    except ValueError:
-        raise ProtocolError(f"{what} is not a number: {value!r}") from None
-    if not math.isfinite(x) or x < 0 or (x == 0 and not zero_ok):
-        raise ProtocolError(f"{what} must be finite and > 0{' (or 0)' if zero_ok else ''}, "
-                            f"got {value!r}")
-    return x
-
-
-def _int(value: Any, what: str) -> int:
-    """A positive integer sent as a JSON number or a decimal string (ms times, ids)."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ProtocolError(f"{what} is not an integer: {value!r}")
-    try:
-        n = int(value)
-    except ValueError:
-        raise ProtocolError(f"{what} is not an integer: {value!r}") from None
-    if n <= 0:
-        raise ProtocolError(f"{what} must be > 0, got {value!r}")
-    return n
+# One text frame decoded into a JSON object; ProtocolError otherwise.
+parse_message = json_object
 
 
 @dataclass
@@ -161,8 +115,8 @@ def _levels_checked(side: Any, what: str, zero_ok: bool) -> list[tuple[float, fl
     for i, lv in enumerate(side):
         if not isinstance(lv, list) or len(lv) < 2:
             raise ProtocolError(f"{what}[{i}] is not [price, size]: {lv!r}")
-        out.append((_number(lv[0], f"{what}[{i}] price"),
-                    _number(lv[1], f"{what}[{i}] size", zero_ok)))
+        out.append((positive_number(lv[0], f"{what}[{i}] price"),
+                    positive_number(lv[1], f"{what}[{i}] size", zero_ok)))
     return out
 
 
@@ -180,9 +134,9 @@ def parse_book(msg: dict) -> BookUpdate:
     if d.get("s") != symbol:
         raise ProtocolError(f"orderbook data for {d.get('s')!r} on topic {msg.get('topic')}")
     seq = d.get("seq")
-    return BookUpdate(channel, symbol, kind, _int(msg.get("ts"), "orderbook ts"),
-                      _int(d.get("u"), "orderbook u"),
-                      None if seq is None else _int(seq, "orderbook seq"),
+    return BookUpdate(channel, symbol, kind, positive_int(msg.get("ts"), "orderbook ts"),
+                      positive_int(d.get("u"), "orderbook u"),
+                      None if seq is None else positive_int(seq, "orderbook seq"),
                       _levels(d.get("b"), "orderbook b", kind == "delta"),
                       _levels(d.get("a"), "orderbook a", kind == "delta"))
 
@@ -246,12 +200,7 @@ def orderbook_row(book: OrderBook, depth: int, t: float, ts: int) -> tuple:
     bid_size_0, ask_price_0, ask_size_0, ...)``: ``sequence`` is Bybit's ``u`` of the
     message, levels beyond the book are None (an empty CSV field)."""
     bids, asks = book.top(depth)
-    row: list = [t, int(book.u or 0), ts]
-    for i in range(depth):
-        b = bids[i] if i < len(bids) else (None, None)
-        a = asks[i] if i < len(asks) else (None, None)
-        row += [b[0], b[1], a[0], a[1]]
-    return tuple(row)
+    return files.orderbook_row(t, book.u or 0, ts, bids, asks, depth)
 
 
 def trade_id(value: Any) -> int:
@@ -293,9 +242,9 @@ def parse_trades(msg: dict, received: float) -> tuple[str, list[tuple], int]:
         side = {"Buy": "buy", "Sell": "sell"}.get(f.get("S"))
         if side is None:
             raise ProtocolError(f"trade {n}: S must be 'Buy' or 'Sell', got {f.get('S')!r}")
-        row = (float(received), _number(f.get("p"), f"trade {n} p"),
-               _number(f.get("v"), f"trade {n} v"), side, trade_id(f.get("i")),
-               _int(f.get("T"), f"trade {n} T"))
+        row = (float(received), positive_number(f.get("p"), f"trade {n} p"),
+               positive_number(f.get("v"), f"trade {n} v"), side, trade_id(f.get("i")),
+               positive_int(f.get("T"), f"trade {n} T"))
         if f.get("BT") is True:
             block += 1
         else:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from asmm.core.errors import ConfigError
 from asmm.venues.bybit.collector.decode import BybitDecoder
 from asmm.venues.bybit.collector.feed import BybitSession
+from asmm.venues.bybit.symbols import symbol_of
 from asmm.venues.collector_common.config import CollectorConfig
 from asmm.venues.collector_common.supervisor import BaseCollector
 
@@ -51,8 +52,6 @@ class BybitCollector(BaseCollector):
 
     def venue_details(self) -> dict:
         """venue.json: each coin's Bybit symbol and the WebSocket URL."""
-        from asmm.venues.bybit.collector.parse import symbol_of
-
         return {"symbols": {c: symbol_of(c) for c in self.cfg.symbols},
                 "source": self.endpoint}
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable
 
@@ -32,6 +31,7 @@ from hyperliquid.info import Info
 from hyperliquid.websocket_manager import WebsocketManager
 
 from asmm.core.errors import UnknownCoinError
+from asmm.venues.collector_common.session import SessionState
 from asmm.venues.collector_common.ws import AiohttpTransport
 from asmm.venues.hyperliquid import protocol as hlproto
 
@@ -78,8 +78,9 @@ def _key(sub: dict) -> tuple[str, str]:
     return sub.get("type"), sub.get("coin")
 
 
-class _BaseSession:
-    """Frame routing, subscription confirmation and liveness shared by both transports.
+class _BaseSession(SessionState):
+    """Frame routing, subscription confirmation and liveness shared by both transports
+    (the state every venue's session keeps: :class:`SessionState`).
 
     Subclasses implement :meth:`start`, :meth:`alive`, :meth:`close`, :meth:`_ready` (the
     socket is open) and :meth:`_send`.
@@ -100,20 +101,8 @@ class _BaseSession:
             raise UnknownCoinError(f"{api_url} does not list {unknown}; check SYMBOLS")
         self._wanted = {_key(s) for s in self.subs}
         self._confirmed: set[tuple[str, str]] = set()
-        self._all_confirmed = threading.Event()
-        self.confirmed_at: float | None = None
-        self.confirmed_mono: float | None = None
-        self.last_data_mono = time.monotonic()
-        # Per coin, written by the socket's thread and read by the supervisor (single dict
-        # and set operations, atomic under the GIL): the newest bbo/l2Book message
-        # (monotonic and receive time), the coins the supervisor judged quiet and the
-        # receive time of the first bbo/l2Book message that ended that, and confirmed
-        # resubscriptions ((receive time, monotonic) of their last subscriptionResponse).
-        self.book_mono: dict[str, float] = {}
-        self.book_t: dict[str, float] = {}
-        self.quiet: set[str] = set()
-        self.resumed: dict[str, float] = {}
-        self.resub_confirmed: dict[str, tuple[float, float]] = {}
+        self._init_state()
+        # coin -> its bbo and l2Book resubscriptions not confirmed yet
         self._resub: dict[str, set[tuple[str, str]]] = {}
 
     def start(self) -> None:
@@ -131,24 +120,12 @@ class _BaseSession:
     def _send(self, payload: dict) -> None:
         raise NotImplementedError
 
-    def wait_confirmed(self, timeout: float, stop: threading.Event,
-                       resend_every: float = 1.0) -> bool:
-        """Wait until the server confirmed every subscription; re-send unconfirmed ones.
-
-        A subscribe issued just as the socket opens can be lost (inside the SDK), so what
-        has no ``subscriptionResponse`` after ``resend_every`` s is sent again.
-        """
-        deadline = time.monotonic() + timeout
-        while not self._all_confirmed.wait(min(resend_every, max(deadline - time.monotonic(),
-                                                                 0.0))):
-            if stop.is_set() or not self.alive() or time.monotonic() >= deadline:
-                return False
-            if self._ready():
-                for sub in self.subs:
-                    if _key(sub) not in self._confirmed:
-                        log.info("re-sending unconfirmed subscription %s", sub)
-                        self._send({"method": "subscribe", "subscription": sub})
-        return True
+    def _resend_unconfirmed(self) -> None:
+        # A subscribe issued just as the socket opens can be lost (inside the SDK).
+        for sub in self.subs:
+            if _key(sub) not in self._confirmed:
+                log.info("re-sending unconfirmed subscription %s", sub)
+                self._send({"method": "subscribe", "subscription": sub})
 
     def resubscribe(self, coin: str) -> None:
         """Unsubscribe and subscribe again ``coin``'s bbo and l2Book on this connection; its
@@ -159,15 +136,6 @@ class _BaseSession:
         for method in ("unsubscribe", "subscribe"):
             for sub in subs:
                 self._send({"method": method, "subscription": sub})
-
-    def _on_book(self, coin: str | None, t: float, mono: float) -> None:
-        if coin is None:
-            return
-        self.book_mono[coin] = mono
-        self.book_t[coin] = t
-        if coin in self.quiet:
-            self.quiet.discard(coin)
-            self.resumed.setdefault(coin, t)
 
     def _on_frame(self, text: str | bytes) -> None:
         t = self.clock()
@@ -212,10 +180,8 @@ class _BaseSession:
             if not pending:
                 del self._resub[key[1]]
                 self.resub_confirmed[key[1]] = (t, time.monotonic())
-        if self._wanted <= self._confirmed and not self._all_confirmed.is_set():
-            self.confirmed_at = t
-            self.confirmed_mono = self.last_data_mono = time.monotonic()
-            self._all_confirmed.set()
+        if self._wanted <= self._confirmed:
+            self._all_confirmed_at(t)
 
 
 # --------------------------------------------------------------------------- SDK transport
