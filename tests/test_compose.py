@@ -291,3 +291,32 @@ def test_paper_profile_runs_the_paper_exchange_and_a_bot_pointed_at_it():
     assert set(urls.values()) == {f"http://paper-exchange:{args.port}"}
     assert "PAPER_PRIVATE_KEY" in bot["environment"]["FREQTRADE__EXCHANGE__PRIVATE_KEY"]
     assert bot["depends_on"] == ["paper-exchange"]
+
+
+def test_collector_service_passes_its_venue_and_bybit_endpoints():
+    """hl-collector hands the collector VENUE, BYBIT_WS_URL and BYBIT_API_URL from the
+    environment (or .env), each with a default, and only variables the collector reads; as
+    the container gets them, the collector's own settings parser makes of them what the docs
+    say."""
+    from asmm.venues.collector_common.config import SETTINGS, from_env
+
+    env = SERVICES["hl-collector"]["environment"]
+    assert set(env) <= {var for _, var, _, _ in SETTINGS}, "a variable the collector ignores"
+    for var in ("VENUE", "BYBIT_WS_URL", "BYBIT_API_URL"):
+        assert re.fullmatch(r"\$\{" + var + r":-[^}]*\}", str(env[var])), var
+
+    def collector(user_env: dict[str, str]):
+        return from_env({k: interpolate(str(v), user_env) for k, v in env.items()})
+
+    for user_env in ({}, env_example()):  # nothing set, or .env as .env.example has it
+        cfg = collector(user_env)
+        assert (cfg.venue, cfg.api_url) == ("hyperliquid", "https://api.hyperliquid.xyz")
+        assert cfg.bybit_stream_url == "wss://stream.bybit.com/v5/public/linear"
+    cfg = collector({**env_example(), "VENUE": "bybit"})
+    assert cfg.venue == "bybit" and cfg.endpoint == "wss://stream.bybit.com/v5/public/linear"
+    # Offline: the replay exchange as the container sees it, by its base URL.
+    cfg = collector({**env_example(), "VENUE": "bybit",
+                     "BYBIT_API_URL": "http://host.docker.internal:8765"})
+    assert cfg.endpoint == "ws://host.docker.internal:8765/v5/public/linear"
+    testnet = "wss://stream-testnet.bybit.com/v5/public/linear"
+    assert collector({"VENUE": "bybit", "BYBIT_WS_URL": testnet}).endpoint == testnet
