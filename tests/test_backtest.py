@@ -90,17 +90,19 @@ def test_latency_delays_a_fill(tmp_path):
 def test_fill_reaction_delays_the_bots_next_order(tmp_path):
     # A Freqtrade bot's long entry (bid 99) fills at T0 + 1. An ideal bot places its exit
     # (ask 101) at its next decision, T0 + 1.5, a buy at T0 + 2 fills it, and the buy at
-    # T0 + 4 its next entry, a short; a bot that sees its fill 2 s late decides at the first
-    # refresh after T0 + 3, T0 + 3.5, and only the buy at T0 + 4 fills its exit.
+    # T0 + 3.2 its next entry, a short; a bot that sees its fill 2 s late decides at T0 + 3,
+    # off the 0.5 s refresh grid (Freqtrade's loop runs when its requests are done), and
+    # only the buy at T0 + 3.2 fills its exit.
     write_market(tmp_path, [(T0, 99, 101, 1, 1), (T0 + 10, 99, 101, 1, 1)],
-                 [(T0 + 1, 98, 1, "sell"), (T0 + 2, 102, 1, "buy"), (T0 + 4, 102, 1, "buy")])
+                 [(T0 + 1, 98, 1, "sell"), (T0 + 2, 102, 1, "buy"),
+                  (T0 + 3.2, 102, 1, "buy")])
     ev = load_events(tmp_path, COIN)
     ideal, late = run_grid(ev, [fixed(1.0, execution="freqtrade"),
                                 fixed(1.0, execution="freqtrade", fill_reaction_ms=2000.0)],
                            record_fills=True)
-    assert ideal.fills["t"].tolist() == [pytest.approx(T0 + x, abs=1e-6) for x in (1, 2, 4)]
+    assert ideal.fills["t"].tolist() == [pytest.approx(T0 + x, abs=1e-6) for x in (1, 2, 3.2)]
     assert ideal.fills["position"].tolist() == [0.5, 0.0, -0.5]
-    assert late.fills["t"].tolist() == [pytest.approx(T0 + x, abs=1e-6) for x in (1, 4)]
+    assert late.fills["t"].tolist() == [pytest.approx(T0 + x, abs=1e-6) for x in (1, 3.2)]
     assert late.fills["position"].tolist() == [0.5, 0.0]
     assert late.fills["price"].tolist() == [99.0, 101.0]
 

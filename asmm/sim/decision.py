@@ -19,7 +19,9 @@ Modelling rules (documented simplifications):
 - freqtrade modes, Freqtrade's cadence: a bot decides no sooner than ``reaction`` after
   its order filled (it has not seen the fill), and re-prices a resting order by a cancel
   whose replacement arrives ``requote_gap`` after it (the order is off the book meanwhile).
-  Both 0: an ideal bot, which sees a fill at its next refresh and replaces atomically.
+  The decision after a fill comes ``reaction`` after it exactly, off the refresh grid:
+  Freqtrade's loop runs when the last one's requests are done. Both 0: an ideal bot,
+  which sees a fill at its next refresh and replaces atomically.
 """
 
 from __future__ import annotations

@@ -149,9 +149,10 @@ def _timers(c, t, inclusive, tape, par, clock, st):
             elif not p.time_dependent:
                 nd = math.inf
             for s in range(2):
-                # A bot that has not seen its fill yet decides once it has.
+                # A bot that has not seen its fill yet decides once it has: Freqtrade's
+                # loop is not on a grid, it runs when the last one's requests are done.
                 if slots[s].blind_until > tn:
-                    nd = min(nd, (math.floor(slots[s].blind_until / ref) + 1.0) * ref)
+                    nd = min(nd, slots[s].blind_until)
             a.next_decision = nd
 
 
