@@ -301,6 +301,8 @@ def test_paper_live_bot_trades_both_ways_and_the_ledger_agrees(paper_run):
         status = bot.info("orderStatus", oid=oid)
         assert status["status"] == "order", status
         assert float(status["order"]["order"]["limitPx"]) == old != new
+        # Live, entries rest post-only (config.paper.json leaves asmm.post_only on).
+        assert status["order"]["order"]["tif"] == "Alo"
         statuses.append(status["order"]["status"])
     assert set(statuses) <= {"canceled", "filled"} and statuses.count("canceled") >= 2
 
@@ -404,6 +406,9 @@ def test_paper_kill_switch_flattens_with_a_taker_fill(paper_run):
         assert sum(float(f["sz"]) for f in out) == pytest.approx(0.001)
         assert all(f["crossed"] for f in out), out
         assert all(datetime.fromtimestamp(f["time"] / 1000, UTC) >= armed for f in out)
+        # Sent GTC: a post-only order at that price would have been refused.
+        assert {bot.info("orderStatus", oid=f["oid"])["order"]["order"]["tif"]
+                for f in out} == {"Gtc"}
         market = [ln for ln in quote_lines(bot.text()) if ln["why"] == "market"]
         assert market
         for ln in market:
