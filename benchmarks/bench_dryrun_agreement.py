@@ -8,15 +8,15 @@ that quotes a few ticks out fill often). After ``--minutes`` from the bot's firs
 fills are read over the REST API, and the backtester runs what the PnL report's comparison
 (``asmm.report.comparison``) runs: the data the replay served meanwhile, mapped back to the
 data's clock, with the bot's fill rule (``freqtrade-dry-run``, from ``dry_run: true``),
-``execution="freqtrade"``, the bot's loop as ``refresh_seconds``, the strategy's quoting
-limits and the same parameter file. The other fill rules the backtester knows are run on the
-same window too, to show how much the rule decides.
+``execution="freqtrade"``, the bot's loop as ``refresh_seconds``, Freqtrade's cadence as a
+dry-run (:func:`asmm.report.comparison.cadence_for`), the strategy's quoting limits and the
+same parameter file. The other fill rules the backtester knows are run on the same window
+too, with the same cadence, to show how much the rule decides, and the bot's rule without
+the cadence (an ideal bot) for contrast.
 
 Fills are counted over the whole window and over the minutes in which Freqtrade re-priced
-the bot's orders: it re-prices only once it holds a candle newer than the order, and with
-the forming candle kept (``ohlcv_partial_candle: false``) it fetches candles every other
-minute, so in the minutes between, orders rest where they were placed; the backtester's bot
-re-quotes every loop (tests/test_freqtrade.py compares over the re-pricing minutes).
+the bot's orders (:func:`asmm.report.sources.repricing_minutes`; the strategy re-prices
+every loop, through the timeout hooks, so nearly every minute).
 
 Usage: python benchmarks/bench_dryrun_agreement.py [--minutes 20] [--loop-seconds 1]
 Takes the window plus about a minute. Prints one line per figure; copy them into
@@ -48,7 +48,7 @@ from asmm.core.params import Params, SideIntensity, load_params, write_params
 from asmm.data.synth import SynthConfig, generate
 from asmm.freqtrade import userdir
 from asmm.freqtrade.config import MMConfig
-from asmm.report.comparison import fill_rule_for
+from asmm.report.comparison import cadence_for, fill_rule_for
 from asmm.report.ledger import summarize
 from asmm.report.sources import load_rest, per_side, repricing_minutes
 from asmm.sim import BacktestConfig, load_events, run_backtest
@@ -179,17 +179,22 @@ def main() -> None:
           f"minutes, in which {per_side(f_t, f_buy, minutes)} (buys, sells)")
     events = load_events(work / "market", "BTC", t0 + shift, now_s + shift)
     mm = MMConfig()
-    for r in (rule, *(x for x in FillRule if x != rule)):
+    cadence = cadence_for(rule)
+    ideal = {"fill_reaction_ms": 0.0, "requote_gap_ms": 0.0}
+    runs = [(r, cadence, " (the bot's)" if r == rule else "")
+            for r in (rule, *(x for x in FillRule if x != rule))]
+    runs.append((rule, ideal, " (contrast: an ideal bot, no Freqtrade cadence)"))
+    for r, cad, note in runs:
         # What the report's comparison runs (asmm.report.comparison), fills recorded.
         cfg = BacktestConfig.from_params(
             load_params(params_file, check_fresh=False), order_size=summary.lot,
             execution="freqtrade", fill_rule=r, refresh_seconds=args.loop_seconds,
             maker_fee=0.0, tick=truth["tick"], min_spread=mm.min_spread_ticks * truth["tick"],
-            max_improve_ticks=mm.max_improve_ticks)
+            max_improve_ticks=mm.max_improve_ticks, **cad)
         bt = run_backtest(events, cfg)
         whole = (bt.stats["fills_bid"], bt.stats["fills_ask"])
         repriced = per_side(bt.fills["t"] - shift, bt.fills["side"] > 0, minutes)
-        label = f"fill rule {r}" + (" (the bot's)" if r == rule else "")
+        label = f"fill rule {r}{note}"
         print(f"backtest, {label}: {whole[0]} buys, {whole[1]} sells (bot / backtest "
               f"{ratios((summary.fills_buy, summary.fills_sell), whole)}); in the minutes the "
               f"bot re-priced {repriced} (bot / backtest "

@@ -24,6 +24,13 @@ MAX_INVENTORY_LOTS = 5.0
 # order's cancel to its replacement's arrival. Medians of 193 fills and 370 cancels.
 FREQTRADE_FILL_REACTION_MS = 2300.0
 FREQTRADE_REQUOTE_GAP_MS = 800.0
+# The same for a Freqtrade dry-run with a 1 s loop, from the bot's own database
+# (benchmarks/README.md, "Backtester against a real Freqtrade dry-run"): from a fill as
+# Freqtrade's dry-run finds it (the backtester's freqtrade-dry-run rule fills there too) to
+# the next order, and a re-priced order's cancel to its replacement, which still waits
+# for the order-book read that prices it. Medians of 322 fills and 161 cancels.
+FREQTRADE_DRY_RUN_FILL_REACTION_MS = 840.0
+FREQTRADE_DRY_RUN_REQUOTE_GAP_MS = 830.0
 
 
 def setting(default: Any = dataclasses.MISSING, *, help: str, unit: str | None = None,

@@ -19,7 +19,12 @@ from typing import TYPE_CHECKING
 
 from asmm.core.enums import FillRule
 from asmm.core.errors import PnLError
-from asmm.core.settings import FREQTRADE_FILL_REACTION_MS, FREQTRADE_REQUOTE_GAP_MS
+from asmm.core.settings import (
+    FREQTRADE_DRY_RUN_FILL_REACTION_MS,
+    FREQTRADE_DRY_RUN_REQUOTE_GAP_MS,
+    FREQTRADE_FILL_REACTION_MS,
+    FREQTRADE_REQUOTE_GAP_MS,
+)
 from asmm.report.ledger import BotBook, PnLSummary
 
 if TYPE_CHECKING:
@@ -85,14 +90,19 @@ def fill_rule_for(books: Sequence[BotBook]) -> tuple[FillRule, str]:
 
 def cadence_for(fill_rule: FillRule | str) -> dict:
     """The backtester's Freqtrade cadence (``fill_reaction_ms``, ``requote_gap_ms``) for a
-    bot whose fills follow ``fill_rule``: a live bot's, as measured on the paper exchange
-    (:data:`asmm.core.settings.FREQTRADE_FILL_REACTION_MS`), whose every order, cancel and
-    wallet sync is a request to the exchange; none for a dry-run, whose orders, cancels and
-    wallet are Freqtrade's own, without a request."""
-    if FillRule(fill_rule) != FillRule.EXCHANGE:
-        return {"fill_reaction_ms": 0.0, "requote_gap_ms": 0.0}
-    return {"fill_reaction_ms": FREQTRADE_FILL_REACTION_MS,
-            "requote_gap_ms": FREQTRADE_REQUOTE_GAP_MS}
+    bot whose fills follow ``fill_rule``, as measured (:mod:`asmm.core.settings`): a live
+    bot's on the paper exchange, whose every order, cancel and wallet sync is a request to
+    the exchange; a dry-run's (``freqtrade-dry-run``), quicker, whose orders and cancels are
+    Freqtrade's own but whose prices still wait for an order-book read; none for the
+    ``trades`` rule, which no bot follows."""
+    rule = FillRule(fill_rule)
+    if rule == FillRule.EXCHANGE:
+        return {"fill_reaction_ms": FREQTRADE_FILL_REACTION_MS,
+                "requote_gap_ms": FREQTRADE_REQUOTE_GAP_MS}
+    if rule == FillRule.FREQTRADE_DRY_RUN:
+        return {"fill_reaction_ms": FREQTRADE_DRY_RUN_FILL_REACTION_MS,
+                "requote_gap_ms": FREQTRADE_DRY_RUN_REQUOTE_GAP_MS}
+    return {"fill_reaction_ms": 0.0, "requote_gap_ms": 0.0}
 
 
 def compare_with_backtest(summary: PnLSummary, data_dir: str | Path, coin: str,

@@ -120,7 +120,7 @@ def comparison_title(c: Comparison) -> str:
     if c.cadence["fill_reaction_ms"] or c.cadence["requote_gap_ms"]:
         cadence = (f", a fill seen {c.cadence['fill_reaction_ms'] / 1000:g} s later and a "
                    f"re-priced order off the book {c.cadence['requote_gap_ms'] / 1000:g} s, as "
-                   f"a live Freqtrade")
+                   f"Freqtrade")
     return (f"Does paper trading match the backtest? ({span:.1f} min from the bot's start, "
             f"{c.backtest['events']:,} market events; backtester: execution '{c.execution}', "
             f"fill rule '{c.fill_rule}', a decision every {c.loop_seconds:g} s{cadence})")
