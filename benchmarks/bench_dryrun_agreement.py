@@ -58,6 +58,22 @@ GAMMA = 0.05  # 1/USDC, as tests/test_freqtrade.py: quotes a few ticks from the 
 FIRST_QUOTE = re.compile(r"^(\S+ \S+) - \S+ - INFO - asmm quote ", re.M)
 
 
+
+def market_and_params(work: Path, seed: int) -> tuple[dict, Path]:
+    """The lively synthetic day of ``seed`` in ``work/market`` and its truth, with a
+    parameter file of that truth at γ ``GAMMA``, valid from 5 minutes ago for 3 hours."""
+    truth = generate(SynthConfig(days=1, seed=seed, start=date(2025, 9, 1)), work / "market")
+    now = datetime.now(UTC)
+    params_file = work / "params.json"
+    write_params(params_file, Params(
+        coin="BTC", model="glft", computed_at=now - timedelta(minutes=5),
+        valid_until=now + timedelta(hours=3),
+        data_window=(now - timedelta(days=1, minutes=5), now - timedelta(minutes=5)),
+        mid_price=truth["mid0"], sigma=truth["sigma"], gamma=GAMMA,
+        bid=SideIntensity(truth["bid"]["A"], truth["bid"]["k"]),
+        ask=SideIntensity(truth["ask"]["A"], truth["ask"]["k"])))
+    return truth, params_file
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -124,17 +140,7 @@ def main() -> None:
     args = ap.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_agreement_"))
     work.mkdir(parents=True, exist_ok=True)
-    truth = generate(SynthConfig(days=1, seed=args.seed, start=date(2025, 9, 1)),
-                     work / "market")
-    now = datetime.now(UTC)
-    params_file = work / "params.json"
-    write_params(params_file, Params(
-        coin="BTC", model="glft", computed_at=now - timedelta(minutes=5),
-        valid_until=now + timedelta(hours=3),
-        data_window=(now - timedelta(days=1, minutes=5), now - timedelta(minutes=5)),
-        mid_price=truth["mid0"], sigma=truth["sigma"], gamma=GAMMA,
-        bid=SideIntensity(truth["bid"]["A"], truth["bid"]["k"]),
-        ask=SideIntensity(truth["ask"]["A"], truth["ask"]["k"])))
+    truth, params_file = market_and_params(work, args.seed)
     rp = start_replay(work / "market", "--start-at", "now", "--history", "600", log_dir=work)
     port, user, password = free_port(), "bench", secrets.token_urlsafe(12)
     cfg = freqtrade_config(userdir.replay_config(), replay_url=rp.url, api_port=port,

@@ -48,14 +48,14 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 from bench_dryrun_agreement import (
-    GAMMA,
     free_port,
     launch_bot,
+    market_and_params,
     ratios,
     wait_for,
     wait_quoting,
@@ -63,8 +63,7 @@ from bench_dryrun_agreement import (
 from eth_account import Account
 
 from asmm.core.enums import FillRule
-from asmm.core.params import Params, SideIntensity, load_params, write_params
-from asmm.data.synth import SynthConfig, generate
+from asmm.core.params import load_params
 from asmm.freqtrade.config import MMConfig
 from asmm.report.comparison import cadence_for, fill_rule_for
 from asmm.report.ledger import summarize
@@ -110,17 +109,7 @@ def ledger_fills(rp, wallet: str, t0: float, t1: float) -> list[dict]:
 
 
 def run(args, work: Path) -> dict:
-    truth = generate(SynthConfig(days=1, seed=args.seed, start=date(2025, 9, 1)),
-                     work / "market")
-    now = datetime.now(UTC)
-    params_file = work / "params.json"
-    write_params(params_file, Params(
-        coin="BTC", model="glft", computed_at=now - timedelta(minutes=5),
-        valid_until=now + timedelta(hours=3),
-        data_window=(now - timedelta(days=1, minutes=5), now - timedelta(minutes=5)),
-        mid_price=truth["mid0"], sigma=truth["sigma"], gamma=GAMMA,
-        bid=SideIntensity(truth["bid"]["A"], truth["bid"]["k"]),
-        ask=SideIntensity(truth["ask"]["A"], truth["ask"]["k"])))
+    truth, params_file = market_and_params(work, args.seed)
     rp = start_replay(work / "market", "--start-at", "now", "--history", "600",
                       "--ledger", str(work / "paper.sqlite"), log_dir=work)
     port, user, password = free_port(), "bench", secrets.token_urlsafe(12)
