@@ -59,6 +59,16 @@ FIRST_QUOTE = re.compile(r"^(\S+ \S+) - \S+ - INFO - asmm quote ", re.M)
 
 
 
+
+def stop_bot(bot: subprocess.Popen) -> None:
+    """Stop a Freqtrade process as a user would (Ctrl-C), killing it after a minute."""
+    bot.send_signal(signal.SIGINT)
+    try:
+        bot.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        bot.kill()
+        bot.wait()
+
 def market_and_params(work: Path, seed: int) -> tuple[dict, Path]:
     """The lively synthetic day of ``seed`` in ``work/market`` and its truth, with a
     parameter file of that truth at γ ``GAMMA``, valid from 5 minutes ago for 3 hours."""
@@ -162,12 +172,7 @@ def main() -> None:
         now_s = time.time()
         shift = -rp.clock()["shift_ms"] / 1000.0
     finally:
-        bot.send_signal(signal.SIGINT)
-        try:
-            bot.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            bot.kill()
-            bot.wait()
+        stop_bot(bot)
         rp.stop()
     # The bot quoted from its first quote on: the backtester starts there too.
     summary = replace(summarize(book, now_s), started=t0)

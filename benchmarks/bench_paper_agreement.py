@@ -41,9 +41,7 @@ import json
 import os
 import re
 import secrets
-import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,6 +55,7 @@ from bench_dryrun_agreement import (
     launch_bot,
     market_and_params,
     ratios,
+    stop_bot,
     wait_for,
     wait_quoting,
 )
@@ -138,12 +137,7 @@ def run(args, work: Path) -> dict:
         shift = -rp.clock()["shift_ms"] / 1000.0
         fills = ledger_fills(rp, wallet, t0, t1)
     finally:
-        bot.send_signal(signal.SIGINT)
-        try:
-            bot.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            bot.kill()
-            bot.wait()
+        stop_bot(bot)
         rp.stop()
     rule, why = fill_rule_for([book])
     summary = replace(summarize(book, t1), started=t0)
