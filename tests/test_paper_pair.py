@@ -5,7 +5,7 @@ their inventory through asmm's state files. Checked from the exchange's own ledg
 (`/info openOrders`, `frontendOpenOrders`, `clearinghouseState`, `userFills` of each
 wallet), not from Freqtrade: both sides rest at once when flat — a bid from the long bot's
 account, an ask from the short bot's — and the net inventory the bots share is what the two
-accounts' positions add up to. About 1 to 2.5 minutes.
+accounts' positions add up to. About a minute.
 
 Nothing here reaches beyond 127.0.0.1 (the overlay points ccxt at the replay, WebSockets
 off, as tests/test_paper_freqtrade.py does).
@@ -41,6 +41,7 @@ from asmm.freqtrade.shared_state import read_net_inventory
 from asmm.venues.hyperliquid.replay.process import ReplayProcess, start_replay
 
 LOT = 0.001  # the configs' asmm.lot_size
+MAKER_FEE = 0.00005  # 0.5 bp: why, in pair_run
 STABLE_S = 5.0  # no fill on either account for this long: Freqtrade has seen every fill
 # Each account trades one direction: the exchange books only these for it.
 DIRS = {"long": {"Open Long", "Close Long"}, "short": {"Open Short", "Close Short"}}
@@ -70,13 +71,19 @@ def pair_config(work: Path, mode: str) -> Path:
 @pytest.fixture(scope="module")
 def pair_run(tmp_path_factory):
     """The lively synthetic day on the replay exchange with a paper ledger; the long and
-    the short bot trading it live, each on its own account, quoting with the exchange's
-    maker fee as the configs do (the kill switch goes to market after 5 s).
+    the short bot trading it live, each on its own account, quoting with a maker fee of
+    MAKER_FEE (the kill switch goes to market after 5 s).
 
-    Not without the fee, as the other paper tests quote to fill often: a tick or two from
-    the mid, the move that fills one bot's exit mostly fills its partner's entry on that
-    side too, so the two take turns being flat — in one run both were flat with their
-    entries resting 1.3 % of the time (5 episodes in 4.5 minutes, the longest 1.9 s)."""
+    The fee sets how far from the mid the entries rest, and so how often they fill. Each
+    check here needs a different rarity: both accounts flat with their entries resting
+    wants fills rare, the net seen long and short wants them common. Measured over 6 minutes
+    of this market (sigma about 7 ticks per 1 s loop), the bots re-pricing every loop:
+    - no fee (a tick or two from the mid): the move that fills one bot's exit mostly fills
+      its partner's entry too, so the two take turns being flat;
+    - the exchange's 1.5 bp (about 20 ticks from the mid): 4 and 1 fills; the net was first
+      seen short after 268 s, so the net check failed 2 runs in 3 within its deadline;
+    - 0.5 bp: 26 and 29 fills, both flat with both entries resting in 6 % of samples, the
+      net seen short after 12 s and long after 36 s."""
     work = tmp_path_factory.mktemp("ft_paper_pair")
     truth = generate(SynthConfig(days=1, seed=11, start=date(2025, 9, 1)), work / "market")
     rp = start_replay(work / "market", "--start-at", "now", "--history", "600",
@@ -94,7 +101,7 @@ def pair_run(tmp_path_factory):
                                      config=pair_config(folder, mode),
                                      shared_state_dir=str(run.shared),
                                      kill_switch_file=str(work / "KILL"),
-                                     kill_timeout_seconds=5)
+                                     kill_timeout_seconds=5, maker_fee=MAKER_FEE)
         yield run
     finally:
         for bot in run.bots.values():
@@ -161,7 +168,7 @@ def test_paper_pair_rests_a_bid_and_an_ask_at_once_when_flat(pair_run):
         lines = [ln for ln in quote_lines(bot.text())
                  if ln["kind"] == "entry" and ln["price"] == float(order[2])]
         assert lines, f"no quote line of {bot.name} at {order[2]}"
-        assert lines[-1]["q"] == 0.0
+        assert lines[-1]["q"] == 0.0 and lines[-1]["maker_fee"] == MAKER_FEE
         assert lines[-1]["price"] == model_price(lines[-1], pair_run.params)
 
 
@@ -177,7 +184,7 @@ def test_paper_pair_shared_inventory_is_the_accounts_positions(pair_run):
     seen: dict[str, float] = {}
     disagreements: list[str] = []
     tids, changed = None, time.monotonic()
-    deadline = time.monotonic() + 480  # net long and net short each come and go by chance
+    deadline = time.monotonic() + 300  # net long and net short each come and go by chance
     while not ({"long", "short"} <= set(seen)) and time.monotonic() < deadline:
         before = (last_tid(long_bot), last_tid(short_bot))
         if before != tids:
