@@ -255,6 +255,15 @@ def test_clamp_leverage_integer_within_limits():
     assert guards.clamp_leverage(1.0, 3.0, 40.0) == 1.0
 
 
+def test_clamp_leverage_to_a_fractional_step():
+    # 2.3 / 0.01 is 229.99999999999997 in floats: a bare floor would give 2.29.
+    assert guards.clamp_leverage(2.3, 10.0, 100.0, 0.01) == 2.3
+    assert guards.clamp_leverage(2.567, 10.0, 100.0, 0.01) == 2.56
+    assert guards.clamp_leverage(12.5, 10.0, 100.0, 0.01) == 10.0
+    assert guards.clamp_leverage(7.5, 10.0, 6.25, 0.01) == 6.25  # the exchange's cap
+    assert guards.clamp_leverage(0.5, 3.0, 40.0, 0.01) == 1.0
+
+
 def test_adx_matches_talib():
     # TA-Lib (installed with Freqtrade) is the public reference implementation of Wilder's
     # ADX; same recursion, so the values agree to float round-off.

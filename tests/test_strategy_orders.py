@@ -92,6 +92,19 @@ def test_orders_rest_post_only_live(tmp_path, monkeypatch, live, exchange, tif):
     assert policy.time_in_force(exchange, live) == tif
 
 
+@pytest.mark.parametrize("exchange, leverage", [
+    ("hyperliquid", 2.0),  # whole numbers only
+    ("bybit", 2.5),        # instruments-info's leverageStep: 0.01
+])
+def test_leverage_is_rounded_down_to_the_exchanges_step(tmp_path, monkeypatch, exchange,
+                                                        leverage):
+    s = started(tmp_path, monkeypatch, live=True, exchange=exchange, leverage=2.5,
+                max_leverage=3.0)
+    asked = s.leverage(pair=PAIR, current_time=datetime.now(UTC), current_rate=100_000.0,
+                       proposed_leverage=1.0, max_leverage=50.0, entry_tag=None, side="long")
+    assert asked == leverage
+
+
 def test_post_only_can_be_turned_off(tmp_path, monkeypatch):
     s = started(tmp_path, monkeypatch, live=True, post_only=False)
     assert s.order_time_in_force == {"entry": "GTC", "exit": "GTC"}

@@ -58,10 +58,16 @@ class DrawdownGuard:
         return self.tripped
 
 
-def clamp_leverage(wanted: float, max_allowed: float, exchange_max: float) -> float:
-    """Integer leverage (Hyperliquid) in ``[1, min(max_allowed, exchange_max)]``."""
+def clamp_leverage(wanted: float, max_allowed: float, exchange_max: float,
+                   step: float = 1.0) -> float:
+    """Leverage in ``[1, min(max_allowed, exchange_max)]``, rounded down to the exchange's
+    ``step`` (1 on Hyperliquid, 0.01 on Bybit: :func:`asmm.freqtrade.policy.leverage_step`)."""
     top = max(1.0, min(max_allowed, exchange_max))
-    return float(max(1, min(int(wanted), int(top))))
+    # Whole steps with float noise forgiven (2.3 / 0.01 is 229.99999999999997), then
+    # rounded to the step's decimals so 2.3 is not sent as 2.3000000000000003.
+    steps = math.floor(min(wanted, top) / step + 1e-9)
+    decimals = max(0, -math.floor(math.log10(step)))
+    return max(1.0, round(steps * step, decimals))
 
 
 class Block(NamedTuple):

@@ -127,6 +127,17 @@ def time_in_force(exchange: str, post_only: bool) -> str:
     return POST_ONLY_TIME_IN_FORCE.get(exchange.lower(), "PO")
 
 
+# The leverage an exchange accepts is a whole number on Hyperliquid and a multiple of its
+# instruments' leverageStep, 0.01, on Bybit. Elsewhere whole numbers, which every venue takes.
+LEVERAGE_STEP = {"bybit": 0.01}
+
+
+def leverage_step(exchange: str) -> float:
+    """The step (x) the leverage of ``exchange`` (Freqtrade's exchange name) is rounded
+    down to."""
+    return LEVERAGE_STEP.get(exchange.lower(), 1.0)
+
+
 def needs_requote(current: float, new: float, tick: float, threshold_ticks: float) -> bool:
     """Re-quote only when the price moved by at least ``threshold_ticks`` ticks.
 

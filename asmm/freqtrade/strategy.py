@@ -109,8 +109,9 @@ class Avellaneda(IStrategy):
         # Live, orders rest post-only; Freqtrade reads the time in force when it sends each
         # order, after custom_exit_price, which sets the exit's (a market exit must cross).
         live = self.dp.runmode == RunMode.LIVE and not self.config.get("dry_run", True)
-        self.resting_tif = policy.time_in_force(self.config["exchange"].get("name", ""),
-                                                self.mm.post_only and live)
+        exchange = self.config["exchange"].get("name", "")
+        self.resting_tif = policy.time_in_force(exchange, self.mm.post_only and live)
+        self.leverage_step = policy.leverage_step(exchange)
         self.order_time_in_force = {"entry": self.resting_tif, "exit": self.resting_tif}
         logger.info("asmm: mode=%s flat_side_rule=%s params=%s lot=%g time_in_force=%s",
                     self.mm.mode, self.mm.flat_side_rule, self.mm.params_file,
@@ -446,4 +447,5 @@ class Avellaneda(IStrategy):
     def leverage(self, pair: str, current_time: datetime, current_rate: float,
                  proposed_leverage: float, max_leverage: float, entry_tag: str | None, side: str,
                  **kwargs) -> float:
-        return guards.clamp_leverage(self.mm.leverage, self.mm.max_leverage, max_leverage)
+        return guards.clamp_leverage(self.mm.leverage, self.mm.max_leverage, max_leverage,
+                                     self.leverage_step)
